@@ -1,0 +1,155 @@
+package sdk
+
+import (
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+var (
+	projectRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	nameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	keyRe      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	labelKeyRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+)
+
+// ValidateProject checks a project name.
+func ValidateProject(project string) error {
+	if !projectRe.MatchString(project) {
+		return Invalid("project", "must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
+	}
+	return nil
+}
+
+// ValidateName checks a secret name.
+func ValidateName(name string) error {
+	if !nameRe.MatchString(name) {
+		return Invalid("name", "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+// ValidateRef checks a Ref's project, name and version.
+func ValidateRef(ref Ref) error {
+	if err := ValidateProject(ref.Project); err != nil {
+		return err
+	}
+	if err := ValidateName(ref.Name); err != nil {
+		return err
+	}
+	if ref.Version < 0 {
+		return Invalid("version", "must be a positive integer, or 0 for the latest")
+	}
+	return nil
+}
+
+// ValidateKey checks one key of a secret's key/value map.
+func ValidateKey(key string) error {
+	if !keyRe.MatchString(key) {
+		return Invalid("data", "key %q must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'", truncate(key, 140))
+	}
+	return nil
+}
+
+// ValidateData checks a whole key/value map: 1 to 100 valid keys, UTF-8
+// values, and the payload limit. Messages name keys, never values.
+func ValidateData(data map[string]string) error {
+	if len(data) == 0 {
+		return Invalid("data", "must hold at least one key")
+	}
+	if len(data) > MaxKeys {
+		return Invalid("data", "holds %d keys, at most %d are allowed", len(data), MaxKeys)
+	}
+	for _, k := range SortedKeys(data) {
+		if err := ValidateKey(k); err != nil {
+			return err
+		}
+		if !utf8.ValidString(data[k]) {
+			return Invalid("data."+k, "value must be valid UTF-8")
+		}
+	}
+	enc, err := EncodeData(data)
+	if err != nil {
+		return Invalid("data", "cannot be encoded as JSON: %v", err)
+	}
+	if len(enc) > MaxPayloadBytes {
+		return Invalid("data", "encodes to %d bytes of JSON, at most %d are allowed", len(enc), MaxPayloadBytes)
+	}
+	return nil
+}
+
+// ValidateLabels checks labels; nil and empty are valid.
+func ValidateLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return Invalid("labels", "holds %d labels, at most %d are allowed", len(labels), MaxLabels)
+	}
+	for _, k := range SortedKeys(labels) {
+		if !labelKeyRe.MatchString(k) {
+			return Invalid("labels", "key %q must match %s", truncate(k, 80), labelKeyRe.String())
+		}
+		v := labels[k]
+		if !utf8.ValidString(v) {
+			return Invalid("labels."+k, "value must be valid UTF-8")
+		}
+		if utf8.RuneCountInString(v) > MaxLabelValLen {
+			return Invalid("labels."+k, "value is longer than %d characters", MaxLabelValLen)
+		}
+	}
+	return nil
+}
+
+// ValidateWrite checks a whole WriteRequest.
+func ValidateWrite(req WriteRequest) error {
+	if err := ValidateProject(req.Project); err != nil {
+		return err
+	}
+	if err := ValidateName(req.Name); err != nil {
+		return err
+	}
+	switch req.Mode {
+	case WriteCreate, WriteReplace, WriteUpsert:
+	default:
+		return Invalid("mode", "must be create, replace or upsert")
+	}
+	if req.ExpectedVersion < 0 {
+		return Invalid("expected_version", "must be a positive integer, or 0 for no check")
+	}
+	if err := ValidateData(req.Data); err != nil {
+		return err
+	}
+	return ValidateLabels(req.Labels)
+}
+
+// ValidateList checks a ListRequest. Page tokens are the backend's own.
+func ValidateList(req ListRequest) error {
+	if err := ValidateProject(req.Project); err != nil {
+		return err
+	}
+	if req.Prefix != "" && !prefixRe.MatchString(req.Prefix) {
+		return Invalid("prefix", "must be a name prefix: characters of A-Z, a-z, 0-9, '_' and '-'")
+	}
+	if req.PageSize < 0 || req.PageSize > MaxPageSize {
+		return Invalid("page_size", "must be between 0 and %d", MaxPageSize)
+	}
+	return nil
+}
+
+var prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// PageSize resolves a requested page size to the one to use.
+func PageSize(requested int) int {
+	switch {
+	case requested <= 0:
+		return DefaultPageSize
+	case requested > MaxPageSize:
+		return MaxPageSize
+	}
+	return requested
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s...", s[:n])
+}
