@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/secretgate/secretgate/policy"
+)
+
+// The actions a request can need, as policy names them.
+const (
+	ActionList    = policy.ActionList
+	ActionRead    = policy.ActionRead
+	ActionCreate  = policy.ActionCreate
+	ActionUpdate  = policy.ActionUpdate
+	ActionDelete  = policy.ActionDelete
+	ActionMigrate = policy.ActionMigrate
+)
+
+// Authorizer is what the gateway asks about who may do what. *policy.Policy
+// answers it through PolicyAuthorizer; handler tests use a fake.
+type Authorizer interface {
+	// Authenticate maps a bearer token to a subject name.
+	Authenticate(token string) (subject string, ok bool)
+	// HasAnyBinding is false when the subject must not learn anything
+	// about the project (the gateway answers 404).
+	HasAnyBinding(subject, project string) bool
+	// Allowed decides one action on one secret ("" = project level).
+	Allowed(subject, project, action, secret string) bool
+	// CanSee filters the names of a listing.
+	CanSee(subject, project, name string) bool
+}
+
+// PolicyAuthorizer adapts *policy.Policy to Authorizer.
+type PolicyAuthorizer struct{ P *policy.Policy }
+
+// Authenticate implements Authorizer.
+func (a PolicyAuthorizer) Authenticate(token string) (string, bool) {
+	s, ok := a.P.Authenticate(token)
+	return s.Name, ok
+}
+
+// HasAnyBinding implements Authorizer.
+func (a PolicyAuthorizer) HasAnyBinding(subject, project string) bool {
+	return a.P.HasAnyBinding(subject, project)
+}
+
+// Allowed implements Authorizer.
+func (a PolicyAuthorizer) Allowed(subject, project, action, secret string) bool {
+	return a.P.Decide(subject, project, action, secret).Allowed
+}
+
+// CanSee implements Authorizer.
+func (a PolicyAuthorizer) CanSee(subject, project, name string) bool {
+	return a.P.CanSee(subject, project, name)
+}
+
+// NewPolicy builds the policy of a configuration.
+func NewPolicy(cfg *Config) (*policy.Policy, error) {
+	subjects := make([]policy.Subject, len(cfg.Subjects))
+	for i, s := range cfg.Subjects {
+		h, err := policy.ParseTokenHash(s.TokenSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("subjects[%d].token_sha256: %w", i, err)
+		}
+		subjects[i] = policy.Subject{Name: s.Name, TokenSHA256: h}
+	}
+	bindings := make([]policy.Binding, len(cfg.Bindings))
+	for i, b := range cfg.Bindings {
+		bindings[i] = policy.Binding{Subject: b.Subject, Project: b.Project, Role: b.Role, Secrets: b.Secrets}
+	}
+	return policy.New(subjects, bindings)
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const hash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+
+func goodYAML() string {
+	return `listen: 127.0.0.1:8270
+audit:
+  path: ./audit.log
+backends:
+  - name: local
+    plugin: file
+    settings:
+      path: ./secrets.db
+      key_file: ./master.key
+projects:
+  - name: payments
+    backend: local
+subjects:
+  - name: alice
+    token_sha256: ` + hash + `
+bindings:
+  - subject: alice
+    project: payments
+    role: editor
+    secrets: ["stripe-*"]
+`
+}
+
+func env(m map[string]string) LoadOptions {
+	return LoadOptions{
+		Builtins:  []string{"aws", "file", "gcp", "vault"},
+		LookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok },
+		Environ: func() []string {
+			var out []string
+			for k, v := range m {
+				out = append(out, k+"="+v)
+			}
+			return out
+		},
+	}
+}
+
+func TestParseConfigGood(t *testing.T) {
+	cfg, err := ParseConfig([]byte(goodYAML()), env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8270", cfg.Listen)
+	require.Equal(t, "./secrets.db", cfg.Backends[0].Settings["path"])
+	require.Equal(t, []string{"stripe-*"}, cfg.Bindings[0].Secrets)
+	_, err = NewPolicy(cfg)
+	require.NoError(t, err)
+}
+
+func TestConfigEnvAndExpansion(t *testing.T) {
+	y := strings.Replace(goodYAML(), "path: ./secrets.db", "path: ${DATA}/secrets.db", 1)
+	y += `  - subject: alice
+    project: "*"
+    role: viewer
+`
+	y = strings.Replace(y, "projects:", `  - name: my-vault
+    plugin: vault
+    settings:
+      address: http://x
+projects:`, 1)
+	cfg, err := ParseConfig([]byte(y), env(map[string]string{
+		"DATA":                               "/srv/sg",
+		"SECRETGATE_LISTEN":                  "0.0.0.0:9000",
+		"SECRETGATE_AUDIT_PATH":              "/var/log/sg.log",
+		"SECRETGATE_BACKENDS_MY_VAULT_TOKEN": "${NOT_EXPANDED}",
+		"SECRETGATE_BACKENDS_LOCAL_KEY_FILE": "/etc/sg.key",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9000", cfg.Listen)
+	require.Equal(t, "/var/log/sg.log", cfg.Audit.Path)
+	require.Equal(t, "/srv/sg/secrets.db", cfg.Backends[0].Settings["path"])
+	require.Equal(t, "/etc/sg.key", cfg.Backends[0].Settings["key_file"])
+	require.Equal(t, "${NOT_EXPANDED}", cfg.Backends[1].Settings["token"])
+}
+
+func TestBadConfigsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "key-is-a-dir")
+	require.NoError(t, os.Mkdir(keyDir, 0o700))
+	g := goodYAML()
+	tests := []struct {
+		name, yaml, field string
+		env               map[string]string
+	}{
+		{"unknown field", g + "extra: 1\n", "extra", nil},
+		{"unknown plugin", strings.Replace(g, "plugin: file", "plugin: filez", 1), "backends[0].plugin", nil},
+		{"project without backend", strings.Replace(g, "    backend: local\n", "", 1), "projects[0].backend", nil},
+		{"project unknown backend", strings.Replace(g, "    backend: local", "    backend: nope", 1), "projects[0].backend", nil},
+		{"duplicate backend", strings.Replace(g, "projects:", "  - name: local\n    plugin: file\nprojects:", 1), "backends[1].name", nil},
+		{"duplicate project", strings.Replace(g, "subjects:", "  - name: payments\n    backend: local\nsubjects:", 1), "projects[1].name", nil},
+		{"duplicate subject", strings.Replace(g, "bindings:", "  - name: alice\n    token_sha256: "+hash+"\nbindings:", 1), "subjects[1].name", nil},
+		{"bad project name", strings.Replace(g, "name: payments", "name: Pay_ments", 1), "projects[0].name", nil},
+		{"unknown role", strings.Replace(g, "role: editor", "role: owner", 1), "bindings[0].role", nil},
+		{"unknown subject", strings.Replace(g, "  - subject: alice", "  - subject: bob", 1), "bindings[0].subject", nil},
+		{"bad token hash", strings.Replace(g, hash, "abc", 1), "subjects[0].token_sha256", nil},
+		{"external without sha256", strings.Replace(g, "plugin: file", "plugin: /opt/plugins/x", 1), "backends[0].sha256", nil},
+		{"unreadable key file", strings.Replace(g, "key_file: ./master.key", "key_file: "+keyDir, 1), "backends[0].settings.key_file", nil},
+		{"unset variable", strings.Replace(g, "path: ./secrets.db", "path: ${NOPE_NOT_SET}", 1), "backends[0].settings.path", nil},
+		{"no audit", strings.Replace(g, "  path: ./audit.log\n", "", 1), "audit.path", nil},
+		{"unknown env backend", g, "SECRETGATE_BACKENDS_NOPE_X", map[string]string{"SECRETGATE_BACKENDS_NOPE_X": "1"}},
+		{"bad glob", strings.Replace(g, `["stripe-*"]`, `["[x"]`, 1), "bindings[0].secrets[0]", nil},
+		{"tls half", g + "tls:\n  cert_file: /x.pem\n", "tls.key_file", nil},
+		{"empty", "", "config", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml), env(tc.env))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.field)
+		})
+	}
+}
+
+func TestRoutingSwap(t *testing.T) {
+	r := NewRouting(map[string]string{"a": "one"})
+	rt, ok := r.Lookup("a")
+	require.True(t, ok)
+	require.Equal(t, "one", rt.Backend)
+	require.NoError(t, r.SetBackend("a", "two"))
+	require.NoError(t, r.SetReadOnly("a", true))
+	rt, _ = r.Lookup("a")
+	require.Equal(t, Route{Project: "a", Backend: "two", ReadOnly: true}, rt)
+	require.Error(t, r.SetBackend("nope", "x"))
+	_, ok = r.Lookup("nope")
+	require.False(t, ok)
+}
+
+func TestFileAuditor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sub")
+	path := filepath.Join(dir, "audit.log")
+	a, err := OpenFileAuditor(path, "")
+	require.NoError(t, err)
+	require.NoError(t, a.Write(AuditRecord{RequestID: "r1", Subject: "s", Action: ActionCreate, Phase: PhaseIntent}))
+	require.NoError(t, a.Write(AuditRecord{RequestID: "r1", Subject: "s", Action: ActionCreate, Phase: PhaseOutcome, Outcome: "ok", Version: 1}))
+	require.NoError(t, a.Close())
+	require.Error(t, a.Write(AuditRecord{}))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	st, err = os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 2)
+	require.Contains(t, lines[1], `"phase":"outcome","outcome":"ok"`)
+	require.Contains(t, lines[0], `"time":"`)
+
+	full, err := OpenFileAuditor("/dev/full", FsyncMutations)
+	require.NoError(t, err)
+	require.Error(t, full.Write(AuditRecord{Action: ActionRead, Phase: PhaseOutcome}))
+	_ = full.Close()
+}

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// Error codes of the HTTP API, as DESIGN.md lists them.
+const (
+	CodeInvalidArgument    = "invalid_argument"
+	CodeUnauthenticated    = "unauthenticated"
+	CodePermissionDenied   = "permission_denied"
+	CodeNotFound           = "not_found"
+	CodeAlreadyExists      = "already_exists"
+	CodeVersionMismatch    = "version_mismatch"
+	CodePayloadTooLarge    = "payload_too_large"
+	CodeBackendUnavailable = "backend_unavailable"
+	CodeInternal           = "internal"
+)
+
+// apiError is an answer of the API that is not a success. Message is built by
+// the gateway from names and rules only: never from a request body, so it can
+// never echo a secret value back.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	// cause is kept for the server log of 500s; it is never sent.
+	cause error
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func newAPIError(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidArg(field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+		Message: fmt.Sprintf("invalid %s: %s", field, fmt.Sprintf(format, args...))}
+}
+
+// errorBody is the JSON envelope of every error.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// opContext says what the gateway was doing when a backend failed, so that
+// messages name the secret and the backend rather than quoting the backend's
+// own error text.
+type opContext struct {
+	project string
+	name    string
+	version int64
+	backend string
+}
+
+// mapBackendError turns a backend error into the API's answer.
+func mapBackendError(err error, op opContext) *apiError {
+	var ae *apiError
+	var fe *sdk.FieldError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &fe):
+		// Reasons come from sdk validation or a plugin's own, which by the
+		// Backend contract never carry values.
+		return invalidArg(fe.Field, "%s", fe.Reason)
+	case errors.Is(err, sdk.ErrInvalid):
+		return newAPIError(http.StatusBadRequest, CodeInvalidArgument, "the backend rejected the request as invalid")
+	case errors.Is(err, sdk.ErrNotFound):
+		if op.version > 0 {
+			return newAPIError(http.StatusNotFound, CodeNotFound, "version %d of secret %q not found in project %q", op.version, op.name, op.project)
+		}
+		if op.name == "" {
+			return newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", op.project)
+		}
+		return newAPIError(http.StatusNotFound, CodeNotFound, "secret %q not found in project %q", op.name, op.project)
+	case errors.Is(err, sdk.ErrAlreadyExists):
+		return newAPIError(http.StatusConflict, CodeAlreadyExists, "secret %q already exists in project %q", op.name, op.project)
+	case errors.Is(err, sdk.ErrVersionMismatch):
+		return newAPIError(http.StatusPreconditionFailed, CodeVersionMismatch, "secret %q in project %q is not at the expected version", op.name, op.project)
+	case errors.Is(err, sdk.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return unavailable(op.backend)
+	case errors.Is(err, sdk.ErrPermission):
+		return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal,
+			Message: fmt.Sprintf("backend %q refused the gateway's own credentials", op.backend), cause: err}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
+}
+
+func unavailable(backend string) *apiError {
+	return newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "backend %q is unavailable, retry later", backend)
+}
+
+// abortWith writes the error envelope and stops the handler chain.
+func abortWith(c *gin.Context, e *apiError) {
+	if e.Status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "1")
+	}
+	if e.Status == http.StatusInternalServerError && e.Message == "internal error" {
+		e.Message = "internal error (request id " + requestID(c) + ")"
+	}
+	if e.cause != nil {
+		c.Set(ctxKeyCause, e.cause)
+	}
+	c.AbortWithStatusJSON(e.Status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}})
+}

@@ -1,0 +1,418 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// Supervision timings. A dead process is noticed within checkInterval, a
+// hung or failing one within pingInterval*maxPingFailures.
+const (
+	checkInterval   = 100 * time.Millisecond
+	pingInterval    = time.Second
+	pingTimeout     = time.Second
+	maxPingFailures = 3
+	backoffMin      = 100 * time.Millisecond
+	backoffMax      = 5 * time.Second
+	configureTimout = 30 * time.Second
+)
+
+// PluginSpec says how to start and configure one backend's plugin.
+type PluginSpec struct {
+	Backend  string // the backend's name in the configuration
+	Path     string
+	Args     []string
+	SHA256   string // required for external plugins
+	Settings map[string]string
+}
+
+// process is what the host needs of a running plugin (*sdk.Plugin).
+type process interface {
+	Backend() sdk.Backend
+	Kill()
+	Exited() bool
+	Pid() int
+}
+
+// launchFunc starts a plugin process; sdk.Launch in production.
+type launchFunc func(ctx context.Context, cfg sdk.LaunchConfig) (process, error)
+
+func sdkLaunch(ctx context.Context, cfg sdk.LaunchConfig) (process, error) {
+	p, err := sdk.Launch(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Host starts, supervises and stops the plugin processes of every backend.
+// While a backend's plugin is down, Backend answers ErrUnavailable at once,
+// so callers get 503 instead of waiting.
+type Host struct {
+	log     *slog.Logger
+	stderr  io.Writer
+	launch  launchFunc
+	plugins map[string]*managed
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+type managed struct {
+	spec PluginSpec
+	kick chan struct{}
+
+	mu      sync.RWMutex
+	proc    process
+	backend sdk.Backend
+
+	up       atomic.Bool
+	restarts atomic.Int64
+}
+
+// HostOptions configures a Host.
+type HostOptions struct {
+	Logger *slog.Logger
+	// Stderr receives the plugins' own log lines, each prefixed with the
+	// backend's name; the gateway's stderr when nil.
+	Stderr io.Writer
+	launch launchFunc // tests
+}
+
+// StartHost launches and configures every plugin, then supervises them.
+// A plugin that cannot be started (missing executable, checksum mismatch)
+// or that rejects its settings as invalid fails the start, naming the
+// backend; one whose backend is merely unreachable is left down and retried.
+func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.launch == nil {
+		opts.launch = sdkLaunch
+	}
+	hctx, cancel := context.WithCancel(context.Background())
+	h := &Host{log: opts.Logger, stderr: opts.Stderr, launch: opts.launch, plugins: map[string]*managed{}, ctx: hctx, cancel: cancel}
+	for _, s := range specs {
+		h.plugins[s.Backend] = &managed{spec: s, kick: make(chan struct{}, 1)}
+	}
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, s := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := h.plugins[s.Backend]
+			err := h.startOne(ctx, m)
+			if err == nil {
+				return
+			}
+			if errors.Is(err, sdk.ErrChecksumMismatch) || errors.Is(err, sdk.ErrInvalid) || errors.Is(err, errLaunch) {
+				errs[i] = fmt.Errorf("backend %q: %w", s.Backend, err)
+				return
+			}
+			h.log.Warn("backend is not available yet, will retry", "backend", s.Backend, "error", err)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		h.Close()
+		return nil, err
+	}
+	for _, m := range h.plugins {
+		h.wg.Add(1)
+		go h.supervise(m)
+	}
+	return h, nil
+}
+
+var errLaunch = errors.New("cannot launch plugin")
+
+// startOne launches and configures one plugin and marks it up.
+func (h *Host) startOne(ctx context.Context, m *managed) error {
+	if h.closed.Load() {
+		return errors.New("host is closed")
+	}
+	if m.spec.SHA256 != "" {
+		// Checked here too (sdk.Launch checks again) to name the backend in
+		// a clear message before anything runs.
+		if _, err := os.Stat(m.spec.Path); err != nil {
+			return fmt.Errorf("%w %s: %w", errLaunch, m.spec.Path, err)
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, configureTimout)
+	defer cancel()
+	p, err := h.launch(lctx, sdk.LaunchConfig{
+		Path:   m.spec.Path,
+		Args:   m.spec.Args,
+		SHA256: m.spec.SHA256,
+		Stderr: &prefixWriter{w: h.stderr, prefix: []byte("plugin " + m.spec.Backend + ": ")},
+	})
+	if err != nil {
+		if errors.Is(err, sdk.ErrChecksumMismatch) {
+			return err
+		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%w: %w", errLaunch, err)
+		}
+		return err
+	}
+	b := p.Backend()
+	if err := b.Configure(lctx, cloneSettings(m.spec.Settings)); err != nil {
+		p.Kill()
+		return fmt.Errorf("configure: %w", err)
+	}
+	m.mu.Lock()
+	old := m.proc
+	m.proc, m.backend = p, b
+	m.mu.Unlock()
+	if old != nil {
+		old.Kill()
+	}
+	if h.closed.Load() {
+		// Close raced with this start: do not leave the new process behind.
+		p.Kill()
+		return errors.New("host is closed")
+	}
+	m.up.Store(true)
+	return nil
+}
+
+func cloneSettings(s map[string]string) map[string]string {
+	out := make(map[string]string, len(s))
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+// supervise watches one plugin: a dead process or repeated failed pings
+// lead to a restart with exponential backoff.
+func (h *Host) supervise(m *managed) {
+	defer h.wg.Done()
+	check := time.NewTicker(checkInterval)
+	defer check.Stop()
+	lastPing := time.Now()
+	failures := 0
+	backoff := backoffMin
+	var nextTry time.Time
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-check.C:
+		case <-m.kick:
+		}
+		m.mu.RLock()
+		proc, backend := m.proc, m.backend
+		m.mu.RUnlock()
+
+		dead := proc == nil || proc.Exited() || failures >= maxPingFailures
+		if dead {
+			if m.up.Swap(false) {
+				h.log.Warn("backend plugin is down, restarting", "backend", m.spec.Backend)
+			}
+			if time.Now().Before(nextTry) {
+				continue
+			}
+			if proc != nil {
+				proc.Kill()
+			}
+			err := h.startOne(h.ctx, m)
+			if err != nil {
+				if h.ctx.Err() != nil {
+					return
+				}
+				h.log.Warn("backend plugin restart failed", "backend", m.spec.Backend, "error", err, "retry_in", backoff.String())
+				nextTry = time.Now().Add(backoff)
+				backoff = min(backoff*2, backoffMax)
+				continue
+			}
+			m.restarts.Add(1)
+			h.log.Info("backend plugin restarted", "backend", m.spec.Backend)
+			failures, backoff, nextTry, lastPing = 0, backoffMin, time.Time{}, time.Now()
+			continue
+		}
+		if time.Since(lastPing) < pingInterval {
+			continue
+		}
+		lastPing = time.Now()
+		pctx, cancel := context.WithTimeout(h.ctx, pingTimeout)
+		err := backend.Ping(pctx)
+		cancel()
+		if err != nil {
+			if h.ctx.Err() != nil {
+				return
+			}
+			failures++
+			if m.up.Swap(false) {
+				h.log.Warn("backend failed its health ping", "backend", m.spec.Backend, "error", err)
+			}
+			continue
+		}
+		failures = 0
+		if !m.up.Swap(true) {
+			h.log.Info("backend is available again", "backend", m.spec.Backend)
+		}
+	}
+}
+
+// Backend returns a backend's client, or an error wrapping ErrUnavailable
+// while its plugin is down (or ErrNotFound for an unknown name).
+func (h *Host) Backend(name string) (sdk.Backend, error) {
+	m, ok := h.plugins[name]
+	if !ok {
+		return nil, fmt.Errorf("backend %q: %w", name, sdk.ErrNotFound)
+	}
+	if !m.up.Load() {
+		return nil, fmt.Errorf("backend %q: %w", name, sdk.ErrUnavailable)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.backend, nil
+}
+
+// Suspect tells the supervisor of a backend that a call just failed as
+// unavailable, so that it checks the process now instead of at its next tick.
+func (h *Host) Suspect(name string) {
+	if m, ok := h.plugins[name]; ok {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Status reports whether each backend is up.
+func (h *Host) Status() map[string]bool {
+	out := make(map[string]bool, len(h.plugins))
+	for n, m := range h.plugins {
+		out[n] = m.up.Load()
+	}
+	return out
+}
+
+// Names lists the backends, sorted.
+func (h *Host) Names() []string {
+	out := make([]string, 0, len(h.plugins))
+	for n := range h.plugins {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PIDs returns the process id of each running plugin.
+func (h *Host) PIDs() map[string]int {
+	out := map[string]int{}
+	for n, m := range h.plugins {
+		m.mu.RLock()
+		if m.proc != nil && !m.proc.Exited() {
+			out[n] = m.proc.Pid()
+		}
+		m.mu.RUnlock()
+	}
+	return out
+}
+
+// Restarts reports how often a backend's plugin was restarted.
+func (h *Host) Restarts(name string) int64 {
+	if m, ok := h.plugins[name]; ok {
+		return m.restarts.Load()
+	}
+	return 0
+}
+
+// PingAll pings every backend live and returns the ones that failed.
+func (h *Host) PingAll(ctx context.Context) map[string]error {
+	var mu sync.Mutex
+	failed := map[string]error{}
+	var wg sync.WaitGroup
+	for n := range h.plugins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := h.Backend(n)
+			if err == nil {
+				err = b.Ping(ctx)
+			}
+			if err != nil {
+				mu.Lock()
+				failed[n] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// Close stops supervision and kills every plugin process.
+func (h *Host) Close() {
+	if h.closed.Swap(true) {
+		return
+	}
+	h.cancel()
+	h.wg.Wait()
+	var wg sync.WaitGroup
+	for _, m := range h.plugins {
+		m.up.Store(false)
+		m.mu.Lock()
+		p := m.proc
+		m.proc = nil
+		m.mu.Unlock()
+		if p != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.Kill() }()
+		}
+	}
+	wg.Wait()
+}
+
+// prefixWriter prefixes every line with the backend's name. go-plugin
+// calls it from one goroutine per stream, each through sdk's locked writer.
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix []byte
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := append(append([]byte{}, p.prefix...), p.buf[:i+1]...)
+		if _, err := p.w.Write(line); err != nil {
+			return len(b), err
+		}
+		p.buf = p.buf[i+1:]
+	}
+	if len(p.buf) > 64<<10 {
+		// A line without end: flush it rather than grow without bound.
+		_, _ = p.w.Write(append(append([]byte{}, p.prefix...), append(p.buf, '\n')...))
+		p.buf = p.buf[:0]
+	}
+	return len(b), nil
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+type fakeProc struct {
+	b      *memBackend
+	pid    int
+	exited atomic.Bool
+}
+
+func (p *fakeProc) Backend() sdk.Backend { return p.b }
+func (p *fakeProc) Kill()                { p.exited.Store(true) }
+func (p *fakeProc) Exited() bool         { return p.exited.Load() }
+func (p *fakeProc) Pid() int             { return p.pid }
+
+type fakeLauncher struct {
+	mu       sync.Mutex
+	procs    []*fakeProc
+	failNext int
+	err      error
+	configs  []sdk.LaunchConfig
+}
+
+func (f *fakeLauncher) launch(_ context.Context, cfg sdk.LaunchConfig) (process, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.configs = append(f.configs, cfg)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.failNext > 0 {
+		f.failNext--
+		return nil, fmt.Errorf("start: %w", sdk.ErrUnavailable)
+	}
+	p := &fakeProc{b: newMemBackend(), pid: 1000 + len(f.procs)}
+	f.procs = append(f.procs, p)
+	return p, nil
+}
+
+func (f *fakeLauncher) last() *fakeProc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.procs[len(f.procs)-1]
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestHostRestartsDeadPlugin(t *testing.T) {
+	fl := &fakeLauncher{}
+	h, err := StartHost(context.Background(), []PluginSpec{{Backend: "local", Path: "/bin/sg", Args: []string{"plugin", "serve", "file"}}},
+		HostOptions{Logger: quietLogger(), launch: fl.launch})
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
+	_, err = h.Backend("local")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"local": 1000}, h.PIDs())
+
+	fl.mu.Lock()
+	fl.failNext = 2 // the first restarts fail: backoff, then success
+	fl.mu.Unlock()
+	fl.last().Kill()
+	require.Eventually(t, func() bool {
+		_, err := h.Backend("local")
+		return errors.Is(err, sdk.ErrUnavailable)
+	}, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, err := h.Backend("local")
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(1), h.Restarts("local"))
+	require.Equal(t, map[string]bool{"local": true}, h.Status())
+
+	h.Close()
+	require.True(t, fl.last().Exited(), "Close kills the plugins")
+	_, err = h.Backend("local")
+	require.ErrorIs(t, err, sdk.ErrUnavailable)
+}
+
+func TestHostMarksFailingPingsDown(t *testing.T) {
+	fl := &fakeLauncher{}
+	h, err := StartHost(context.Background(), []PluginSpec{{Backend: "v", Path: "/bin/sg"}}, HostOptions{Logger: quietLogger(), launch: fl.launch})
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
+	p := fl.last()
+	p.b.mu.Lock()
+	p.b.down = true
+	p.b.mu.Unlock()
+	require.Eventually(t, func() bool { return !h.Status()["v"] }, 3*time.Second, 10*time.Millisecond)
+	require.NotEmpty(t, h.PingAll(context.Background()))
+}
+
+func TestHostRefusesChecksumMismatch(t *testing.T) {
+	fl := &fakeLauncher{err: fmt.Errorf("plugin /opt/x: %w: expected sha256 aa, actual bb", sdk.ErrChecksumMismatch)}
+	_, err := StartHost(context.Background(), []PluginSpec{{Backend: "custom", Path: "/bin/sh", SHA256: "aa"}}, HostOptions{Logger: quietLogger(), launch: fl.launch})
+	require.ErrorIs(t, err, sdk.ErrChecksumMismatch)
+	require.Contains(t, err.Error(), `backend "custom"`)
+	require.Contains(t, err.Error(), "expected sha256 aa, actual bb")
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var buf bytes.Buffer
+	w := &prefixWriter{w: &buf, prefix: []byte("plugin x: ")}
+	_, _ = w.Write([]byte("one\ntw"))
+	_, _ = w.Write([]byte("o\n"))
+	require.Equal(t, "plugin x: one\nplugin x: two\n", buf.String())
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// latencyBuckets are the upper bounds, in seconds, of the request latency
+// histogram.
+var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// metrics is a tiny Prometheus registry. Labels are route templates,
+// methods, status codes and backend names: never a secret name or value.
+type metrics struct {
+	mu       sync.Mutex
+	requests map[reqKey]uint64
+	latency  map[string]*histogram // by route template
+}
+
+type reqKey struct {
+	method string
+	route  string
+	code   int
+}
+
+type histogram struct {
+	counts []uint64 // one per bucket, not cumulative
+	count  uint64
+	sum    float64
+}
+
+func newMetrics() *metrics {
+	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}}
+}
+
+func (m *metrics) observe(method, route string, code int, d time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	s := d.Seconds()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[reqKey{method, route, code}]++
+	h := m.latency[route]
+	if h == nil {
+		h = &histogram{counts: make([]uint64, len(latencyBuckets))}
+		m.latency[route] = h
+	}
+	for i, b := range latencyBuckets {
+		if s <= b {
+			h.counts[i]++
+			break
+		}
+	}
+	h.count++
+	h.sum += s
+}
+
+// write renders the text exposition format. up reports each backend's state.
+func (m *metrics) write(w io.Writer, up map[string]bool) {
+	m.mu.Lock()
+	keys := make([]reqKey, 0, len(m.requests))
+	for k := range m.requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.route != b.route {
+			return a.route < b.route
+		}
+		if a.method != b.method {
+			return a.method < b.method
+		}
+		return a.code < b.code
+	})
+	var sb strings.Builder
+	sb.WriteString("# HELP secretgate_http_requests_total HTTP requests by route template, method and status code.\n")
+	sb.WriteString("# TYPE secretgate_http_requests_total counter\n")
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "secretgate_http_requests_total{method=%q,route=%q,code=\"%d\"} %d\n", k.method, k.route, k.code, m.requests[k])
+	}
+	routes := make([]string, 0, len(m.latency))
+	for r := range m.latency {
+		routes = append(routes, r)
+	}
+	sort.Strings(routes)
+	sb.WriteString("# HELP secretgate_http_request_duration_seconds HTTP request latency by route template.\n")
+	sb.WriteString("# TYPE secretgate_http_request_duration_seconds histogram\n")
+	for _, r := range routes {
+		h := m.latency[r]
+		var cum uint64
+		for i, b := range latencyBuckets {
+			cum += h.counts[i]
+			fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_bucket{route=%q,le=%q} %d\n", r, strconv.FormatFloat(b, 'g', -1, 64), cum)
+		}
+		fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_bucket{route=%q,le=\"+Inf\"} %d\n", r, h.count)
+		fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_sum{route=%q} %s\n", r, strconv.FormatFloat(h.sum, 'g', -1, 64))
+		fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_count{route=%q} %d\n", r, h.count)
+	}
+	m.mu.Unlock()
+	names := make([]string, 0, len(up))
+	for n := range up {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	sb.WriteString("# HELP secretgate_backend_up Whether a backend's plugin is running and answered its last health ping.\n")
+	sb.WriteString("# TYPE secretgate_backend_up gauge\n")
+	for _, n := range names {
+		v := 0
+		if up[n] {
+			v = 1
+		}
+		fmt.Fprintf(&sb, "secretgate_backend_up{backend=%q} %d\n", n, v)
+	}
+	_, _ = io.WriteString(w, sb.String())
+}

@@ -1,0 +1,385 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// Limits and timeouts of the HTTP server.
+const (
+	MaxBodyBytes          = 1 << 20 // 1 MiB; larger bodies answer 413
+	DefaultBackendTimeout = 10 * time.Second
+	readHeaderTimeout     = 10 * time.Second
+	readTimeout           = 30 * time.Second
+	writeTimeout          = 60 * time.Second
+	idleTimeout           = 120 * time.Second
+	maxHeaderBytes        = 64 << 10
+)
+
+// Backends is where the server finds each backend's client; *Host in
+// production, an in-memory map in handler tests.
+type Backends interface {
+	// Backend returns a client, or an error wrapping sdk.ErrUnavailable
+	// while the backend is down.
+	Backend(name string) (sdk.Backend, error)
+	// Suspect reports a call that failed as unavailable.
+	Suspect(name string)
+	// Status reports whether each backend is up (for /metrics).
+	Status() map[string]bool
+	// PingAll pings every backend and returns the failures (for /readyz).
+	PingAll(ctx context.Context) map[string]error
+}
+
+// Options configures a Server.
+type Options struct {
+	// Executable is the secretgate binary, which serves the built-in
+	// plugins as `secretgate plugin serve <type>`.
+	Executable string
+	// Builtins are the built-in plugin types of the binary.
+	Builtins []string
+	Logger   *slog.Logger
+	// PluginStderr receives the plugins' log lines; os.Stderr when nil.
+	PluginStderr io.Writer
+	// BackendTimeout bounds every backend call; DefaultBackendTimeout when 0.
+	BackendTimeout time.Duration
+
+	// Overrides for tests: when set, they replace what New builds from
+	// the configuration.
+	Authorizer Authorizer
+	Auditor    Auditor
+	Backends   Backends
+}
+
+// Server is the gateway: the HTTP API in front of the plugin host.
+type Server struct {
+	cfg            *Config
+	log            *slog.Logger
+	authz          Authorizer
+	audit          Auditor
+	backends       Backends
+	host           *Host // nil when Options.Backends was given
+	routing        *Routing
+	metrics        *metrics
+	engine         *gin.Engine
+	backendTimeout time.Duration
+	locks          [256]chan struct{}
+
+	mu     sync.Mutex
+	srv    *http.Server
+	closed bool
+}
+
+var ginModeOnce sync.Once
+
+// New builds a server from a validated configuration: it opens the audit
+// log, builds the policy and starts every backend's plugin.
+func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout}
+	if s.backendTimeout <= 0 {
+		s.backendTimeout = DefaultBackendTimeout
+	}
+	for i := range s.locks {
+		s.locks[i] = make(chan struct{}, 1)
+	}
+	projects := map[string]string{}
+	for _, p := range cfg.Projects {
+		projects[p.Name] = p.Backend
+	}
+	s.routing = NewRouting(projects)
+
+	s.authz = opts.Authorizer
+	if s.authz == nil {
+		p, err := NewPolicy(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.authz = PolicyAuthorizer{P: p}
+	}
+	s.audit = opts.Auditor
+	if s.audit == nil {
+		a, err := OpenFileAuditor(cfg.Audit.Path, cfg.Audit.Fsync)
+		if err != nil {
+			return nil, err
+		}
+		s.audit = a
+	}
+	s.backends = opts.Backends
+	if s.backends == nil {
+		specs, err := PluginSpecs(cfg, opts.Executable)
+		if err != nil {
+			_ = s.audit.Close()
+			return nil, err
+		}
+		h, err := StartHost(ctx, specs, HostOptions{Logger: opts.Logger, Stderr: opts.PluginStderr})
+		if err != nil {
+			_ = s.audit.Close()
+			return nil, err
+		}
+		s.host, s.backends = h, h
+	}
+	s.engine = s.newEngine()
+	return s, nil
+}
+
+// PluginSpecs turns the configured backends into plugin launch specs:
+// built-ins run as `<executable> plugin serve <type>`, external ones by path.
+func PluginSpecs(cfg *Config, executable string) ([]PluginSpec, error) {
+	specs := make([]PluginSpec, 0, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		spec := PluginSpec{Backend: b.Name, Settings: b.Settings}
+		if b.External() {
+			spec.Path, spec.SHA256 = b.Plugin, b.SHA256
+		} else {
+			if executable == "" {
+				return nil, fmt.Errorf("backends[%d].plugin: built-in %q needs the path of the secretgate executable", i, b.Plugin)
+			}
+			spec.Path, spec.Args = executable, []string{"plugin", "serve", b.Plugin}
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// Handler is the HTTP API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routing is the project -> backend table, for migrations.
+func (s *Server) Routing() *Routing { return s.routing }
+
+// Host is the plugin host (nil when the server was built on Options.Backends).
+func (s *Server) Host() *Host { return s.host }
+
+// Serve answers HTTP (or HTTPS, when TLS is configured) on ln until
+// Shutdown. It returns nil after a graceful shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(&slogWriter{log: s.log}, "", 0),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	var err error
+	if s.cfg.TLS.Enabled() {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		err = srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests until
+// ctx ends, then stops every plugin and closes the audit log.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	srv := s.srv
+	s.mu.Unlock()
+	var err error
+	if srv != nil {
+		if err = srv.Shutdown(ctx); err != nil {
+			// Drain time is up: cut the stragglers so nothing outlives us.
+			_ = srv.Close()
+		}
+	}
+	if s.host != nil {
+		s.host.Close()
+	}
+	if aerr := s.audit.Close(); aerr != nil && err == nil {
+		err = fmt.Errorf("closing audit log: %w", aerr)
+	}
+	return err
+}
+
+// slogWriter sends net/http's own error log (TLS handshakes, ...) to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(b []byte) (int, error) {
+	w.log.Warn("http server", "message", string(trimNL(b)))
+	return len(b), nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Context keys of the per-request state.
+const (
+	ctxKeyRequestID = "sg.request_id"
+	ctxKeyCause     = "sg.cause"
+	ctxKeySubject   = "sg.subject"
+	ctxKeyAction    = "sg.action"
+	ctxKeyRoute     = "sg.route"
+)
+
+func (s *Server) newEngine() *gin.Engine {
+	ginModeOnce.Do(func() { gin.SetMode(gin.ReleaseMode) })
+	e := gin.New()
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = false
+	e.ContextWithFallback = true
+	e.Use(s.recovery, s.requestIDs, s.observe, limitBody)
+	e.NoRoute(func(c *gin.Context) {
+		abortWith(c, newAPIError(http.StatusNotFound, CodeNotFound, "no such route"))
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", func(c *gin.Context) {
+		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		c.Status(http.StatusOK)
+		s.metrics.write(c.Writer, s.backends.Status())
+	})
+
+	v1 := e.Group("/v1/projects/:project/secrets", noStore)
+	route := func(method, path, action string, h gin.HandlerFunc) {
+		v1.Handle(method, path, withAction(action), s.authenticate, s.authorizeProject, h)
+	}
+	route(http.MethodGet, "", ActionList, s.list)
+	route(http.MethodPost, "", ActionCreate, s.create)
+	route(http.MethodGet, "/:name", ActionRead, s.get)
+	route(http.MethodGet, "/:name/metadata", ActionList, s.metadata)
+	route(http.MethodGet, "/:name/versions", ActionList, s.versions)
+	route(http.MethodPut, "/:name", ActionUpdate, s.replace)
+	route(http.MethodPatch, "/:name", ActionUpdate, s.patch)
+	route(http.MethodDelete, "/:name", ActionDelete, s.delete)
+	return e
+}
+
+// recovery turns a panic into 500 internal. Neither the client nor the log
+// gets the panic's value (it could hold anything); the log gets its type, a
+// runtime error's message, and the stack.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler {
+			panic(r)
+		}
+		what := fmt.Sprintf("%T", r)
+		if re, ok := r.(runtime.Error); ok {
+			what = re.Error()
+		}
+		s.log.Error("panic in handler", "request_id", requestID(c), "route", c.FullPath(), "panic", what, "stack", string(debug.Stack()))
+		if !c.Writer.Written() {
+			abortWith(c, newAPIError(http.StatusInternalServerError, CodeInternal, "internal error"))
+		} else {
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestIDs accepts a sane incoming X-Request-Id, else makes one, and
+// echoes it in the response.
+func (s *Server) requestIDs(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !requestIDRe.MatchString(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxKeyRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxKeyRequestID) }
+
+// observe records metrics and logs server errors (never a body).
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	s.metrics.observe(c.Request.Method, c.FullPath(), status, time.Since(start))
+	if status >= 500 {
+		attrs := []any{"request_id", requestID(c), "method", c.Request.Method, "route", c.FullPath(), "status", status}
+		if cause, ok := c.Get(ctxKeyCause); ok {
+			// Backend errors name secrets and fields, never values (the
+			// Backend contract).
+			attrs = append(attrs, "error", fmt.Sprint(cause))
+		}
+		s.log.Warn("request failed", attrs...)
+	}
+}
+
+// limitBody caps every request body at MaxBodyBytes.
+func limitBody(c *gin.Context) {
+	if c.Request.ContentLength > MaxBodyBytes {
+		abortWith(c, newAPIError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes))
+		return
+	}
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	}
+	c.Next()
+}
+
+// noStore keeps secret responses out of every cache.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}
+
+func withAction(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Set(ctxKeyAction, action)
+		c.Next()
+	}
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	failed := s.backends.PingAll(ctx)
+	if len(failed) == 0 {
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		return
+	}
+	names := make([]string, 0, len(failed))
+	for n := range failed {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	abortWith(c, newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "backends not ready: %v", names))
+}

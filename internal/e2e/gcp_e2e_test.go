@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/secretgate/secretgate/internal/testenv"
+	"github.com/secretgate/secretgate/plugins/gcp/gcptest"
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// gcpGateway starts the real binary with project "payments" on the built-in
+// gcp plugin, which talks to an in-memory Secret Manager listening on
+// loopback in this test process.
+func gcpGateway(t testing.TB) (*testenv.Server, *gcptest.Running) {
+	t.Helper()
+	sm := gcptest.Start(t)
+	srv := testenv.Start(t, testenv.Options{
+		Backends: []testenv.Backend{{Name: "google", Plugin: "gcp", Settings: map[string]string{
+			"gcp_project": "e2e-project", "endpoint": sm.Addr, "insecure": "true", "prefix": "e2e",
+		}}},
+		Projects: []testenv.Project{{Name: "payments", Backend: "google"}},
+		Subjects: []testenv.Subject{
+			{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}},
+			{Name: "editor", Grants: []testenv.Grant{{Project: "payments", Role: "editor"}}},
+			{Name: "reader", Grants: []testenv.Grant{{Project: "payments", Role: "reader"}}},
+		},
+	})
+	return srv, sm
+}
+
+// TestGCPEndToEnd: CRUD over HTTP on a gcp project, the stored shape in
+// Secret Manager, a check-and-set race, and a canary value that never
+// appears in the server's output or audit log.
+func TestGCPEndToEnd(t *testing.T) {
+	srv, sm := gcpGateway(t)
+	canary := "canary-" + awsRandHex(t)
+	base := "/v1/projects/payments/secrets"
+
+	resp := srv.Do(t, "POST", base, srv.Token("editor"), map[string]any{
+		"name": "stripe-key", "data": map[string]string{"api_key": canary, "account": "acct_1"}, "labels": map[string]string{"env": "prod"},
+	})
+	require.Equal(t, http.StatusCreated, resp.Status, "%s", resp.Body)
+	require.NotContains(t, string(resp.Body), canary)
+	resp = srv.Do(t, "POST", base, srv.Token("editor"), map[string]any{"name": "stripe-key", "data": map[string]string{"a": "b"}})
+	require.Equal(t, http.StatusConflict, resp.Status, "%s", resp.Body)
+
+	// What landed in Secret Manager: <prefix>_<project>_<name>, labelled.
+	c, err := secretmanager.NewClient(context.Background(), option.WithEndpoint(sm.Addr),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())), option.WithoutAuthentication())
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := c.GetSecret(context.Background(), &secretmanagerpb.GetSecretRequest{Name: "projects/e2e-project/secrets/e2e_payments_stripe-key"})
+	require.NoError(t, err)
+	require.Equal(t, "payments", s.GetLabels()["secretgate-project"])
+
+	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	var sec struct {
+		Version int64             `json:"version"`
+		Keys    []string          `json:"keys"`
+		Labels  map[string]string `json:"labels"`
+		Data    map[string]string `json:"data"`
+	}
+	resp.JSON(t, &sec)
+	require.Equal(t, canary, sec.Data["api_key"])
+	require.Equal(t, []string{"account", "api_key"}, sec.Keys)
+	require.Equal(t, map[string]string{"env": "prod"}, sec.Labels)
+	require.Equal(t, `"1"`, resp.Header.Get("ETag"))
+	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("editor"), nil)
+	require.NotContains(t, string(resp.Body), canary, "an editor never gets values")
+
+	const writers = 6
+	statuses := make([]int, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := srv.Try("PUT", base+"/stripe-key", srv.Token("editor"),
+				map[string]any{"data": map[string]string{"api_key": fmt.Sprintf("%s-%d", canary, i)}}, "If-Match", `"1"`)
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+				return
+			}
+			statuses[i] = r.Status
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for i, st := range statuses {
+		switch st {
+		case http.StatusOK:
+			wins++
+		case http.StatusPreconditionFailed:
+		default:
+			t.Errorf("writer %d: status %d", i, st)
+		}
+	}
+	require.Equal(t, 1, wins, "statuses %v", statuses)
+
+	resp = srv.Do(t, "GET", base+"/stripe-key/versions", srv.Token("reader"), nil)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	require.Contains(t, string(resp.Body), `"version":2`)
+	resp = srv.Do(t, "GET", base+"/stripe-key?version=1", srv.Token("reader"), nil)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	resp.JSON(t, &sec)
+	require.Equal(t, canary, sec.Data["api_key"], "version 1 stays readable")
+
+	resp = srv.Do(t, "GET", base, srv.Token("reader"), nil)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	require.Contains(t, string(resp.Body), `"stripe-key"`)
+	require.NotContains(t, string(resp.Body), canary)
+
+	resp = srv.Do(t, "DELETE", base+"/stripe-key", srv.Token("editor"), nil, "If-Match", `"1"`)
+	require.Equal(t, http.StatusPreconditionFailed, resp.Status, "%s", resp.Body)
+	resp = srv.Do(t, "DELETE", base+"/stripe-key", srv.Token("editor"), nil)
+	require.Less(t, resp.Status, 300, "%s", resp.Body)
+	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
+	require.Equal(t, http.StatusNotFound, resp.Status, "%s", resp.Body)
+	resp = srv.Do(t, "POST", base, srv.Token("editor"), map[string]any{"name": "stripe-key", "data": map[string]string{"api_key": "new"}})
+	require.Equal(t, http.StatusCreated, resp.Status, "a deleted name is reusable at once: %s", resp.Body)
+
+	srv.Stop(t)
+	for what, text := range map[string]string{"stdout": srv.Stdout(), "stderr": srv.Stderr(), "audit log": srv.Audit()} {
+		require.False(t, strings.Contains(text, canary), "the canary value appeared in the server's %s", what)
+	}
+}
+
+// BenchmarkGCPGatewayGet: GET of a secret through the gateway on gcp, with
+// BenchmarkGCPDirectAccess (the Google client straight to the same kind of
+// local server) as the baseline of the same run.
+func BenchmarkGCPGatewayGet(b *testing.B) {
+	srv, _ := gcpGateway(b)
+	tok := srv.Token("admin")
+	r := srv.Do(b, "POST", "/v1/projects/payments/secrets", tok, map[string]any{"name": "db", "data": gcpBenchData})
+	require.Equal(b, http.StatusCreated, r.Status, "%s", r.Body)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, err := srv.Try("GET", "/v1/projects/payments/secrets/db", tok, nil)
+			if err != nil || r.Status != http.StatusOK {
+				b.Errorf("GET: %v", err)
+				return
+			}
+			var v struct {
+				Data map[string]string `json:"data"`
+			}
+			if json.Unmarshal(r.Body, &v) != nil || len(v.Data) == 0 {
+				b.Error("no data in the answer")
+				return
+			}
+		}
+	})
+}
+
+var gcpBenchData = map[string]string{"username": "admin", "password": "correct horse battery staple", "host": "db.internal:5432"}
+
+func BenchmarkGCPDirectAccess(b *testing.B) {
+	sm := gcptest.Start(b)
+	ctx := context.Background()
+	c, err := secretmanager.NewClient(ctx, option.WithEndpoint(sm.Addr),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())), option.WithoutAuthentication())
+	require.NoError(b, err)
+	defer c.Close()
+	s, err := c.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{Parent: "projects/e2e-project", SecretId: "direct", Secret: &secretmanagerpb.Secret{}})
+	require.NoError(b, err)
+	body, err := sdk.EncodeData(gcpBenchData)
+	require.NoError(b, err)
+	_, err = c.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{Parent: s.GetName(), Payload: &secretmanagerpb.SecretPayload{Data: body}})
+	require.NoError(b, err)
+	name := s.GetName() + "/versions/latest"
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

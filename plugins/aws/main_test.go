@@ -1,0 +1,40 @@
+package aws_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/internal/mototest"
+	"github.com/secretgate/secretgate/plugins/aws"
+	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugintest"
+)
+
+func TestMain(m *testing.M) {
+	// Dummy credentials for the SDK's default chain; the plugin child
+	// inherits them. moto accepts any.
+	mototest.SetDummyCredentials()
+	plugintest.ServeIfChild(func() sdk.Backend { return aws.New() })
+	os.Exit(m.Run())
+}
+
+// settings points the backend at moto.
+func settings(s *mototest.Server, extra map[string]string) map[string]string {
+	m := map[string]string{"region": mototest.Region, "endpoint": s.Endpoint}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// inProcess returns a configured backend in this process, for tests that
+// look at AWS directly next to it.
+func inProcess(t *testing.T, s *mototest.Server, extra map[string]string) sdk.Backend {
+	t.Helper()
+	b := aws.New()
+	require.NoError(t, b.Configure(context.Background(), settings(s, extra)))
+	return b
+}

@@ -1,0 +1,520 @@
+// Package gcptest is an in-memory Google Cloud Secret Manager (v1) gRPC
+// server, faithful to the semantics Google documents in the proto comments
+// of google.cloud.secretmanager.v1 and on cloud.google.com/secret-manager/docs,
+// for tests and for trying secretgate's gcp plugin without a GCP project.
+//
+// What it implements, and the errors it answers with:
+//   - Resource names projects/{p}/secrets/{s}[/versions/{v}] and their
+//     regional form projects/{p}/locations/{l}/secrets/...; a malformed name,
+//     a secret id outside [A-Za-z0-9_-]{1,255}, labels breaking the label
+//     rules (key/value regexes, 63 characters, 64 labels) or annotations
+//     breaking theirs (key regex, < 16 KiB in total): INVALID_ARGUMENT.
+//   - CreateSecret of an existing id: ALREADY_EXISTS. Unknown secrets and
+//     versions: NOT_FOUND. Regional secrets refuse a replication policy.
+//   - Etags on Secret and SecretVersion: quoted strings, new at creation and
+//     on every modification, even a no-op one. Only UpdateSecret changes a
+//     secret's etag (adding a version does not: "updating a secret version
+//     doesn't affect the secret etag, and vice versa"). A request carrying an
+//     etag that does not match fails with FAILED_PRECONDITION, which is what
+//     https://cloud.google.com/secret-manager/docs/etags documents (AIP-154
+//     recommends ABORTED, Secret Manager predates that).
+//   - UpdateSecret needs an update_mask; the paths labels, annotations,
+//     version_aliases and topics are supported, any other path (immutable or
+//     not implemented here) is INVALID_ARGUMENT.
+//   - Versions are numbered 1, 2, 3... per secret, states ENABLED, DISABLED,
+//     DESTROYED; `latest` is the most recently created version, whatever its
+//     state; aliases resolve through version_aliases. AccessSecretVersion of
+//     a DISABLED or DESTROYED version: FAILED_PRECONDITION. Enabling or
+//     disabling a DESTROYED version: FAILED_PRECONDITION.
+//   - Payloads are at most 64 KiB; a data_crc32c (Castagnoli) that does not
+//     match the data is INVALID_ARGUMENT; AccessSecretVersion always returns
+//     data_crc32c (computed when the client sent none).
+//   - ListSecrets and ListSecretVersions return newest first (by creation),
+//     page_size 0 means "the server decides" (everything here), above 25000
+//     is capped, negative is INVALID_ARGUMENT; page tokens are opaque and
+//     bound to the parent and filter they came from. The filter subset is
+//     documented in filter.go; anything else is INVALID_ARGUMENT.
+//   - DeleteSecret removes the secret with every version; the id can be
+//     created again at once.
+//
+// It is safe for concurrent use. Everything else (IAM, rotation, Pub/Sub,
+// expiry, CMEK) is not implemented and answers UNIMPLEMENTED or is stored
+// without effect.
+package gcptest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CRC32C is the checksum Secret Manager uses for payloads.
+func CRC32C(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
+
+type version struct {
+	pb   *secretmanagerpb.SecretVersion
+	data []byte
+	crc  int64
+}
+
+type secret struct {
+	pb       *secretmanagerpb.Secret
+	seq      uint64 // creation order, for newest-first listing
+	versions []*version
+}
+
+// Server is the in-memory Secret Manager. The zero value is not usable; use
+// NewServer.
+type Server struct {
+	secretmanagerpb.UnimplementedSecretManagerServiceServer
+
+	mu      sync.RWMutex
+	secrets map[string]*secret // by full resource name
+	seq     uint64
+	etag    uint64
+	now     func() time.Time
+
+	faults faults
+}
+
+// NewServer returns an empty server.
+func NewServer() *Server {
+	return &Server{secrets: map[string]*secret{}, now: time.Now}
+}
+
+// nextEtag must be called with mu held for writing.
+func (s *Server) nextEtag() string {
+	s.etag++
+	return fmt.Sprintf("%q", fmt.Sprintf("%016x", uint64(s.now().UnixNano())^s.etag<<1|s.etag))
+}
+
+func clone[T proto.Message](m T) T { return proto.Clone(m).(T) }
+
+func (s *Server) CreateSecret(ctx context.Context, req *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
+	p, err := parseParent(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if !secretIDRe.MatchString(req.GetSecretId()) {
+		return nil, invalid("secret_id %q must be 1-255 characters of [A-Za-z0-9_-]", req.GetSecretId())
+	}
+	in := req.GetSecret()
+	if in == nil {
+		return nil, invalid("secret is required")
+	}
+	if p.location != "" && in.GetReplication() != nil {
+		return nil, invalid("regional secrets (%s) do not take a replication policy", p)
+	}
+	if r := in.GetReplication(); r != nil {
+		if um := r.GetUserManaged(); um != nil && len(um.GetReplicas()) == 0 {
+			return nil, invalid("replication.user_managed.replicas must not be empty")
+		}
+	}
+	if err := validateLabels(in.GetLabels()); err != nil {
+		return nil, err
+	}
+	if err := validateAnnotations(in.GetAnnotations()); err != nil {
+		return nil, err
+	}
+	if err := validateAliases(in.GetVersionAliases()); err != nil {
+		return nil, err
+	}
+	name := p.String() + "/secrets/" + req.GetSecretId()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.secrets[name]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "Secret [%s] already exists.", name)
+	}
+	pb := clone(in)
+	pb.Name = name
+	pb.CreateTime = timestamppb.New(s.now())
+	pb.Etag = s.nextEtag()
+	pb.Expiration = nil // input-only ttl; expiry is not implemented
+	if p.location == "" && pb.Replication == nil {
+		pb.Replication = &secretmanagerpb.Replication{Replication: &secretmanagerpb.Replication_Automatic_{Automatic: &secretmanagerpb.Replication_Automatic{}}}
+	}
+	s.seq++
+	s.secrets[name] = &secret{pb: pb, seq: s.seq}
+	return clone(pb), nil
+}
+
+// lookup finds a secret by resource name; mu must be held.
+func (s *Server) lookup(name string) (*secret, error) {
+	if _, _, err := parseSecretName(name); err != nil {
+		return nil, err
+	}
+	sec, ok := s.secrets[name]
+	if !ok {
+		return nil, notFound("Secret", name)
+	}
+	return sec, nil
+}
+
+func (s *Server) GetSecret(ctx context.Context, req *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sec, err := s.lookup(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return clone(sec.pb), nil
+}
+
+func etagMismatch(kind, name string) error {
+	return status.Errorf(codes.FailedPrecondition, "The etag provided in the request does not match the current etag of %s [%s].", kind, name)
+}
+
+func (s *Server) UpdateSecret(ctx context.Context, req *secretmanagerpb.UpdateSecretRequest) (*secretmanagerpb.Secret, error) {
+	in := req.GetSecret()
+	if in == nil {
+		return nil, invalid("secret is required")
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask is required and must name at least one field")
+	}
+	for _, p := range paths {
+		switch p {
+		case "labels":
+			if err := validateLabels(in.GetLabels()); err != nil {
+				return nil, err
+			}
+		case "annotations":
+			if err := validateAnnotations(in.GetAnnotations()); err != nil {
+				return nil, err
+			}
+		case "version_aliases":
+			if err := validateAliases(in.GetVersionAliases()); err != nil {
+				return nil, err
+			}
+		case "topics":
+		default:
+			return nil, invalid("update_mask path %q is immutable or not supported by this test server (supported: labels, annotations, version_aliases, topics)", p)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(in.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if in.GetEtag() != "" && in.GetEtag() != sec.pb.GetEtag() {
+		return nil, etagMismatch("Secret", sec.pb.GetName())
+	}
+	for _, p := range paths {
+		switch p {
+		case "labels":
+			sec.pb.Labels = clone(in).GetLabels()
+		case "annotations":
+			sec.pb.Annotations = clone(in).GetAnnotations()
+		case "version_aliases":
+			for a, v := range in.GetVersionAliases() {
+				if v > int64(len(sec.versions)) {
+					return nil, invalid("version alias %q points at version %d, which does not exist", a, v)
+				}
+			}
+			sec.pb.VersionAliases = clone(in).GetVersionAliases()
+		case "topics":
+			sec.pb.Topics = clone(in).GetTopics()
+		}
+	}
+	sec.pb.Etag = s.nextEtag()
+	return clone(sec.pb), nil
+}
+
+func (s *Server) DeleteSecret(ctx context.Context, req *secretmanagerpb.DeleteSecretRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetEtag() != "" && req.GetEtag() != sec.pb.GetEtag() {
+		return nil, etagMismatch("Secret", sec.pb.GetName())
+	}
+	delete(s.secrets, req.GetName())
+	return &emptypb.Empty{}, nil
+}
+
+// pageToken is the opaque token of both list calls: where the previous page
+// stopped, bound to the request that produced it.
+type pageToken struct {
+	Parent string `json:"p"`
+	Filter string `json:"f"`
+	After  uint64 `json:"a"` // items strictly older than this position follow
+}
+
+func encodeToken(t pageToken) string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(s, parent, filter string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var t pageToken
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.After == 0 {
+		return 0, invalid("invalid page_token")
+	}
+	if t.Parent != parent || t.Filter != filter {
+		return 0, invalid("page_token does not belong to this parent and filter")
+	}
+	return t.After, nil
+}
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, invalid("page_size must not be negative")
+	case n == 0 || n > maxPageSize:
+		return maxPageSize, nil
+	}
+	return int(n), nil
+}
+
+func (s *Server) ListSecrets(ctx context.Context, req *secretmanagerpb.ListSecretsRequest) (*secretmanagerpb.ListSecretsResponse, error) {
+	p, err := parseParent(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	terms, err := parseSecretFilter(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeToken(req.GetPageToken(), p.String(), req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	prefix := p.String() + "/secrets/"
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var all []*secret
+	for name, sec := range s.secrets {
+		if len(name) > len(prefix) && name[:len(prefix)] == prefix {
+			all = append(all, sec)
+		}
+	}
+	total := len(all)
+	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq }) // newest first
+	resp := &secretmanagerpb.ListSecretsResponse{}
+	if req.GetFilter() == "" {
+		resp.TotalSize = int32(total)
+	}
+	var lastSeq uint64
+	for _, sec := range all {
+		if after != 0 && sec.seq >= after {
+			continue
+		}
+		if !matchAll(terms, sec.pb) {
+			continue
+		}
+		if len(resp.Secrets) == size {
+			resp.NextPageToken = encodeToken(pageToken{Parent: p.String(), Filter: req.GetFilter(), After: lastSeq})
+			break
+		}
+		resp.Secrets = append(resp.Secrets, clone(sec.pb))
+		lastSeq = sec.seq
+	}
+	return resp, nil
+}
+
+func matchAll[T any](terms []func(T) bool, v T) bool {
+	for _, t := range terms {
+		if !t(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) AddSecretVersion(ctx context.Context, req *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	payload := req.GetPayload()
+	if payload == nil {
+		return nil, invalid("payload is required")
+	}
+	if len(payload.GetData()) > maxPayloadBytes {
+		return nil, invalid("payload.data must be no larger than 64KiB, got %d bytes", len(payload.GetData()))
+	}
+	crc := CRC32C(payload.GetData())
+	if payload.DataCrc32C != nil && payload.GetDataCrc32C() != crc {
+		return nil, invalid("Checksum mismatch: payload.data_crc32c does not match the CRC32C of payload.data")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	n := int64(len(sec.versions)) + 1
+	pb := &secretmanagerpb.SecretVersion{
+		Name:                           versionName(sec.pb.GetName(), n),
+		CreateTime:                     timestamppb.New(s.now()),
+		State:                          secretmanagerpb.SecretVersion_ENABLED,
+		Etag:                           s.nextEtag(),
+		ClientSpecifiedPayloadChecksum: payload.DataCrc32C != nil,
+	}
+	sec.versions = append(sec.versions, &version{pb: pb, data: append([]byte(nil), payload.GetData()...), crc: crc})
+	return clone(pb), nil
+}
+
+// resolve finds a version by resource name, resolving `latest` and aliases;
+// mu must be held.
+func (s *Server) resolve(name string) (*secret, *version, error) {
+	secName, v, err := parseVersionName(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sec, err := s.lookup(secName)
+	if err != nil {
+		return nil, nil, err
+	}
+	var n int64
+	switch {
+	case v == "latest":
+		n = int64(len(sec.versions))
+	default:
+		if alias, ok := sec.pb.GetVersionAliases()[v]; ok {
+			n = alias
+		} else if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, nil, notFound("Secret Version", name)
+		}
+	}
+	if n < 1 || n > int64(len(sec.versions)) {
+		return nil, nil, notFound("Secret Version", name)
+	}
+	return sec, sec.versions[n-1], nil
+}
+
+func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, v, err := s.resolve(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return clone(v.pb), nil
+}
+
+func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, v, err := s.resolve(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if st := v.pb.GetState(); st != secretmanagerpb.SecretVersion_ENABLED {
+		return nil, status.Errorf(codes.FailedPrecondition, "Secret Version [%s] is in %s state.", v.pb.GetName(), st)
+	}
+	crc := v.crc
+	return &secretmanagerpb.AccessSecretVersionResponse{
+		Name:    v.pb.GetName(),
+		Payload: &secretmanagerpb.SecretPayload{Data: append([]byte(nil), v.data...), DataCrc32C: &crc},
+	}, nil
+}
+
+func (s *Server) ListSecretVersions(ctx context.Context, req *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	terms, err := parseVersionFilter(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeToken(req.GetPageToken(), req.GetParent(), req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sec, err := s.lookup(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	resp := &secretmanagerpb.ListSecretVersionsResponse{}
+	if req.GetFilter() == "" {
+		resp.TotalSize = int32(len(sec.versions))
+	}
+	for i := len(sec.versions) - 1; i >= 0; i-- { // newest first
+		n := uint64(i + 1)
+		if after != 0 && n >= after {
+			continue
+		}
+		v := sec.versions[i]
+		if !matchAll(terms, v.pb) {
+			continue
+		}
+		if len(resp.Versions) == size {
+			last := resp.Versions[len(resp.Versions)-1].GetName()
+			lastN, _ := strconv.ParseUint(last[len(sec.pb.GetName())+len("/versions/"):], 10, 64)
+			resp.NextPageToken = encodeToken(pageToken{Parent: req.GetParent(), Filter: req.GetFilter(), After: lastN})
+			break
+		}
+		resp.Versions = append(resp.Versions, clone(v.pb))
+	}
+	return resp, nil
+}
+
+// transition applies an etag-checked state change to one version.
+func (s *Server) transition(name, etag string, to secretmanagerpb.SecretVersion_State) (*secretmanagerpb.SecretVersion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, v, err := s.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	if etag != "" && etag != v.pb.GetEtag() {
+		return nil, etagMismatch("Secret Version", v.pb.GetName())
+	}
+	if v.pb.GetState() == secretmanagerpb.SecretVersion_DESTROYED {
+		return nil, status.Errorf(codes.FailedPrecondition, "Secret Version [%s] is in DESTROYED state.", v.pb.GetName())
+	}
+	v.pb.State = to
+	if to == secretmanagerpb.SecretVersion_DESTROYED {
+		v.pb.DestroyTime = timestamppb.New(s.now())
+		clear(v.data)
+		v.data = nil
+	}
+	v.pb.Etag = s.nextEtag() // even a no-op transition gets a new etag
+	return clone(v.pb), nil
+}
+
+func (s *Server) EnableSecretVersion(ctx context.Context, req *secretmanagerpb.EnableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	return s.transition(req.GetName(), req.GetEtag(), secretmanagerpb.SecretVersion_ENABLED)
+}
+
+func (s *Server) DisableSecretVersion(ctx context.Context, req *secretmanagerpb.DisableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	return s.transition(req.GetName(), req.GetEtag(), secretmanagerpb.SecretVersion_DISABLED)
+}
+
+func (s *Server) DestroySecretVersion(ctx context.Context, req *secretmanagerpb.DestroySecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	return s.transition(req.GetName(), req.GetEtag(), secretmanagerpb.SecretVersion_DESTROYED)
+}

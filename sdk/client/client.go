@@ -1,0 +1,512 @@
+// Package client is the Go client of the secretgate HTTP API.
+//
+// It mirrors the seed's SDK (list, get, create, update, delete) and adds what
+// the API offers beyond it: versions, metadata-only reads, PATCH of single
+// keys and check-and-set through If-Match:
+//
+//	c, err := client.New("http://127.0.0.1:8270", os.Getenv("SECRETGATE_TOKEN"))
+//	s, err := c.Get(ctx, "payments", "payment-service")
+//	apiKey := s.Data["api_key"]
+//
+// Errors answered by the gateway are *APIError values; errors.Is maps them to
+// sdk.ErrNotFound, sdk.ErrAlreadyExists, sdk.ErrVersionMismatch,
+// sdk.ErrInvalid, sdk.ErrUnavailable and this package's ErrUnauthenticated,
+// ErrPermissionDenied, ErrPayloadTooLarge and ErrInternal.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// Metadata is everything about a secret but its values; its JSON is the
+// API's metadata shape.
+type Metadata struct {
+	Project   string            `json:"project"`
+	Name      string            `json:"name"`
+	Keys      []string          `json:"keys"`
+	Version   int64             `json:"version"`
+	Labels    map[string]string `json:"labels"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// Secret is metadata plus the values of one version; its JSON is the API's
+// read shape.
+type Secret struct {
+	Metadata
+	Data map[string]string `json:"data"`
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Secrets       []Metadata `json:"secrets"`
+	NextPageToken string     `json:"next_page_token"`
+}
+
+// VersionInfo describes one stored version.
+type VersionInfo struct {
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ListOptions narrows and pages a listing. Zero values mean "all names",
+// "the server's default page size" and "the first page".
+type ListOptions struct {
+	Prefix    string
+	PageSize  int
+	PageToken string
+}
+
+// Client talks to one gateway with one token. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	ua    string
+}
+
+type options struct {
+	hc        *http.Client
+	timeout   time.Duration
+	tlsConfig *tls.Config
+	caPEM     []byte
+	caFile    string
+	ua        string
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+// WithHTTPClient uses hc as is (its timeout and transport); the TLS options
+// are then ignored.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithTimeout bounds every request, including reading the body (default 30s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithTLSConfig sets the TLS configuration for https addresses.
+func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tlsConfig = c } }
+
+// WithCACert trusts the PEM certificates in pem (in place of the system
+// roots) for https addresses.
+func WithCACert(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
+
+// WithCAFile is WithCACert reading the PEM file at path.
+func WithCAFile(path string) Option { return func(o *options) { o.caFile = path } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(o *options) { o.ua = ua } }
+
+// DefaultTimeout bounds each request unless WithTimeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponseBytes bounds what the client reads of one response: a page of
+// 1000 metadata entries with 64 labels each stays well below it.
+const maxResponseBytes = 64 << 20
+
+// New returns a client of the gateway at addr ("http://host:port" or
+// "https://..."; a bare "host:port" means http) authenticating with token.
+func New(addr, token string, opts ...Option) (*Client, error) {
+	o := options{timeout: DefaultTimeout, ua: "secretgate-go-client"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: address: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("client: address: scheme %q is neither http nor https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("client: address %q has no host", addr)
+	}
+	if token == "" {
+		return nil, fmt.Errorf("client: token is empty")
+	}
+	// A token that would break the header line is refused before it could
+	// ever be sent; the message does not repeat it.
+	if strings.ContainsAny(token, "\r\n\x00 ") {
+		return nil, fmt.Errorf("client: token contains whitespace or control characters")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawQuery, u.Fragment = "", ""
+	hc := o.hc
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		tlsConf := o.tlsConfig
+		if tlsConf == nil {
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else {
+			tlsConf = tlsConf.Clone()
+		}
+		if o.caFile != "" {
+			pem, err := os.ReadFile(o.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("client: CA file: %w", err)
+			}
+			o.caPEM = append(o.caPEM, pem...)
+		}
+		if len(o.caPEM) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(o.caPEM) {
+				return nil, fmt.Errorf("client: CA certificate: no PEM certificate found")
+			}
+			tlsConf.RootCAs = pool
+		}
+		tr.TLSClientConfig = tlsConf
+		hc = &http.Client{Transport: tr, Timeout: o.timeout}
+	}
+	return &Client{base: u, token: token, hc: hc, ua: o.ua}, nil
+}
+
+type requestIDKey struct{}
+
+// WithRequestID makes requests made with ctx carry id as X-Request-Id, to
+// tie them to a caller's own logs; otherwise each request gets a random id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+func (c *Client) secretsPath(project string) (string, error) {
+	if err := sdk.ValidateProject(project); err != nil {
+		return "", err
+	}
+	return "/v1/projects/" + project + "/secrets", nil
+}
+
+func (c *Client) secretPath(project, name string) (string, error) {
+	p, err := c.secretsPath(project)
+	if err != nil {
+		return "", err
+	}
+	if err := sdk.ValidateName(name); err != nil {
+		return "", err
+	}
+	return p + "/" + name, nil
+}
+
+// do sends one request and decodes a 2xx JSON answer into out (when not nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, ifMatch int64, body, out any) error {
+	// Projects and names were validated against the model's patterns,
+	// which leave nothing to escape in a path.
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("client: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	rid, _ := ctx.Value(requestIDKey{}).(string)
+	if rid == "" {
+		rid = newRequestID()
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Request-Id", rid)
+	if c.ua != "" {
+		req.Header.Set("User-Agent", c.ua)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if ifMatch > 0 {
+		req.Header.Set("If-Match", strconv.Quote(strconv.FormatInt(ifMatch, 10)))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, &transportError{err})
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("client: %s %s: read response: %w", method, path, &transportError{err})
+	}
+	if len(data) > maxResponseBytes {
+		return fmt.Errorf("client: %s %s: response larger than %d bytes", method, path, maxResponseBytes)
+	}
+	if echoed := resp.Header.Get("X-Request-Id"); echoed != "" {
+		rid = echoed
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp, data, rid)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("client: %s %s: decode response (status %d): %w", method, path, resp.StatusCode, err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response, body []byte, rid string) error {
+	e := &APIError{Status: resp.StatusCode, RequestID: rid}
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+	} else {
+		// Not our envelope: the body is not trusted to be free of
+		// anything, so only the status is reported.
+		e.Code = codeForStatus[resp.StatusCode]
+		if e.Code == "" {
+			e.Code = "http_" + strconv.Itoa(resp.StatusCode)
+		}
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		}
+	}
+	return e
+}
+
+// List returns one page of the metadata of the secrets in project that the
+// token's bindings cover.
+func (c *Client) List(ctx context.Context, project string, opts ListOptions) (Page, error) {
+	p, err := c.secretsPath(project)
+	if err != nil {
+		return Page{}, err
+	}
+	q := url.Values{}
+	if opts.Prefix != "" {
+		q.Set("prefix", opts.Prefix)
+	}
+	if opts.PageSize < 0 {
+		return Page{}, sdk.Invalid("page_size", "must not be negative")
+	}
+	if opts.PageSize > 0 {
+		q.Set("page_size", strconv.Itoa(opts.PageSize))
+	}
+	if opts.PageToken != "" {
+		q.Set("page_token", opts.PageToken)
+	}
+	var page Page
+	if err := c.do(ctx, http.MethodGet, p, q, 0, nil, &page); err != nil {
+		return Page{}, err
+	}
+	if page.Secrets == nil {
+		page.Secrets = []Metadata{}
+	}
+	return page, nil
+}
+
+// ListAll iterates over every page from opts.PageToken on. It stops after
+// yielding the first error.
+func (c *Client) ListAll(ctx context.Context, project string, opts ListOptions) iter.Seq2[Metadata, error] {
+	return func(yield func(Metadata, error) bool) {
+		for {
+			page, err := c.List(ctx, project, opts)
+			if err != nil {
+				yield(Metadata{}, err)
+				return
+			}
+			for _, m := range page.Secrets {
+				if !yield(m, nil) {
+					return
+				}
+			}
+			if page.NextPageToken == "" {
+				return
+			}
+			if page.NextPageToken == opts.PageToken {
+				yield(Metadata{}, fmt.Errorf("client: list: server repeated page token"))
+				return
+			}
+			opts.PageToken = page.NextPageToken
+		}
+	}
+}
+
+// Collect gathers every secret's metadata of project (all pages).
+func (c *Client) Collect(ctx context.Context, project string, opts ListOptions) ([]Metadata, error) {
+	out := []Metadata{}
+	for m, err := range c.ListAll(ctx, project, opts) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Get reads the latest version's metadata and values (secrets.read).
+func (c *Client) Get(ctx context.Context, project, name string) (Secret, error) {
+	return c.GetVersion(ctx, project, name, 0)
+}
+
+// GetVersion reads one version (0 = latest) with its values.
+func (c *Client) GetVersion(ctx context.Context, project, name string, version int64) (Secret, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Secret{}, err
+	}
+	if version < 0 {
+		return Secret{}, sdk.Invalid("version", "must be a positive integer, or 0 for the latest")
+	}
+	q := url.Values{}
+	if version > 0 {
+		q.Set("version", strconv.FormatInt(version, 10))
+	}
+	var s Secret
+	if err := c.do(ctx, http.MethodGet, p, q, 0, nil, &s); err != nil {
+		return Secret{}, err
+	}
+	return s, nil
+}
+
+// Describe reads metadata only (secrets.list suffices).
+func (c *Client) Describe(ctx context.Context, project, name string) (Metadata, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Metadata{}, err
+	}
+	var m Metadata
+	if err := c.do(ctx, http.MethodGet, p+"/metadata", nil, 0, nil, &m); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+// Versions lists the stored versions of a secret.
+func (c *Client) Versions(ctx context.Context, project, name string) ([]VersionInfo, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Versions []VersionInfo `json:"versions"`
+	}
+	if err := c.do(ctx, http.MethodGet, p+"/versions", nil, 0, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Versions == nil {
+		out.Versions = []VersionInfo{}
+	}
+	return out.Versions, nil
+}
+
+type writeBody struct {
+	Name   string            `json:"name,omitempty"`
+	Data   map[string]string `json:"data"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Create creates a secret at version 1; sdk.ErrAlreadyExists if it exists.
+// labels may be nil. The answer is metadata, never values.
+func (c *Client) Create(ctx context.Context, project, name string, data, labels map[string]string) (Metadata, error) {
+	p, err := c.secretsPath(project)
+	if err != nil {
+		return Metadata{}, err
+	}
+	if err := sdk.ValidateName(name); err != nil {
+		return Metadata{}, err
+	}
+	var m Metadata
+	if err := c.do(ctx, http.MethodPost, p, nil, 0, writeBody{Name: name, Data: data, Labels: labels}, &m); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+// Update replaces all key/value pairs of an existing secret with data (a new
+// version). labels nil keeps the labels; a non-nil map replaces them (the
+// server decides whether an empty map clears). ifMatch > 0 is check-and-set:
+// sdk.ErrVersionMismatch unless the latest version is ifMatch.
+func (c *Client) Update(ctx context.Context, project, name string, data, labels map[string]string, ifMatch int64) (Metadata, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Metadata{}, err
+	}
+	body := map[string]any{"data": data}
+	if labels != nil {
+		body["labels"] = labels
+	}
+	var m Metadata
+	if err := c.do(ctx, http.MethodPut, p, nil, ifMatch, body, &m); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+// Patch sets the keys of set and removes the keys of unset, leaving the
+// others as they are (a new version). It needs no read permission: it is
+// how someone rotates one key without knowing the others. ifMatch as Update.
+func (c *Client) Patch(ctx context.Context, project, name string, set map[string]string, unset []string, ifMatch int64) (Metadata, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Metadata{}, err
+	}
+	if len(set) == 0 && len(unset) == 0 {
+		return Metadata{}, sdk.Invalid("set", "a patch must set or unset at least one key")
+	}
+	if set == nil {
+		set = map[string]string{}
+	}
+	if unset == nil {
+		unset = []string{}
+	}
+	body := struct {
+		Set   map[string]string `json:"set"`
+		Unset []string          `json:"unset"`
+	}{set, unset}
+	var m Metadata
+	if err := c.do(ctx, http.MethodPatch, p, nil, ifMatch, body, &m); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+// Delete removes a secret with all its versions. ifMatch as Update.
+func (c *Client) Delete(ctx context.Context, project, name string, ifMatch int64) error {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, ifMatch, nil, nil)
+}
+
+// IsNotFound is errors.Is(err, sdk.ErrNotFound), for brevity at call sites.
+func IsNotFound(err error) bool { return errors.Is(err, sdk.ErrNotFound) }

@@ -1,0 +1,119 @@
+package sdk
+
+import (
+	"context"
+
+	backendpb "github.com/secretgate/secretgate/sdk/proto"
+)
+
+// grpcServer is the plugin side of the hop: it serves a Backend over gRPC.
+type grpcServer struct {
+	backendpb.UnimplementedBackendServer
+	impl Backend
+}
+
+var _ backendpb.BackendServer = (*grpcServer)(nil)
+
+func (s *grpcServer) Configure(ctx context.Context, req *backendpb.ConfigureRequest) (*backendpb.ConfigureResponse, error) {
+	settings := req.GetSettings()
+	if settings == nil {
+		settings = map[string]string{}
+	}
+	if err := s.impl.Configure(ctx, settings); err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.ConfigureResponse{}, nil
+}
+
+func (s *grpcServer) Capabilities(ctx context.Context, _ *backendpb.CapabilitiesRequest) (*backendpb.CapabilitiesResponse, error) {
+	c, err := s.impl.Capabilities(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.CapabilitiesResponse{Capabilities: toPBCapabilities(c)}, nil
+}
+
+func (s *grpcServer) List(ctx context.Context, req *backendpb.ListRequest) (*backendpb.ListResponse, error) {
+	page, err := s.impl.List(ctx, ListRequest{
+		Project:   req.GetProject(),
+		Prefix:    req.GetPrefix(),
+		PageSize:  clampInt(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &backendpb.ListResponse{
+		Secrets:       make([]*backendpb.Meta, len(page.Secrets)),
+		NextPageToken: page.NextPageToken,
+	}
+	for i, m := range page.Secrets {
+		out.Secrets[i] = toPBMeta(m)
+	}
+	return out, nil
+}
+
+func (s *grpcServer) Describe(ctx context.Context, req *backendpb.DescribeRequest) (*backendpb.DescribeResponse, error) {
+	m, err := s.impl.Describe(ctx, fromPBRef(req.GetRef()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.DescribeResponse{Meta: toPBMeta(m)}, nil
+}
+
+func (s *grpcServer) Read(ctx context.Context, req *backendpb.ReadRequest) (*backendpb.ReadResponse, error) {
+	sec, err := s.impl.Read(ctx, fromPBRef(req.GetRef()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.ReadResponse{Meta: toPBMeta(sec.Meta), Data: sec.Data}, nil
+}
+
+func (s *grpcServer) Write(ctx context.Context, req *backendpb.WriteRequest) (*backendpb.WriteResponse, error) {
+	m, err := s.impl.Write(ctx, fromPBWrite(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.WriteResponse{Meta: toPBMeta(m)}, nil
+}
+
+func (s *grpcServer) Delete(ctx context.Context, req *backendpb.DeleteRequest) (*backendpb.DeleteResponse, error) {
+	if err := s.impl.Delete(ctx, fromPBRef(req.GetRef())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.DeleteResponse{}, nil
+}
+
+func (s *grpcServer) Versions(ctx context.Context, req *backendpb.VersionsRequest) (*backendpb.VersionsResponse, error) {
+	vs, err := s.impl.Versions(ctx, fromPBRef(req.GetRef()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &backendpb.VersionsResponse{Versions: make([]*backendpb.VersionMeta, len(vs))}
+	for i, v := range vs {
+		out.Versions[i] = &backendpb.VersionMeta{Version: v.Version, CreatedAt: toPBTime(v.CreatedAt)}
+	}
+	return out, nil
+}
+
+func (s *grpcServer) Ping(ctx context.Context, _ *backendpb.PingRequest) (*backendpb.PingResponse, error) {
+	if err := s.impl.Ping(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.PingResponse{}, nil
+}
+
+// clampInt converts a wire int64 to int without wrapping around on 32-bit
+// platforms, so that an out-of-range page size still fails validation
+// instead of turning into a small valid one.
+func clampInt(v int64) int {
+	const maxInt = int64(^uint(0) >> 1)
+	const minInt = -maxInt - 1
+	switch {
+	case v > maxInt:
+		return int(maxInt)
+	case v < minInt:
+		return int(minInt)
+	}
+	return int(v)
+}

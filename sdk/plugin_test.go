@@ -1,0 +1,443 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugintest"
+)
+
+func TestMain(m *testing.M) {
+	plugintest.ServeIfChild(func() sdk.Backend { return newTestBackend() })
+	os.Exit(m.Run())
+}
+
+// hangLimit is how long a call may take before the test calls it a hang.
+// It is no performance bound (benchmarks measure speed): it only has to be
+// far above a normal answer and far below "forever".
+const hangLimit = 10 * time.Second
+
+func bg(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// callByMethod runs one Backend method on a name, for the error table.
+var callByMethod = map[string]func(ctx context.Context, b sdk.Backend, name string) error{
+	"Describe": func(ctx context.Context, b sdk.Backend, name string) error {
+		_, err := b.Describe(ctx, sdk.Ref{Project: "p", Name: name})
+		return err
+	},
+	"Read": func(ctx context.Context, b sdk.Backend, name string) error {
+		_, err := b.Read(ctx, sdk.Ref{Project: "p", Name: name, Version: 2})
+		return err
+	},
+	"Write": func(ctx context.Context, b sdk.Backend, name string) error {
+		_, err := b.Write(ctx, sdk.WriteRequest{Project: "p", Name: name, Data: map[string]string{"k": "v"}, Mode: sdk.WriteUpsert})
+		return err
+	},
+	"Delete": func(ctx context.Context, b sdk.Backend, name string) error {
+		return b.Delete(ctx, sdk.Ref{Project: "p", Name: name})
+	},
+	"Versions": func(ctx context.Context, b sdk.Backend, name string) error {
+		_, err := b.Versions(ctx, sdk.Ref{Project: "p", Name: name})
+		return err
+	},
+	"List": func(ctx context.Context, b sdk.Backend, name string) error {
+		_, err := b.List(ctx, sdk.ListRequest{Project: "p", Prefix: name})
+		return err
+	},
+}
+
+// TestPluginErrorRoundTrip checks that every typed error a plugin returns
+// comes back on the host as the same sentinel (or FieldError), with the
+// same message, through every method.
+func TestPluginErrorRoundTrip(t *testing.T) {
+	remote := plugintest.Start(t, map[string]string{"kind": "test"})
+	local := newTestBackend()
+	ctx := bg(t)
+
+	sentinels := []error{sdk.ErrNotFound, sdk.ErrAlreadyExists, sdk.ErrVersionMismatch, sdk.ErrInvalid, sdk.ErrUnavailable, sdk.ErrPermission}
+	for name := range errorTriggers {
+		for method, call := range callByMethod {
+			t.Run(name+"/"+method, func(t *testing.T) {
+				want := call(ctx, local, name)
+				got := call(ctx, remote, name)
+				require.Error(t, want)
+				require.Error(t, got)
+				require.Equal(t, want.Error(), got.Error(), "message must survive the hop")
+				for _, s := range sentinels {
+					require.Equal(t, errors.Is(want, s), errors.Is(got, s), "errors.Is(err, %v)", s)
+				}
+				var wantFE, gotFE *sdk.FieldError
+				require.Equal(t, errors.As(want, &wantFE), errors.As(got, &gotFE))
+				if wantFE != nil {
+					require.Equal(t, *wantFE, *gotFE, "the FieldError's field and reason must survive")
+				}
+				if isSentinel(want, sentinels) {
+					require.Truef(t, got == want, "a bare sentinel comes back as itself, got %T", got)
+				}
+			})
+		}
+	}
+}
+
+func isSentinel(err error, sentinels []error) bool {
+	for _, s := range sentinels {
+		if err == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPluginConfigureError(t *testing.T) {
+	p := plugintest.StartPlugin(t, nil)
+	err := p.Backend().Configure(bg(t), map[string]string{"fail": "1"})
+	var fe *sdk.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "settings.fail", fe.Field)
+	require.ErrorIs(t, err, sdk.ErrInvalid)
+}
+
+// TestPluginModelFidelity runs the same operations in process and through
+// the plugin and requires identical results: times, nil-versus-empty labels,
+// unicode, pages.
+func TestPluginModelFidelity(t *testing.T) {
+	remote := plugintest.Start(t, map[string]string{"kind": "fidelity"})
+	local := newTestBackend()
+	require.NoError(t, local.Configure(bg(t), map[string]string{"kind": "fidelity"}))
+	ctx := bg(t)
+
+	data := map[string]string{"unicode": "héllo 世界 🔑", "newline": "a\nb\r\n", "quote": `"'\`, "empty": ""}
+	steps := []struct {
+		name string
+		run  func(b sdk.Backend) (any, error)
+	}{
+		{"capabilities", func(b sdk.Backend) (any, error) { return b.Capabilities(ctx) }},
+		{"create without labels", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: data, Mode: sdk.WriteCreate})
+		}},
+		{"describe: nil labels", func(b sdk.Backend) (any, error) { return b.Describe(ctx, sdk.Ref{Project: "p", Name: "a"}) }},
+		{"replace with labels", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: data, Labels: map[string]string{"env": "prod"}, Mode: sdk.WriteReplace, ExpectedVersion: 1})
+		}},
+		{"replace keeping labels", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: map[string]string{"x": "1"}, Mode: sdk.WriteReplace})
+		}},
+		{"replace clearing labels", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: data, Labels: map[string]string{}, Mode: sdk.WriteUpsert})
+		}},
+		{"describe: empty labels", func(b sdk.Backend) (any, error) { return b.Describe(ctx, sdk.Ref{Project: "p", Name: "a"}) }},
+		{"read latest", func(b sdk.Backend) (any, error) { return b.Read(ctx, sdk.Ref{Project: "p", Name: "a"}) }},
+		{"read version 3", func(b sdk.Backend) (any, error) { return b.Read(ctx, sdk.Ref{Project: "p", Name: "a", Version: 3}) }},
+		{"versions", func(b sdk.Backend) (any, error) { return b.Versions(ctx, sdk.Ref{Project: "p", Name: "a"}) }},
+		{"create b", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "b", Data: data, Mode: sdk.WriteCreate})
+		}},
+		{"list page 1", func(b sdk.Backend) (any, error) { return b.List(ctx, sdk.ListRequest{Project: "p", PageSize: 1}) }},
+		{"list page 2", func(b sdk.Backend) (any, error) {
+			return b.List(ctx, sdk.ListRequest{Project: "p", PageSize: 1, PageToken: "a"})
+		}},
+		{"list empty", func(b sdk.Backend) (any, error) { return b.List(ctx, sdk.ListRequest{Project: "q"}) }},
+		{"list bad page size", func(b sdk.Backend) (any, error) {
+			return b.List(ctx, sdk.ListRequest{Project: "p", PageSize: 1 << 40})
+		}},
+		{"stale CAS", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: data, Mode: sdk.WriteReplace, ExpectedVersion: 1})
+		}},
+		{"invalid write mode", func(b sdk.Backend) (any, error) {
+			return b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "a", Data: data, Mode: sdk.WriteMode(42)})
+		}},
+		{"delete", func(b sdk.Backend) (any, error) { return nil, b.Delete(ctx, sdk.Ref{Project: "p", Name: "a"}) }},
+		{"ping", func(b sdk.Backend) (any, error) { return nil, b.Ping(ctx) }},
+	}
+	for _, st := range steps {
+		wantV, wantErr := st.run(local)
+		gotV, gotErr := st.run(remote)
+		require.Equal(t, wantV, gotV, st.name)
+		if wantErr == nil {
+			require.NoError(t, gotErr, st.name)
+		} else {
+			require.EqualError(t, gotErr, wantErr.Error(), st.name)
+		}
+	}
+	// The labels distinction is the point of labels_set: make sure the
+	// steps above really exercised both sides of it.
+	m, err := remote.Describe(ctx, sdk.Ref{Project: "p", Name: "b"})
+	require.NoError(t, err)
+	require.Nil(t, m.Labels)
+}
+
+// TestPluginDeadline: a host deadline ends a blocked plugin call promptly,
+// and the plugin's own context sees it.
+func TestPluginDeadline(t *testing.T) {
+	b := plugintest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := b.Read(ctx, sdk.Ref{Project: "p", Name: "block"})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), hangLimit)
+	requirePluginSawCtxEnd(t, b)
+}
+
+func TestPluginCancel(t *testing.T) {
+	b := plugintest.Start(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := b.Delete(ctx, sdk.Ref{Project: "p", Name: "block"})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Less(t, time.Since(start), hangLimit)
+	requirePluginSawCtxEnd(t, b)
+}
+
+func requirePluginSawCtxEnd(t *testing.T, b sdk.Backend) {
+	t.Helper()
+	var seen string
+	require.Eventually(t, func() bool {
+		s, err := b.Read(context.Background(), sdk.Ref{Project: "p", Name: "last-ctx-err"})
+		require.NoError(t, err)
+		seen = s.Data["err"]
+		return seen != ""
+	}, hangLimit, 10*time.Millisecond, "the plugin's context was never cancelled")
+	require.Contains(t, []string{context.DeadlineExceeded.Error(), context.Canceled.Error()}, seen)
+}
+
+func TestPluginPanicIsOneFailedCall(t *testing.T) {
+	b := plugintest.Start(t, nil)
+	_, err := b.Read(bg(t), sdk.Ref{Project: "p", Name: "panic"})
+	require.ErrorContains(t, err, "plugin panicked")
+	require.NotErrorIs(t, err, sdk.ErrUnavailable)
+	require.NoError(t, b.Ping(bg(t)), "the plugin survives a panicking call")
+}
+
+// TestPluginDead: once the plugin process is gone, calls fail with
+// ErrUnavailable at once, including one that was in flight.
+func TestPluginDead(t *testing.T) {
+	p := plugintest.StartPlugin(t, nil)
+	b := p.Backend()
+	require.NoError(t, b.Ping(bg(t)))
+	require.False(t, p.Exited())
+
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := b.Read(bg(t), sdk.Ref{Project: "p", Name: "block"})
+		inflight <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the call reach the plugin
+	require.NoError(t, syscall.Kill(p.Pid(), syscall.SIGKILL))
+
+	select {
+	case err := <-inflight:
+		require.ErrorIs(t, err, sdk.ErrUnavailable)
+	case <-time.After(hangLimit):
+		t.Fatal("a call in flight when the plugin died never returned")
+	}
+	require.Eventually(t, p.Exited, hangLimit, 10*time.Millisecond)
+
+	for method, call := range callByMethod {
+		start := time.Now()
+		err := call(bg(t), b, "x")
+		require.ErrorIs(t, err, sdk.ErrUnavailable, method)
+		require.Less(t, time.Since(start), hangLimit, method)
+	}
+	require.ErrorIs(t, b.Ping(bg(t)), sdk.ErrUnavailable)
+}
+
+func TestPluginKilledByHost(t *testing.T) {
+	p := plugintest.StartPlugin(t, nil)
+	p.Kill()
+	p.Kill() // idempotent
+	require.True(t, p.Exited())
+	require.ErrorIs(t, p.Backend().Ping(bg(t)), sdk.ErrUnavailable)
+}
+
+// TestPluginKillLeavesNoOrphans: what the plugin started dies with it.
+func TestPluginKillLeavesNoOrphans(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("process groups are only managed on Linux")
+	}
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	p := plugintest.StartPlugin(t, map[string]string{"spawn_pidfile": pidfile})
+	raw, err := os.ReadFile(pidfile)
+	require.NoError(t, err)
+	child, err := strconv.Atoi(string(raw))
+	require.NoError(t, err)
+	require.True(t, alive(child), "the plugin's child should run before Kill")
+	plugin := p.Pid()
+
+	p.Kill()
+	require.Eventually(t, func() bool { return !alive(plugin) && !alive(child) }, hangLimit, 10*time.Millisecond,
+		"plugin %d or its child %d outlived Kill", plugin, child)
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+func TestLaunchChecksum(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	actual, err := sdk.FileSHA256(exe)
+	require.NoError(t, err)
+	env := []string{plugintest.ChildEnv + "=1"}
+
+	t.Run("mismatch is refused", func(t *testing.T) {
+		wrong := strings.Repeat("ab", 32)
+		p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: wrong})
+		require.Nil(t, p)
+		require.ErrorIs(t, err, sdk.ErrChecksumMismatch)
+		require.ErrorContains(t, err, exe)
+		require.ErrorContains(t, err, wrong)
+		require.ErrorContains(t, err, actual)
+	})
+	t.Run("malformed is refused", func(t *testing.T) {
+		_, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: "abc"})
+		require.ErrorContains(t, err, "64 hex characters")
+	})
+	t.Run("match starts", func(t *testing.T) {
+		p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: strings.ToUpper(actual)})
+		require.NoError(t, err)
+		t.Cleanup(p.Kill)
+		require.NoError(t, p.Backend().Ping(bg(t)))
+	})
+}
+
+func TestLaunchFailures(t *testing.T) {
+	t.Run("missing executable", func(t *testing.T) {
+		_, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: filepath.Join(t.TempDir(), "nope")})
+		require.ErrorIs(t, err, sdk.ErrUnavailable)
+	})
+	t.Run("not a plugin", func(t *testing.T) {
+		// The test binary without the child variable runs no test and
+		// exits instead of serving.
+		exe, err := os.Executable()
+		require.NoError(t, err)
+		_, err = sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Stderr: &syncBuffer{}})
+		require.ErrorIs(t, err, sdk.ErrUnavailable)
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: "/bin/true"})
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+// TestPluginStderrReachesHost: what the plugin writes to stderr ends up in
+// LaunchConfig.Stderr.
+func TestPluginStderrReachesHost(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	var out syncBuffer
+	p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: []string{plugintest.ChildEnv + "=1"}, Stderr: &out})
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
+	require.NoError(t, p.Backend().Configure(bg(t), map[string]string{"say": "hello from the plugin"}))
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "hello from the plugin") },
+		hangLimit, 10*time.Millisecond)
+}
+
+func TestPluginConcurrentCalls(t *testing.T) {
+	b := plugintest.Start(t, nil)
+	ctx := bg(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := "s" + strconv.Itoa(i)
+			if _, err := b.Write(ctx, sdk.WriteRequest{Project: "p", Name: name, Data: map[string]string{"i": name}, Mode: sdk.WriteCreate}); err != nil {
+				errs <- err
+				return
+			}
+			s, err := b.Read(ctx, sdk.Ref{Project: "p", Name: name})
+			if err == nil && s.Data["i"] != name {
+				err = errors.New("read back another secret's data for " + name)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// BenchmarkPluginRead compares a Read in process with the same Read through
+// a plugin process (go-plugin, gRPC, mTLS over a unix socket).
+func BenchmarkPluginRead(b *testing.B) {
+	ctx := context.Background()
+	data := map[string]string{"username": "app", "password": "p4ssw0rd-not-real", "host": "db.internal:5432"}
+	req := sdk.WriteRequest{Project: "bench", Name: "db", Data: data, Labels: map[string]string{"env": "prod"}, Mode: sdk.WriteCreate}
+	ref := sdk.Ref{Project: "bench", Name: "db"}
+
+	run := func(b *testing.B, be sdk.Backend) {
+		_, err := be.Write(ctx, req)
+		require.NoError(b, err)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := be.Read(ctx, ref); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("in-process", func(b *testing.B) { run(b, newTestBackend()) })
+	b.Run("plugin", func(b *testing.B) { run(b, plugintest.Start(b, nil)) })
+	// The child inherits the variable; this process's runtime read it at
+	// start and is unaffected. On small machines a single-P plugin avoids
+	// cross-thread wake-ups on every call.
+	b.Run("plugin-gomaxprocs-1", func(b *testing.B) {
+		b.Setenv("GOMAXPROCS", "1")
+		run(b, plugintest.Start(b, nil))
+	})
+}

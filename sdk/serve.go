@@ -1,0 +1,93 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	hclog "github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	backendpb "github.com/secretgate/secretgate/sdk/proto"
+)
+
+// handshake is shared by Serve and Launch. The cookie is not a secret: it
+// only stops a plugin binary from being run by hand as if it were a tool.
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "SECRETGATE_PLUGIN",
+	MagicCookieValue: "c6f1d4a2-7b3e-4e0f-9a51-secretgate-backend-v1",
+}
+
+// pluginName is the one plugin every secretgate plugin binary serves.
+const pluginName = "backend"
+
+// maxMessageBytes bounds one gRPC message. A full list page (1000 secrets
+// with 100 keys and 64 labels each) is far above gRPC's 4 MiB default.
+const maxMessageBytes = 64 << 20
+
+// windowBytes is the gRPC flow-control window on both sides of the hop.
+const windowBytes = 4 << 20
+
+// backendPlugin binds a Backend to go-plugin's gRPC transport, as in
+// go-plugin's examples/grpc.
+type backendPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl Backend // plugin side only
+}
+
+func (p *backendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	backendpb.RegisterBackendServer(s, &grpcServer{impl: p.impl})
+	return nil
+}
+
+func (p *backendPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return &grpcClient{c: backendpb.NewBackendClient(conn)}, nil
+}
+
+// Serve runs b as a secretgate backend plugin: it is what a plugin's main
+// calls, and it blocks until the host ends the plugin. Run by hand (not by a
+// secretgate host), it prints that it is a plugin and exits with status 1.
+//
+// Logs go to stderr through hclog at Info level, and reach the host's log.
+// Serve never logs a value; neither must b.
+func Serve(b Backend) {
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "secretgate-plugin",
+		Level:      hclog.Info,
+		Output:     os.Stderr,
+		JSONFormat: true, // the host parses these lines back into its own log
+	})
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: handshake,
+		Plugins:         plugin.PluginSet{pluginName: &backendPlugin{impl: b}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts,
+				grpc.MaxRecvMsgSize(maxMessageBytes),
+				grpc.InitialWindowSize(windowBytes),
+				grpc.InitialConnWindowSize(windowBytes),
+				grpc.ChainUnaryInterceptor(recoverInterceptor(logger)))
+			return plugin.DefaultGRPCServer(opts)
+		},
+		Logger: logger,
+	})
+}
+
+// recoverInterceptor turns a panic in a backend method into an Internal
+// error for that one call, instead of killing the plugin and every call in
+// flight. Only the method and the panic's type are logged: a panic value
+// may hold anything, values included.
+func recoverInterceptor(logger hclog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("backend panicked", "method", info.FullMethod, "panic_type", fmt.Sprintf("%T", r))
+				err = status.Errorf(codes.Internal, "plugin panicked in %s", info.FullMethod)
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
