@@ -21,6 +21,9 @@ func (c *grpcClient) err(ctx context.Context, err error) error {
 }
 
 func (c *grpcClient) Configure(ctx context.Context, settings map[string]string) error {
+	if err := wireMap("settings", settings); err != nil {
+		return err
+	}
 	_, err := c.c.Configure(ctx, &backendpb.ConfigureRequest{Settings: settings})
 	return c.err(ctx, err)
 }
@@ -34,6 +37,9 @@ func (c *grpcClient) Capabilities(ctx context.Context) (Capabilities, error) {
 }
 
 func (c *grpcClient) List(ctx context.Context, req ListRequest) (ListPage, error) {
+	if err := wireList(req); err != nil {
+		return ListPage{}, err
+	}
 	resp, err := c.c.List(ctx, &backendpb.ListRequest{
 		Project:   req.Project,
 		Prefix:    req.Prefix,
@@ -54,6 +60,9 @@ func (c *grpcClient) List(ctx context.Context, req ListRequest) (ListPage, error
 }
 
 func (c *grpcClient) Describe(ctx context.Context, ref Ref) (Meta, error) {
+	if err := wireRef(ref); err != nil {
+		return Meta{}, err
+	}
 	resp, err := c.c.Describe(ctx, &backendpb.DescribeRequest{Ref: toPBRef(ref)})
 	if err != nil {
 		return Meta{}, c.err(ctx, err)
@@ -62,6 +71,9 @@ func (c *grpcClient) Describe(ctx context.Context, ref Ref) (Meta, error) {
 }
 
 func (c *grpcClient) Read(ctx context.Context, ref Ref) (Secret, error) {
+	if err := wireRef(ref); err != nil {
+		return Secret{}, err
+	}
 	resp, err := c.c.Read(ctx, &backendpb.ReadRequest{Ref: toPBRef(ref)})
 	if err != nil {
 		return Secret{}, c.err(ctx, err)
@@ -70,6 +82,9 @@ func (c *grpcClient) Read(ctx context.Context, ref Ref) (Secret, error) {
 }
 
 func (c *grpcClient) Write(ctx context.Context, req WriteRequest) (Meta, error) {
+	if err := wireWrite(req); err != nil {
+		return Meta{}, err
+	}
 	resp, err := c.c.Write(ctx, toPBWrite(req))
 	if err != nil {
 		return Meta{}, c.err(ctx, err)
@@ -78,11 +93,17 @@ func (c *grpcClient) Write(ctx context.Context, req WriteRequest) (Meta, error) 
 }
 
 func (c *grpcClient) Delete(ctx context.Context, ref Ref) error {
+	if err := wireRef(ref); err != nil {
+		return err
+	}
 	_, err := c.c.Delete(ctx, &backendpb.DeleteRequest{Ref: toPBRef(ref)})
 	return c.err(ctx, err)
 }
 
 func (c *grpcClient) Versions(ctx context.Context, ref Ref) ([]VersionMeta, error) {
+	if err := wireRef(ref); err != nil {
+		return nil, err
+	}
 	resp, err := c.c.Versions(ctx, &backendpb.VersionsRequest{Ref: toPBRef(ref)})
 	if err != nil {
 		return nil, c.err(ctx, err)
