@@ -91,7 +91,12 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	}
 	defer os.RemoveAll(dir)
 
-	if bin == "" {
+	if bin != "" {
+		// The gateway runs in the temp dir, so a relative path would miss.
+		if bin, err = filepath.Abs(bin); err != nil {
+			return err
+		}
+	} else {
 		bin = filepath.Join(dir, "secretgate")
 		build := exec.Command("go", "build", "-o", bin, "./cmd/secretgate")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr

@@ -1,11 +1,8 @@
 package aws_test
 
 import (
-	"context"
 	"os"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/internal/mototest"
 	"github.com/secretgate/secretgate/plugins/aws"
@@ -28,13 +25,4 @@ func settings(s *mototest.Server, extra map[string]string) map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// inProcess returns a configured backend in this process, for tests that
-// look at AWS directly next to it.
-func inProcess(t *testing.T, s *mototest.Server, extra map[string]string) sdk.Backend {
-	t.Helper()
-	b := aws.New()
-	require.NoError(t, b.Configure(context.Background(), settings(s, extra)))
-	return b
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -292,11 +291,6 @@ func decodePageToken(s string, project, prefix string) (pageToken, error) {
 		return pageToken{}, sdk.Invalid("page_token", "was issued for another project or prefix")
 	}
 	return t, nil
-}
-
-// sortMetas sorts by name in byte order, the order every page is in.
-func sortMetas(ms []sdk.Meta) {
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 }
 
 func validatePrefix(p string) error {

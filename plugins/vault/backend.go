@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
-	"golang.org/x/net/http2"
 
 	"github.com/secretgate/secretgate/sdk"
 )
@@ -126,9 +125,8 @@ func newClient(cfg *config) (*api.Client, error) {
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	// The gateway fans requests out; keep enough idle connections to Vault.
 	transport.MaxIdleConnsPerHost = 64
-	if err := http2.ConfigureTransport(transport); err != nil {
-		return nil, fmt.Errorf("vault: configuring HTTP/2: %w", err)
-	}
+	// A custom TLSClientConfig turns HTTP/2 off unless asked for again.
+	transport.ForceAttemptHTTP2 = true
 	// Vault's api follows its own redirects (standby to active).
 	httpClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
