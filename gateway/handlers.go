@@ -219,7 +219,9 @@ func (r *request) writable() bool {
 	if !r.route.ReadOnly {
 		return true
 	}
-	r.fail(newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "project %q is being migrated; writes are paused", r.route.Project))
+	// 409, not 503: retrying soon will not help, and no write is ever
+	// accepted into the old backend only to be lost by the switch.
+	r.fail(newAPIError(http.StatusConflict, "migration_in_progress", "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
 	return false
 }
 

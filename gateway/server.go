@@ -281,6 +281,7 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPut, "/:name", ActionUpdate, s.replace)
 	route(http.MethodPatch, "/:name", ActionUpdate, s.patch)
 	route(http.MethodDelete, "/:name", ActionDelete, s.delete)
+	s.registerMigrations(e)
 	return e
 }
 

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/secretgate/secretgate/sdk/client"
+)
+
+func init() { registerCommand(newMigrateCmd) }
+
+// newMigrateCmd drives a migration that runs inside the gateway: the CLI
+// only starts it and watches the report, so no value ever reaches it.
+func newMigrateCmd() *cobra.Command {
+	var (
+		req          client.MigrationRequest
+		allVersions  bool
+		out          string
+		pollInterval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate --from BACKEND --to BACKEND --project P [--project P2]...",
+		Short: "Copy every secret of projects from one backend to another, verified, without revealing a value",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			if req.Source == "" || req.Target == "" {
+				return usageError("--from and --to are required")
+			}
+			if len(req.Projects) == 0 {
+				return usageError("--project is required (repeat it for several projects)")
+			}
+			if allVersions {
+				req.Versions = "all"
+			}
+			c, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			id, err := c.StartMigration(ctx, req)
+			if err != nil {
+				return apiError(err)
+			}
+			m, err := watchMigration(ctx, c, id, cmd.ErrOrStderr(), pollInterval)
+			if err != nil {
+				return apiError(err)
+			}
+			if out == "json" {
+				if err := printJSON(cmd.OutOrStdout(), m); err != nil {
+					return err
+				}
+			} else {
+				printMigration(cmd.OutOrStdout(), m)
+			}
+			if m.State != "succeeded" || m.Failed > 0 {
+				return &exitError{code: exitFailure, err: fmt.Errorf("migration %s %s: %d of %d secrets failed", m.ID, m.State, m.Failed, m.Total)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Source, "from", "", "source backend (as named in the gateway's config)")
+	f.StringVar(&req.Target, "to", "", "target backend")
+	f.StringArrayVarP(&req.Projects, "project", "p", nil, "project to migrate (repeatable)")
+	f.BoolVar(&allVersions, "all-versions", false, "copy every stored version in order, not only the latest")
+	f.StringVar(&req.OnConflict, "on-conflict", "fail", "when the target holds a different secret of the same name: fail, skip or overwrite")
+	f.BoolVar(&req.DryRun, "dry-run", false, "report what would be copied, write nothing")
+	f.BoolVar(&req.Switch, "switch", false, "after a clean verify, serve the projects from the target (survives restarts)")
+	f.DurationVar(&pollInterval, "poll", 500*time.Millisecond, "how often to read the progress")
+	addOutputFlag(cmd, &out, false)
+	return cmd
+}
+
+// watchMigration polls until the migration ends: a redrawn progress bar on
+// a terminal, otherwise a plain line per 100 secrets done.
+func watchMigration(ctx context.Context, c *client.Client, id string, w io.Writer, every time.Duration) (client.Migration, error) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	lastHundred := 0
+	for {
+		m, err := c.GetMigration(ctx, id)
+		if err != nil {
+			return m, err
+		}
+		done := m.Copied + m.Skipped + m.Failed
+		switch {
+		case tty:
+			fmt.Fprintf(w, "\r%s", progressBar(done, m.Total, 30))
+			if m.Done() {
+				fmt.Fprintln(w)
+			}
+		case done/100 > lastHundred:
+			lastHundred = done / 100
+			fmt.Fprintf(w, "migration %s: %d/%d done (%d copied, %d skipped, %d failed)\n", id, done, m.Total, m.Copied, m.Skipped, m.Failed)
+		}
+		if m.Done() {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return m, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+func progressBar(done, total, width int) string {
+	filled := 0
+	if total > 0 {
+		filled = done * width / total
+	}
+	if filled > width {
+		filled = width
+	}
+	return fmt.Sprintf("[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
+}
+
+func printMigration(w io.Writer, m client.Migration) {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "id\t%s\n", m.ID)
+	fmt.Fprintf(tw, "state\t%s\n", m.State)
+	fmt.Fprintf(tw, "from -> to\t%s -> %s\n", m.Source, m.Target)
+	fmt.Fprintf(tw, "projects\t%s\n", strings.Join(m.Projects, ", "))
+	fmt.Fprintf(tw, "versions\t%s\n", m.Versions)
+	fmt.Fprintf(tw, "dry run\t%t\n", m.DryRun)
+	fmt.Fprintf(tw, "total\t%d\n", m.Total)
+	fmt.Fprintf(tw, "copied\t%d\n", m.Copied)
+	fmt.Fprintf(tw, "skipped\t%d\n", m.Skipped)
+	fmt.Fprintf(tw, "verified\t%d\n", m.Verified)
+	fmt.Fprintf(tw, "failed\t%d\n", m.Failed)
+	fmt.Fprintf(tw, "switched\t%t\n", m.Switched)
+	tw.Flush()
+	if len(m.Errors) > 0 {
+		fmt.Fprintln(w, "\nerrors:")
+		names := make([]string, 0, len(m.Errors))
+		for n := range m.Errors {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		tw = newTable(w)
+		for _, n := range names {
+			fmt.Fprintf(tw, "  %s\t%s\n", cell(n), cell(m.Errors[n]))
+		}
+		tw.Flush()
+	}
+}
