@@ -243,6 +243,17 @@ func (r *request) backendErr(err error) {
 	r.fail(mapBackendError(err, opContext{project: r.route.Project, name: r.secret, version: r.version, backend: r.route.Backend}))
 }
 
+// readBackend resolves the project's backend and bounds the read that
+// follows; when ok is false the answer is written and nothing needs cancelling.
+func (r *request) readBackend() (sdk.Backend, context.Context, context.CancelFunc, bool) {
+	b, ok := r.backend()
+	if !ok {
+		return nil, nil, nil, false
+	}
+	ctx, cancel := r.readCtx()
+	return b, ctx, cancel, true
+}
+
 // readCtx bounds a read; it ends with the client's request.
 func (r *request) readCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.c.Request.Context(), r.s.backendTimeout)
@@ -364,11 +375,10 @@ func (s *Server) list(c *gin.Context) {
 		r.fail(mapBackendError(err, opContext{}))
 		return
 	}
-	b, ok := r.backend()
+	b, ctx, cancel, ok := r.readBackend()
 	if !ok {
 		return
 	}
-	ctx, cancel := r.readCtx()
 	defer cancel()
 	page, err := b.List(ctx, req)
 	if err != nil {
@@ -402,11 +412,10 @@ func (s *Server) get(c *gin.Context) {
 	if !r.allowed(ActionRead) {
 		return
 	}
-	b, ok := r.backend()
+	b, ctx, cancel, ok := r.readBackend()
 	if !ok {
 		return
 	}
-	ctx, cancel := r.readCtx()
 	defer cancel()
 	sec, err := b.Read(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret, Version: r.version})
 	if err != nil {
@@ -430,11 +439,10 @@ func (s *Server) metadata(c *gin.Context) {
 	if !r.secretName() || !r.allowed(ActionList) {
 		return
 	}
-	b, ok := r.backend()
+	b, ctx, cancel, ok := r.readBackend()
 	if !ok {
 		return
 	}
-	ctx, cancel := r.readCtx()
 	defer cancel()
 	m, err := b.Describe(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret})
 	if err != nil {
@@ -453,11 +461,10 @@ func (s *Server) versions(c *gin.Context) {
 	if !r.secretName() || !r.allowed(ActionList) {
 		return
 	}
-	b, ok := r.backend()
+	b, ctx, cancel, ok := r.readBackend()
 	if !ok {
 		return
 	}
-	ctx, cancel := r.readCtx()
 	defer cancel()
 	vs, err := b.Versions(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret})
 	if err != nil {

@@ -3,10 +3,8 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -95,34 +93,7 @@ func TestAWSEndToEnd(t *testing.T) {
 
 	// Check-and-set race: every writer sends If-Match "1" with its own data;
 	// exactly one gets 200, the others 412.
-	const writers = 6
-	statuses := make([]int, writers)
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := srv.Try("PUT", base+"/stripe-key", srv.Token("editor"),
-				map[string]any{"data": map[string]string{"api_key": fmt.Sprintf("%s-%d", canary, i)}}, "If-Match", `"1"`)
-			if err != nil {
-				t.Errorf("writer %d: %v", i, err)
-				return
-			}
-			statuses[i] = r.Status
-		}()
-	}
-	wg.Wait()
-	wins := 0
-	for i, s := range statuses {
-		switch s {
-		case http.StatusOK:
-			wins++
-		case http.StatusPreconditionFailed:
-		default:
-			t.Errorf("writer %d: status %d", i, s)
-		}
-	}
-	require.Equal(t, 1, wins, "statuses %v", statuses)
+	ifMatchRace(t, srv, base+"/stripe-key", srv.Token("editor"), canary, 6)
 
 	resp = srv.Do(t, "GET", base+"/stripe-key/versions", srv.Token("viewer"), nil)
 	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)

@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -82,34 +80,7 @@ func TestGCPEndToEnd(t *testing.T) {
 	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("editor"), nil)
 	require.NotContains(t, string(resp.Body), canary, "an editor never gets values")
 
-	const writers = 6
-	statuses := make([]int, writers)
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := srv.Try("PUT", base+"/stripe-key", srv.Token("editor"),
-				map[string]any{"data": map[string]string{"api_key": fmt.Sprintf("%s-%d", canary, i)}}, "If-Match", `"1"`)
-			if err != nil {
-				t.Errorf("writer %d: %v", i, err)
-				return
-			}
-			statuses[i] = r.Status
-		}()
-	}
-	wg.Wait()
-	wins := 0
-	for i, st := range statuses {
-		switch st {
-		case http.StatusOK:
-			wins++
-		case http.StatusPreconditionFailed:
-		default:
-			t.Errorf("writer %d: status %d", i, st)
-		}
-	}
-	require.Equal(t, 1, wins, "statuses %v", statuses)
+	ifMatchRace(t, srv, base+"/stripe-key", srv.Token("editor"), canary, 6)
 
 	resp = srv.Do(t, "GET", base+"/stripe-key/versions", srv.Token("reader"), nil)
 	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
