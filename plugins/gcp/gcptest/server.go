@@ -37,9 +37,9 @@
 //   - DeleteSecret removes the secret with every version; the id can be
 //     created again at once.
 //
-// It is safe for concurrent use. Everything else (IAM, rotation, Pub/Sub,
-// expiry, CMEK) is not implemented and answers UNIMPLEMENTED or is stored
-// without effect.
+// It is safe for concurrent use. It models no IAM, rotation, Pub/Sub, expiry
+// or CMEK: an expiry is refused with UNIMPLEMENTED, the other settings are
+// kept as given and have no effect.
 package gcptest
 
 import (
@@ -145,7 +145,11 @@ func (s *Server) CreateSecret(ctx context.Context, req *secretmanagerpb.CreateSe
 	pb.Name = name
 	pb.CreateTime = timestamppb.New(s.now())
 	pb.Etag = s.nextEtag()
-	pb.Expiration = nil // input-only ttl; expiry is not implemented
+	// Expiry is outside what this server models; refusing it keeps a caller
+	// from believing a secret will expire when it never would.
+	if in.GetExpiration() != nil {
+		return nil, status.Error(codes.Unimplemented, "expire_time and ttl are not supported by this test server")
+	}
 	if p.location == "" && pb.Replication == nil {
 		pb.Replication = &secretmanagerpb.Replication{Replication: &secretmanagerpb.Replication_Automatic_{Automatic: &secretmanagerpb.Replication_Automatic{}}}
 	}

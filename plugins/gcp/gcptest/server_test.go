@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/secretgate/secretgate/plugins/gcp/gcptest"
@@ -94,6 +96,7 @@ func TestCreateSecretRules(t *testing.T) {
 		{"annotations 16KiB", proj, "a2", &secretmanagerpb.Secret{Annotations: map[string]string{"k": strings.Repeat("v", 16*1024)}}, codes.InvalidArgument},
 		{"annotations just under", proj, "a3", &secretmanagerpb.Secret{Annotations: map[string]string{"k": strings.Repeat("v", 16*1024-2)}}, codes.OK},
 		{"regional with replication", proj + "/locations/us-east1", "r2", &secretmanagerpb.Secret{Replication: automatic()}, codes.InvalidArgument},
+		{"expiry not modelled", proj, "e1", &secretmanagerpb.Secret{Expiration: &secretmanagerpb.Secret_Ttl{Ttl: durationpb.New(time.Hour)}}, codes.Unimplemented},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
