@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,11 +172,27 @@ func (s *Server) start() error {
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
 	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the *thread* that forked the server ends, not the
+	// process. sdk.Launch locks goroutines to threads and retires them with
+	// their plugins, so a server forked from an ordinary goroutine could die
+	// with some plugin's thread mid-test. Fork from a goroutine locked to its
+	// own thread instead; it returns (ending the thread) only once the server
+	// has exited.
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	s.cmd, s.done = cmd, done
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
