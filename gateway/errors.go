@@ -117,3 +117,14 @@ func abortWith(c *gin.Context, e *apiError) {
 	}
 	c.AbortWithStatusJSON(e.Status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}})
 }
+
+// fieldReason is the reason of a validation error, to be reported under
+// another field name than the sdk's (a request body names things its own
+// way); fallback serves errors that are not *sdk.FieldError.
+func fieldReason(err error, fallback string) string {
+	var fe *sdk.FieldError
+	if errors.As(err, &fe) && fe.Reason != "" {
+		return fe.Reason
+	}
+	return fallback
+}

@@ -1,15 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -22,13 +17,16 @@ import (
 
 // Migration tuning.
 const (
-	migrateWorkers  = 8
-	migrateAttempts = 8
-	migrateBackoff  = 100 * time.Millisecond
-	migrateMaxSleep = 5 * time.Second
+	defaultMigrateWorkers = 8
+	maxMigrateWorkers     = 64
+	migrateAttempts       = 8
+	migrateBackoff        = 100 * time.Millisecond
+	migrateMaxSleep       = 5 * time.Second
+	journalSaveEvery      = time.Second
 )
 
-// Migration states.
+// Migration states. A migration cut short by a shutdown or a crash stays
+// "running" in the journal and is resumed when the gateway starts.
 const (
 	MigrationRunning   = "running"
 	MigrationSucceeded = "succeeded"
@@ -37,34 +35,48 @@ const (
 
 // migrationBody is the body of POST /v1/migrations.
 type migrationBody struct {
-	Source     string   `json:"source"`
-	Target     string   `json:"target"`
-	Projects   []string `json:"projects"`
-	Versions   string   `json:"versions"`
-	OnConflict string   `json:"on_conflict"`
-	DryRun     bool     `json:"dry_run"`
-	Switch     bool     `json:"switch"`
+	Source       string   `json:"source"`
+	Target       string   `json:"target"`
+	Projects     []string `json:"projects"`
+	Versions     string   `json:"versions"`
+	OnConflict   string   `json:"on_conflict"`
+	DryRun       bool     `json:"dry_run"`
+	Switch       bool     `json:"switch"`
+	DeleteSource bool     `json:"delete_source"`
+	Workers      int      `json:"workers"`
 }
 
-// MigrationReport is the progress of one migration. It holds names and
-// counts only: never a value.
+// MigrationReport is the request and the progress of one migration. It
+// holds names and counts only: never a value. It is also the journal's
+// record, so it carries everything a resume needs.
 type MigrationReport struct {
-	ID         string            `json:"id"`
-	State      string            `json:"state"`
-	Source     string            `json:"source"`
-	Target     string            `json:"target"`
-	Projects   []string          `json:"projects"`
-	Versions   string            `json:"versions"`
-	OnConflict string            `json:"on_conflict"`
-	DryRun     bool              `json:"dry_run"`
-	Switch     bool              `json:"switch"`
-	Switched   bool              `json:"switched"`
-	Total      int               `json:"total"`
-	Copied     int               `json:"copied"`
-	Skipped    int               `json:"skipped"`
-	Failed     int               `json:"failed"`
-	Verified   int               `json:"verified"`
+	ID           string   `json:"id"`
+	State        string   `json:"state"`
+	Source       string   `json:"source"`
+	Target       string   `json:"target"`
+	Projects     []string `json:"projects"`
+	Versions     string   `json:"versions"`
+	OnConflict   string   `json:"on_conflict"`
+	DryRun       bool     `json:"dry_run"`
+	Switch       bool     `json:"switch"`
+	DeleteSource bool     `json:"delete_source"`
+	Workers      int      `json:"workers"`
+	Switched     bool     `json:"switched"`
+	Total        int      `json:"total"`
+	Copied       int      `json:"copied"`
+	Skipped      int      `json:"skipped"`
+	Failed       int      `json:"failed"`
+	Verified     int      `json:"verified"`
+	// Deleted counts source secrets removed by delete_source; Kept counts
+	// those left in the source because the target holds different content
+	// (on_conflict skip).
+	Deleted int `json:"deleted"`
+	Kept    int `json:"kept"`
+	// Resumed counts the restarts of the gateway this migration survived.
+	Resumed    int               `json:"resumed"`
 	Errors     map[string]string `json:"errors"`
+	StartedBy  string            `json:"started_by"`
+	RequestID  string            `json:"request_id"`
 	StartedAt  string            `json:"started_at"`
 	FinishedAt string            `json:"finished_at,omitempty"`
 }
@@ -95,11 +107,10 @@ func (m *migration) update(f func(r *MigrationReport)) {
 // migrator runs migrations inside the gateway. Values travel source plugin
 // -> gateway memory -> target plugin and are never stored elsewhere.
 //
-// Semantics:
-//   - While a migration (not a dry run) runs, its projects are read-only:
-//     writes answer 503 backend_unavailable with a message saying the
-//     project is being migrated, so no write can land in the source after
-//     its listing and be lost by the switch. Reads go on from the source.
+// Semantics (README, "Migrating between backends", says the same to users):
+//   - While a migration (not a dry run) copies, its projects are read-only:
+//     writes answer 409 migration_in_progress, so no write can land in the
+//     source after its listing and be lost by the switch. Reads go on.
 //   - Each secret is compared by digest (sha256 of the canonical encodings
 //     of data and labels, latest version). Identical in the target: skipped.
 //     Different: on_conflict fail records an error, skip counts it skipped,
@@ -110,28 +121,51 @@ func (m *migration) update(f func(r *MigrationReport)) {
 //     Labels (per secret) are written with every version.
 //   - Every written secret is read back from the target and compared.
 //   - switch rebinds the projects after a run without failures and persists
-//     the binding in the routing overlay (see overlayFile).
+//     the binding in the routing overlay; when the overlay cannot be saved
+//     the switch is undone, so memory and disk never disagree.
+//   - delete_source then deletes from the source each secret whose target
+//     copy has the same digest, and nothing else.
 //   - Calls answering ErrUnavailable are retried with exponential back-off.
-//   - Reports are kept in memory: a restart forgets them.
+//   - Reports are journalled; a migration cut short (crash, shutdown) is
+//     resumed at the next start and completes by the digest skip.
 type migrator struct {
-	s *Server
+	s      *Server
+	ctx    context.Context // ends at Shutdown: running copies stop, resumable
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	all    map[string]*migration
 	order  []string
 	active map[string]string // project -> migration id
 
-	overlayMu sync.Mutex // one overlay write at a time, each from a fresh snapshot
+	stateMu sync.Mutex // one state-file write at a time, each from a fresh snapshot
+}
+
+func newMigrator(s *Server) *migrator {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &migrator{s: s, ctx: ctx, cancel: cancel, all: map[string]*migration{}, active: map[string]string{}}
 }
 
 // registerMigrations adds the migration routes to the engine.
 func (s *Server) registerMigrations(e *gin.Engine) {
-	mg := &migrator{s: s, all: map[string]*migration{}, active: map[string]string{}}
-	mg.loadOverlay()
+	mg := s.migrator
 	g := e.Group("/v1/migrations", noStore, withAction(ActionMigrate), s.authenticate)
 	g.POST("", mg.create)
 	g.GET("", mg.list)
 	g.GET("/:id", mg.get)
+}
+
+// stop cancels running migrations and waits (until ctx ends) for them to
+// journal themselves as resumable.
+func (mg *migrator) stop(ctx context.Context) {
+	mg.cancel()
+	done := make(chan struct{})
+	go func() { mg.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 func (mg *migrator) request(c *gin.Context, project string) *request {
@@ -144,12 +178,7 @@ func (mg *migrator) authorize(c *gin.Context, project string) (Route, bool) {
 	r := mg.request(c, project)
 	if err := sdk.ValidateProject(project); err != nil {
 		r.route.Project = ""
-		var fe *sdk.FieldError
-		if errors.As(err, &fe) {
-			r.fail(invalidArg("projects", "%s", fe.Reason))
-		} else {
-			r.fail(invalidArg("projects", "holds an invalid project name"))
-		}
+		r.fail(invalidArg("projects", "%s", fieldReason(err, "holds an invalid project name")))
 		return Route{}, false
 	}
 	rt, routed := mg.s.routing.Lookup(project)
@@ -191,6 +220,10 @@ func (mg *migrator) validate(r *request, body *migrationBody) bool {
 		r.fail(invalidArg("versions", "must be \"latest\" or \"all\""))
 	case body.OnConflict != "fail" && body.OnConflict != "skip" && body.OnConflict != "overwrite":
 		r.fail(invalidArg("on_conflict", "must be \"fail\", \"skip\" or \"overwrite\""))
+	case body.Workers < 1 || body.Workers > maxMigrateWorkers:
+		r.fail(invalidArg("workers", "must be from 1 to %d", maxMigrateWorkers))
+	case body.DeleteSource && (!body.Switch || body.DryRun):
+		r.fail(invalidArg("delete_source", "needs switch and no dry_run: the source is only emptied after a verified switch"))
 	default:
 		return true
 	}
@@ -208,6 +241,9 @@ func (mg *migrator) create(c *gin.Context) {
 	}
 	if body.OnConflict == "" {
 		body.OnConflict = "fail"
+	}
+	if body.Workers == 0 {
+		body.Workers = defaultMigrateWorkers
 	}
 	if !mg.validate(r, &body) {
 		return
@@ -231,29 +267,17 @@ func (mg *migrator) create(c *gin.Context) {
 	projects := append([]string(nil), body.Projects...)
 	sort.Strings(projects)
 
-	id := uuid.NewString()
 	m := &migration{rep: MigrationReport{
-		ID: id, State: MigrationRunning, Source: body.Source, Target: body.Target, Projects: projects,
+		ID: uuid.NewString(), State: MigrationRunning, Source: body.Source, Target: body.Target, Projects: projects,
 		Versions: body.Versions, OnConflict: body.OnConflict, DryRun: body.DryRun, Switch: body.Switch,
-		Errors: map[string]string{}, StartedAt: formatTime(time.Now()),
+		DeleteSource: body.DeleteSource, Workers: body.Workers, Errors: map[string]string{},
+		StartedBy: c.GetString(ctxKeySubject), RequestID: requestID(c), StartedAt: formatTime(time.Now()),
 	}}
-
-	// Claim the projects: one migration per project at a time.
-	mg.mu.Lock()
-	for _, p := range projects {
-		if other, busy := mg.active[p]; busy {
-			mg.mu.Unlock()
-			mg.request(c, p).fail(newAPIError(http.StatusConflict, "migration_in_progress", "project %q is already being migrated by migration %s", p, other))
-			return
-		}
+	id := m.rep.ID
+	if other, busy := mg.claim(m); busy != "" {
+		mg.request(c, busy).fail(newAPIError(http.StatusConflict, "migration_in_progress", "project %q is already being migrated by migration %s", busy, other))
+		return
 	}
-	for _, p := range projects {
-		mg.active[p] = id
-	}
-	mg.all[id] = m
-	mg.order = append(mg.order, id)
-	mg.mu.Unlock()
-
 	for _, p := range projects {
 		rr := mg.request(c, p)
 		rr.route.Backend = body.Source
@@ -263,18 +287,36 @@ func (mg *migrator) create(c *gin.Context) {
 			return
 		}
 	}
-	// Writes pause while secrets are copied, so none is lost between the
-	// listing and the switch. A dry run writes nothing and pauses nothing.
-	if !body.DryRun {
-		for _, p := range projects {
-			if err := mg.s.routing.SetReadOnly(p, true); err != nil {
-				mg.s.log.Error("migration: cannot pause writes", "migration", id, "project", p, "error", err)
-			}
+	mg.pauseWrites(m.snapshot())
+	mg.saveJournal()
+	mg.start(m)
+	c.JSON(http.StatusAccepted, gin.H{"id": id})
+}
+
+// claim registers a migration and takes its projects: one migration per
+// project at a time. It returns the busy project and its migration if any.
+func (mg *migrator) claim(m *migration) (other, busy string) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	for _, p := range m.rep.Projects {
+		if id, ok := mg.active[p]; ok {
+			return id, p
 		}
 	}
-	reqID, subject := requestID(c), c.GetString(ctxKeySubject)
-	go mg.run(m, body, projects, reqID, subject)
-	c.JSON(http.StatusAccepted, gin.H{"id": id})
+	for _, p := range m.rep.Projects {
+		mg.active[p] = m.rep.ID
+	}
+	mg.all[m.rep.ID] = m
+	mg.order = append(mg.order, m.rep.ID)
+	return "", ""
+}
+
+// remember registers a finished migration read from the journal.
+func (mg *migrator) remember(m *migration) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	mg.all[m.rep.ID] = m
+	mg.order = append(mg.order, m.rep.ID)
 }
 
 func (mg *migrator) release(projects []string) {
@@ -282,6 +324,29 @@ func (mg *migrator) release(projects []string) {
 	defer mg.mu.Unlock()
 	for _, p := range projects {
 		delete(mg.active, p)
+	}
+}
+
+// pauseWrites turns the projects read-only while secrets are copied, so
+// none is lost between the listing and the switch. A dry run writes
+// nothing and pauses nothing; after the switch writes go to the target.
+func (mg *migrator) pauseWrites(rep MigrationReport) {
+	if rep.DryRun || rep.Switched {
+		return
+	}
+	for _, p := range rep.Projects {
+		if err := mg.s.routing.SetReadOnly(p, true); err != nil {
+			mg.s.log.Error("migration: cannot pause writes", "migration", rep.ID, "project", p, "error", err)
+		}
+	}
+}
+
+func (mg *migrator) resumeWrites(rep MigrationReport) {
+	if rep.DryRun {
+		return
+	}
+	for _, p := range rep.Projects {
+		_ = mg.s.routing.SetReadOnly(p, false)
 	}
 }
 
@@ -328,453 +393,211 @@ func (mg *migrator) list(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"migrations": out})
 }
 
-// run copies every project, then switches and resumes writes.
-func (mg *migrator) run(m *migration, body migrationBody, projects []string, reqID, subject string) {
-	ctx := context.Background()
-	for _, p := range projects {
-		mg.runProject(ctx, m, body, p)
-	}
-	rep := m.snapshot()
-	ok := rep.Failed == 0
-	if ok && body.Switch && !body.DryRun {
-		for _, p := range projects {
-			if err := mg.s.routing.SetBackend(p, body.Target); err != nil {
-				ok = false
-				m.update(func(r *MigrationReport) { r.Errors["project:"+p] = "switch failed: project is not configured" })
+// start runs a migration in the background, journalling its progress.
+func (mg *migrator) start(m *migration) {
+	mg.wg.Add(1)
+	go func() {
+		defer mg.wg.Done()
+		stop := make(chan struct{})
+		saved := make(chan struct{})
+		go func() {
+			defer close(saved)
+			t := time.NewTicker(journalSaveEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					mg.saveJournal()
+				}
 			}
+		}()
+		mg.run(m)
+		close(stop)
+		<-saved
+		mg.saveJournal()
+	}()
+}
+
+// run copies every project, switches, deletes from the source when asked,
+// and ends the migration. When the gateway shuts down meanwhile it returns
+// early and the migration stays "running" in the journal, to be resumed.
+func (mg *migrator) run(m *migration) {
+	ctx := mg.ctx
+	spec := m.snapshot()
+	if !spec.Switched {
+		m.update(func(r *MigrationReport) {
+			r.Total, r.Copied, r.Skipped, r.Failed, r.Verified = 0, 0, 0, 0, 0
+			r.Errors = map[string]string{}
+		})
+		for _, p := range spec.Projects {
+			mg.runProject(ctx, m, spec, p)
 		}
-		if ok {
-			if err := mg.saveOverlay(); err != nil {
-				// The switch holds until a restart; say so loudly.
-				mg.s.log.Error("migration: the new binding will not survive a restart", "migration", rep.ID, "error", err)
-				m.update(func(r *MigrationReport) {
-					r.Errors["overlay"] = "switched, but the routing overlay could not be saved; the switch is lost on restart"
-				})
-			}
+		if ctx.Err() != nil {
+			mg.interrupted(m)
+			return
+		}
+		if m.snapshot().Failed == 0 && spec.Switch && !spec.DryRun {
+			mg.switchProjects(m, spec)
+		}
+		mg.resumeWrites(spec)
+	}
+	if rep := m.snapshot(); rep.Switched && rep.DeleteSource {
+		m.update(func(r *MigrationReport) { r.Deleted, r.Kept = 0, 0 })
+		for _, p := range spec.Projects {
+			mg.deleteFromSource(ctx, m, rep, p)
+		}
+		if ctx.Err() != nil {
+			mg.interrupted(m)
+			return
+		}
+	}
+	mg.finish(m)
+}
+
+// switchProjects rebinds the projects to the target and persists that in
+// the overlay; if the overlay cannot be written the old binding is put
+// back, so a restart never serves a project from a backend that was not
+// chosen (and delete_source never empties a source still in use).
+func (mg *migrator) switchProjects(m *migration, spec MigrationReport) {
+	for _, p := range spec.Projects {
+		if err := mg.s.routing.SetBackend(p, spec.Target); err != nil {
+			mg.fail(m, "project:"+p, fmt.Errorf("switch: %w", err))
+		}
+	}
+	if m.snapshot().Failed == 0 {
+		err := mg.saveOverlay()
+		if err == nil {
 			m.update(func(r *MigrationReport) { r.Switched = true })
+			return
 		}
+		mg.s.log.Error("migration: the routing overlay cannot be saved; the switch is undone", "migration", spec.ID, "error", err)
+		mg.fail(m, "switch", errors.New("the routing overlay could not be saved, so the projects stay on the source"))
 	}
-	if !body.DryRun {
-		for _, p := range projects {
-			_ = mg.s.routing.SetReadOnly(p, false)
-		}
+	for _, p := range spec.Projects {
+		_ = mg.s.routing.SetBackend(p, spec.Source)
 	}
+}
+
+func (mg *migrator) interrupted(m *migration) {
+	rep := m.snapshot()
+	mg.s.log.Warn("migration interrupted by shutdown; it resumes when the gateway starts again", "migration", rep.ID)
+}
+
+// finish audits the outcome, frees the projects and ends the report.
+func (mg *migrator) finish(m *migration) {
+	rep := m.snapshot()
 	outcome := "ok"
-	if !ok {
+	if rep.Failed > 0 {
 		outcome = "migration_failed"
 	}
-	for _, p := range projects {
-		if err := mg.s.audit.Write(AuditRecord{RequestID: reqID, Subject: subject, Project: p, Action: ActionMigrate,
-			Phase: PhaseOutcome, Outcome: outcome, Backend: body.Target}); err != nil {
-			mg.s.log.Error("audit write failed", "request_id", reqID, "error", err)
+	for _, p := range rep.Projects {
+		if err := mg.s.audit.Write(AuditRecord{RequestID: rep.RequestID, Subject: rep.StartedBy, Project: p, Action: ActionMigrate,
+			Phase: PhaseOutcome, Outcome: outcome, Backend: rep.Target}); err != nil {
+			mg.s.log.Error("audit write failed", "request_id", rep.RequestID, "error", err)
 		}
 	}
 	// Release before the report turns final, so that a client that sees
 	// the end can start the next migration of these projects at once.
-	mg.release(projects)
+	mg.release(rep.Projects)
 	m.update(func(r *MigrationReport) {
 		r.State = MigrationSucceeded
-		if !ok {
+		if r.Failed > 0 {
 			r.State = MigrationFailed
 		}
 		r.FinishedAt = formatTime(time.Now())
 	})
 	rep = m.snapshot()
 	mg.s.log.Info("migration finished", "migration", rep.ID, "state", rep.State, "total", rep.Total,
-		"copied", rep.Copied, "skipped", rep.Skipped, "failed", rep.Failed, "verified", rep.Verified)
+		"copied", rep.Copied, "skipped", rep.Skipped, "failed", rep.Failed, "verified", rep.Verified,
+		"switched", rep.Switched, "deleted", rep.Deleted, "kept", rep.Kept, "resumed", rep.Resumed)
 }
 
-func (mg *migrator) fail(m *migration, key string, err error) {
-	msg := errorText(err)
-	m.update(func(r *MigrationReport) {
-		r.Failed++
-		r.Errors[key] = msg
-	})
-}
-
-// errorText is what a report may say about an error: the text of typed sdk
-// errors (which by the Backend contract name secrets and fields, never
-// values), else only its class.
-func errorText(err error) string {
-	var fe *sdk.FieldError
-	switch {
-	case errors.As(err, &fe):
-		return fe.Error()
-	case errors.Is(err, errConflict), errors.Is(err, errVerify):
-		return err.Error()
-	case errors.Is(err, sdk.ErrNotFound), errors.Is(err, sdk.ErrAlreadyExists), errors.Is(err, sdk.ErrVersionMismatch),
-		errors.Is(err, sdk.ErrInvalid), errors.Is(err, sdk.ErrUnavailable), errors.Is(err, sdk.ErrPermission):
-		return err.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "backend call timed out"
+// resume reloads the journal at startup: finished migrations are listed
+// again, and each one still "running" (the gateway died or stopped while it
+// ran) starts over where it can. The copy is idempotent, so starting over
+// is safe; secrets already copied count as skipped. A migration whose
+// projects are no longer bound as it left them is not touched and ends
+// failed, naming the project.
+func (mg *migrator) resume() {
+	reports := mg.loadJournal()
+	finished := 0
+	for _, rep := range reports {
+		if rep.State != MigrationRunning {
+			finished++
+		}
 	}
-	return "internal error"
-}
-
-var (
-	errConflict = errors.New("exists in the target with different content (on_conflict is fail)")
-	errVerify   = errors.New("read-back from the target does not match the source digest")
-)
-
-func (mg *migrator) runProject(ctx context.Context, m *migration, body migrationBody, project string) {
-	var names []string
-	token := ""
-	for {
-		var page sdk.ListPage
-		err := mg.retry(ctx, body.Source, func(b sdk.Backend, cctx context.Context) error {
-			var err error
-			page, err = b.List(cctx, sdk.ListRequest{Project: project, PageSize: sdk.MaxPageSize, PageToken: token})
-			return err
-		})
-		if err != nil {
-			mg.fail(m, "project:"+project, fmt.Errorf("listing the source: %w", err))
-			return
+	for _, rep := range reports {
+		if rep.ID == "" || len(rep.Projects) == 0 {
+			continue
 		}
-		for _, s := range page.Secrets {
-			names = append(names, s.Name)
+		if rep.Errors == nil {
+			rep.Errors = map[string]string{}
 		}
-		if page.NextPageToken == "" {
-			break
+		if rep.Workers < 1 || rep.Workers > maxMigrateWorkers {
+			rep.Workers = defaultMigrateWorkers
 		}
-		token = page.NextPageToken
-	}
-	m.update(func(r *MigrationReport) { r.Total += len(names) })
-
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range migrateWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				mg.copyOne(ctx, m, body, project, name)
+		m := &migration{rep: rep}
+		if rep.State != MigrationRunning {
+			if finished > journalKeep {
+				finished--
+				continue
 			}
-		}()
+			mg.remember(m)
+			continue
+		}
+		if why := mg.resumable(&m.rep); why != "" {
+			m.rep.State, m.rep.FinishedAt = MigrationFailed, formatTime(time.Now())
+			m.rep.Failed++
+			m.rep.Errors["resume"] = why
+			mg.remember(m)
+			mg.s.log.Error("interrupted migration not resumed", "migration", rep.ID, "reason", why)
+			continue
+		}
+		m.rep.Resumed++
+		if _, busy := mg.claim(m); busy != "" {
+			m.rep.State, m.rep.FinishedAt = MigrationFailed, formatTime(time.Now())
+			m.rep.Errors["resume"] = fmt.Sprintf("project %q is claimed by another interrupted migration", busy)
+			mg.remember(m)
+			continue
+		}
+		mg.pauseWrites(m.snapshot())
+		mg.s.log.Info("resuming interrupted migration", "migration", rep.ID, "projects", rep.Projects, "source", rep.Source, "target", rep.Target)
+		mg.start(m)
 	}
-	for _, n := range names {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
+	mg.saveJournal()
 }
 
-// key of a secret in a report: project/name when several projects move.
-func reportKey(body migrationBody, project, name string) string {
-	if len(body.Projects) > 1 {
-		return project + "/" + name
+// resumable checks that an interrupted migration's projects are bound as it
+// left them. A journal that missed the switch (the overlay was saved, then
+// the gateway died) is recognised by every project being on the target.
+func (mg *migrator) resumable(rep *MigrationReport) string {
+	if !mg.backendExists(rep.Source) || !mg.backendExists(rep.Target) {
+		return fmt.Sprintf("backend %q or %q is no longer configured", rep.Source, rep.Target)
 	}
-	return name
-}
-
-func (mg *migrator) copyOne(ctx context.Context, m *migration, body migrationBody, project, name string) {
-	key := reportKey(body, project, name)
-	ref := sdk.Ref{Project: project, Name: name}
-	var latest sdk.Secret
-	if err := mg.retry(ctx, body.Source, func(b sdk.Backend, cctx context.Context) (err error) {
-		latest, err = b.Read(cctx, ref)
-		return err
-	}); err != nil {
-		mg.fail(m, key, fmt.Errorf("reading the source: %w", err))
-		return
-	}
-	want, err := digest(latest.Data, latest.Labels)
-	if err != nil {
-		mg.fail(m, key, err)
-		return
-	}
-	var cur sdk.Secret
-	err = mg.retry(ctx, body.Target, func(b sdk.Backend, cctx context.Context) (err error) {
-		cur, err = b.Read(cctx, ref)
-		return err
-	})
-	exists := err == nil
-	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-		mg.fail(m, key, fmt.Errorf("reading the target: %w", err))
-		return
-	}
-	if exists {
-		if have, err := digest(cur.Data, cur.Labels); err == nil && bytes.Equal(have, want) {
-			m.update(func(r *MigrationReport) { r.Skipped++ })
-			return
+	onTarget := 0
+	for _, p := range rep.Projects {
+		rt, ok := mg.s.routing.Lookup(p)
+		if !ok {
+			return fmt.Sprintf("project %q is no longer configured", p)
+		}
+		if rt.Backend == rep.Target {
+			onTarget++
 		}
 	}
-	// The versions to write, oldest first.
-	var versions []sdk.Secret
-	if body.Versions == "all" {
-		var err error
-		if versions, err = mg.readVersions(ctx, body.Source, ref, &latest); err != nil {
-			mg.fail(m, key, fmt.Errorf("reading source versions: %w", err))
-			return
-		}
-	} else {
-		versions = []sdk.Secret{latest}
-	}
-	if exists {
-		// A secret whose history in the target is a strict prefix of the
-		// source's was cut short by an interrupted run: finish it.
-		done := 0
-		if body.Versions == "all" {
-			if n, ok := mg.resumePoint(ctx, body.Target, ref, versions); ok {
-				done = n
-			}
-		}
-		switch {
-		case done > 0:
-			versions = versions[done:]
-		case body.OnConflict == "fail":
-			mg.fail(m, key, errConflict)
-			return
-		case body.OnConflict == "skip":
-			m.update(func(r *MigrationReport) { r.Skipped++ })
-			return
-		}
-	}
-	if body.DryRun {
-		m.update(func(r *MigrationReport) { r.Copied++ })
-		return
-	}
-
-	labels := sdk.CloneData(latest.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	for _, v := range versions {
-		mode := sdk.WriteReplace
-		if !exists {
-			mode = sdk.WriteCreate
-		}
-		req := sdk.WriteRequest{Project: project, Name: name, Data: v.Data, Labels: labels, Mode: mode}
-		err := mg.retry(ctx, body.Target, func(b sdk.Backend, cctx context.Context) error {
-			_, err := b.Write(cctx, req)
-			if err != nil && mode == sdk.WriteCreate && errors.Is(err, sdk.ErrAlreadyExists) {
-				// A create whose answer was lost on a retried attempt.
-				req.Mode = sdk.WriteReplace
-				_, err = b.Write(cctx, req)
-			}
-			return err
-		})
-		if err != nil {
-			mg.fail(m, key, fmt.Errorf("writing version %d to the target: %w", v.Version, err))
-			return
-		}
-		exists = true
-	}
-	m.update(func(r *MigrationReport) { r.Copied++ })
-
-	var back sdk.Secret
-	if err := mg.retry(ctx, body.Target, func(b sdk.Backend, cctx context.Context) (err error) {
-		back, err = b.Read(cctx, ref)
-		return err
-	}); err != nil {
-		mg.fail(m, key, fmt.Errorf("reading back from the target: %w", err))
-		return
-	}
-	got, err := digest(back.Data, back.Labels)
-	if err != nil || !bytes.Equal(got, want) {
-		mg.fail(m, key, errVerify)
-		return
-	}
-	m.update(func(r *MigrationReport) { r.Verified++ })
-}
-
-// retry calls f with the backend's client, backing off while the backend
-// answers ErrUnavailable.
-func (mg *migrator) retry(ctx context.Context, backend string, f func(sdk.Backend, context.Context) error) error {
-	delay := migrateBackoff
-	var err error
-	for attempt := 0; attempt < migrateAttempts; attempt++ {
-		var b sdk.Backend
-		b, err = mg.s.backends.Backend(backend)
-		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, mg.s.backendTimeout)
-			err = f(b, cctx)
-			cancel()
-		}
-		if err == nil || !errors.Is(err, sdk.ErrUnavailable) {
-			return err
-		}
-		mg.s.backends.Suspect(backend)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay*2, migrateMaxSleep)
-	}
-	return err
-}
-
-// digest is sha256 over the canonical encodings of data and labels.
-func digest(data, labels map[string]string) ([]byte, error) {
-	if data == nil {
-		data = map[string]string{}
-	}
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	d, err := sdk.EncodeData(data)
-	if err != nil {
-		return nil, fmt.Errorf("encoding data: %w", err)
-	}
-	l, err := sdk.EncodeData(labels)
-	if err != nil {
-		return nil, fmt.Errorf("encoding labels: %w", err)
-	}
-	h := sha256.New()
-	h.Write(d)
-	h.Write([]byte{0})
-	h.Write(l)
-	return h.Sum(nil), nil
-}
-
-// The routing overlay persists switches made by migrations: a JSON file
-// {"projects": {"<project>": "<backend>"}} in the directory of the audit
-// log, mode 0600, written atomically (temp file + rename) and applied over
-// the configuration's bindings at startup. Entries naming a project or a
-// backend the configuration no longer has are ignored with a warning, so a
-// config edit always wins over a stale overlay.
-const overlayFile = "routing-overlay.json"
-
-type routingOverlay struct {
-	Projects map[string]string `json:"projects"`
-}
-
-func (mg *migrator) overlayPath() string {
-	if mg.s.cfg == nil || mg.s.cfg.Audit.Path == "" {
+	if rep.Switch && !rep.DryRun && onTarget == len(rep.Projects) {
+		rep.Switched = true
 		return ""
 	}
-	return filepath.Join(filepath.Dir(mg.s.cfg.Audit.Path), overlayFile)
-}
-
-// loadOverlay applies a saved overlay to the routing table.
-func (mg *migrator) loadOverlay() {
-	path := mg.overlayPath()
-	if path == "" {
-		return
+	want := rep.Source
+	if rep.Switched {
+		want = rep.Target
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		mg.s.log.Error("cannot read the routing overlay; using the configuration's bindings", "path", path, "error", err)
-		return
-	}
-	var ov routingOverlay
-	if err := json.Unmarshal(b, &ov); err != nil {
-		mg.s.log.Error("the routing overlay is not valid JSON; using the configuration's bindings", "path", path)
-		return
-	}
-	for p, backend := range ov.Projects {
-		if _, ok := mg.s.routing.Lookup(p); !ok || !mg.backendExists(backend) {
-			mg.s.log.Warn("routing overlay entry ignored: project or backend not configured", "project", p, "backend", backend)
-			continue
-		}
-		if err := mg.s.routing.SetBackend(p, backend); err == nil {
-			mg.s.log.Info("project rebound by the routing overlay", "project", p, "backend", backend, "path", path)
+	for _, p := range rep.Projects {
+		if rt, _ := mg.s.routing.Lookup(p); rt.Backend != want {
+			return fmt.Sprintf("project %q is bound to backend %q, not %q as the migration left it", p, rt.Backend, want)
 		}
 	}
-}
-
-// saveOverlay writes every binding that differs from the configuration.
-func (mg *migrator) saveOverlay() error {
-	path := mg.overlayPath()
-	if path == "" {
-		return nil
-	}
-	mg.overlayMu.Lock()
-	defer mg.overlayMu.Unlock()
-	configured := map[string]string{}
-	for _, p := range mg.s.cfg.Projects {
-		configured[p.Name] = p.Backend
-	}
-	ov := routingOverlay{Projects: map[string]string{}}
-	for _, rt := range mg.s.routing.Projects() {
-		if configured[rt.Project] != rt.Backend {
-			ov.Projects[rt.Project] = rt.Backend
-		}
-	}
-	b, err := json.MarshalIndent(ov, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".routing-overlay-*")
-	if err != nil {
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing the routing overlay: %w", err)
-	}
-	return nil
-}
-
-// readVersions reads every stored version of a secret, oldest first; the
-// last is latest (already read).
-func (mg *migrator) readVersions(ctx context.Context, backend string, ref sdk.Ref, latest *sdk.Secret) ([]sdk.Secret, error) {
-	var vs []sdk.VersionMeta
-	if err := mg.retry(ctx, backend, func(b sdk.Backend, cctx context.Context) (err error) {
-		vs, err = b.Versions(cctx, ref)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	out := make([]sdk.Secret, 0, len(vs))
-	for _, v := range vs {
-		if latest != nil && v.Version == latest.Version {
-			continue
-		}
-		var sec sdk.Secret
-		vref := sdk.Ref{Project: ref.Project, Name: ref.Name, Version: v.Version}
-		if err := mg.retry(ctx, backend, func(b sdk.Backend, cctx context.Context) (err error) {
-			sec, err = b.Read(cctx, vref)
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("version %d: %w", v.Version, err)
-		}
-		out = append(out, sec)
-	}
-	if latest != nil {
-		out = append(out, *latest)
-	}
-	return out, nil
-}
-
-// resumePoint reports how many of the source versions the target already
-// holds, in order, when its history is a strict prefix of the source's.
-func (mg *migrator) resumePoint(ctx context.Context, target string, ref sdk.Ref, src []sdk.Secret) (int, bool) {
-	have, err := mg.readVersions(ctx, target, ref, nil)
-	if err != nil || len(have) == 0 || len(have) >= len(src) {
-		return 0, false
-	}
-	for i, h := range have {
-		a, err1 := sdk.EncodeData(h.Data)
-		b, err2 := sdk.EncodeData(src[i].Data)
-		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
-			return 0, false
-		}
-	}
-	return len(have), true
+	return ""
 }

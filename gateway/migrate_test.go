@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,13 +68,22 @@ type migrateEnv struct {
 
 func newMigrateEnv(t *testing.T) *migrateEnv {
 	t.Helper()
-	src := &hookedBackend{memBackend: newMemBackend()}
-	dst := &hookedBackend{memBackend: newMemBackend()}
+	return newMigrateEnvAt(t, "", &hookedBackend{memBackend: newMemBackend()}, &hookedBackend{memBackend: newMemBackend()}, "a")
+}
+
+// newMigrateEnvAt builds a gateway over the given backends; with a state
+// dir it keeps its routing overlay and migration journal there, as a
+// server does beside its audit log. "payments" is bound to paymentsOn.
+func newMigrateEnvAt(t *testing.T, stateDir string, src, dst *hookedBackend, paymentsOn string) *migrateEnv {
+	t.Helper()
 	logs := &lockedBuffer{b: &bytes.Buffer{}}
 	audit := &memAuditor{}
 	cfg := &Config{
 		Backends: []BackendConfig{{Name: "a"}, {Name: "b"}},
-		Projects: []ProjectConfig{{Name: "payments", Backend: "a"}, {Name: "other", Backend: "a"}},
+		Projects: []ProjectConfig{{Name: "payments", Backend: paymentsOn}, {Name: "other", Backend: "a"}},
+	}
+	if stateDir != "" {
+		cfg.Audit.Path = filepath.Join(stateDir, "audit.log")
 	}
 	all := []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}
 	authz := fakeAuthz{
@@ -88,6 +98,7 @@ func newMigrateEnv(t *testing.T) *migrateEnv {
 		Backends: &hookedBackends{hooked: map[string]*hookedBackend{"a": src, "b": dst}},
 	})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return &migrateEnv{h: &harness{srv: srv, audit: audit}, srv: srv, src: src, dst: dst, audit: audit, logs: logs}
 }
 

@@ -79,6 +79,7 @@ type Server struct {
 	routing        *Routing
 	metrics        *metrics
 	engine         *gin.Engine
+	migrator       *migrator
 	backendTimeout time.Duration
 	locks          [256]chan struct{}
 
@@ -138,7 +139,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		}
 		s.host, s.backends = h, h
 	}
+	s.migrator = newMigrator(s)
+	s.migrator.loadOverlay()
 	s.engine = s.newEngine()
+	s.migrator.resume()
 	return s, nil
 }
 
@@ -216,6 +220,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = srv.Close()
 		}
 	}
+	// Running migrations stop before their plugins do, and journal
+	// themselves so that the next start resumes them.
+	s.migrator.stop(ctx)
 	if s.host != nil {
 		s.host.Close()
 	}
@@ -281,6 +288,7 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPut, "/:name", ActionUpdate, s.replace)
 	route(http.MethodPatch, "/:name", ActionUpdate, s.patch)
 	route(http.MethodDelete, "/:name", ActionDelete, s.delete)
+	route(http.MethodPost, "/:name/copy", ActionRead, s.copySecret)
 	s.registerMigrations(e)
 	return e
 }

@@ -43,6 +43,9 @@ func newMigrateCmd() *cobra.Command {
 			if allVersions {
 				req.Versions = "all"
 			}
+			if req.DeleteSource && !req.Switch {
+				return usageError("--delete-source needs --switch: the source is only emptied after a verified switch")
+			}
 			c, err := newAPIClient()
 			if err != nil {
 				return err
@@ -80,6 +83,8 @@ func newMigrateCmd() *cobra.Command {
 	f.StringVar(&req.OnConflict, "on-conflict", "fail", "when the target holds a different secret of the same name: fail, skip or overwrite")
 	f.BoolVar(&req.DryRun, "dry-run", false, "report what would be copied, write nothing")
 	f.BoolVar(&req.Switch, "switch", false, "after a clean verify, serve the projects from the target (survives restarts)")
+	f.BoolVar(&req.DeleteSource, "delete-source", false, "with --switch: then delete from the source every secret whose target copy matches")
+	f.IntVar(&req.Workers, "workers", 0, "secrets copied at once (default 8, at most 64)")
 	f.DurationVar(&pollInterval, "poll", 500*time.Millisecond, "how often to read the progress")
 	addOutputFlag(cmd, &out, false)
 	return cmd
@@ -145,6 +150,13 @@ func printMigration(w io.Writer, m client.Migration) {
 	fmt.Fprintf(tw, "verified\t%d\n", m.Verified)
 	fmt.Fprintf(tw, "failed\t%d\n", m.Failed)
 	fmt.Fprintf(tw, "switched\t%t\n", m.Switched)
+	if m.DeleteSource {
+		fmt.Fprintf(tw, "deleted from source\t%d\n", m.Deleted)
+		fmt.Fprintf(tw, "kept in source\t%d\n", m.Kept)
+	}
+	if m.Resumed > 0 {
+		fmt.Fprintf(tw, "resumed\t%d time(s) after a gateway restart\n", m.Resumed)
+	}
 	tw.Flush()
 	if len(m.Errors) > 0 {
 		fmt.Fprintln(w, "\nerrors:")

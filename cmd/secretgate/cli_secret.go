@@ -44,7 +44,7 @@ or permission denied, 4 not found, 5 already exists, 6 version mismatch,
 	addOutputFlag(cmd, &o.output, true)
 	cmd.AddCommand(
 		newSecretListCmd(o), newSecretGetCmd(o), newSecretCreateCmd(o), newSecretUpdateCmd(o),
-		newSecretPatchCmd(o), newSecretDeleteCmd(o), newSecretVersionsCmd(o),
+		newSecretPatchCmd(o), newSecretDeleteCmd(o), newSecretVersionsCmd(o), newSecretCopyCmd(o),
 	)
 	return cmd
 }

@@ -58,3 +58,80 @@ func TestMigrateCLI(t *testing.T) {
 		require.False(t, strings.Contains(out, canary), "canary leaked")
 	}
 }
+
+// TestSecretCopyCLI: `secretgate secret copy` moves one secret across
+// projects on different backends without printing its value, and the
+// permission rule (secrets.read on the source or project.migrate) holds.
+func TestSecretCopyCLI(t *testing.T) {
+	dir := t.TempDir()
+	srv := testenv.Start(t, testenv.Options{
+		Dir:      dir,
+		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
+		Subjects: []testenv.Subject{
+			{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}},
+			{Name: "pipeline", Grants: []testenv.Grant{{Project: "payments", Role: "reader"}, {Project: "billing", Role: "editor"}}},
+			{Name: "editor", Grants: []testenv.Grant{{Project: "payments", Role: "editor"}, {Project: "billing", Role: "editor"}}},
+		},
+		Projects: []testenv.Project{{Name: "payments", Backend: "src"}, {Name: "billing", Backend: "dst"}},
+	})
+	admin := srv.Token("admin")
+	canary := randomCanary(t)
+	r := srv.Do(t, http.MethodPost, pay, admin, map[string]any{"name": "stripe-key", "data": map[string]string{"api_key": canary}, "labels": map[string]string{"team": "pay"}})
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+
+	cp := srv.CLI(t, srv.Token("pipeline"), "", "secret", "copy", "stripe-key", "--from-project", "payments", "--to-project", "billing", "--as", "stripe")
+	require.Equal(t, 0, cp.Code, "stdout %s stderr %s", cp.Stdout, cp.Stderr)
+	require.Regexp(t, `(?m)^project\s+billing$`, cp.Stdout)
+	require.Regexp(t, `(?m)^name\s+stripe$`, cp.Stdout)
+	require.Regexp(t, `(?m)^labels\s+team=pay$`, cp.Stdout)
+
+	g := srv.Do(t, http.MethodGet, "/v1/projects/billing/secrets/stripe", admin, nil)
+	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
+	require.Contains(t, string(g.Body), canary, "the copy holds the value")
+
+	again := srv.CLI(t, srv.Token("pipeline"), "", "secret", "copy", "stripe-key", "--from-project", "payments", "--to-project", "billing", "--as", "stripe")
+	require.Equal(t, 5, again.Code, "already exists: %s", again.Stderr)
+	denied := srv.CLI(t, srv.Token("editor"), "", "secret", "copy", "stripe-key", "--from-project", "payments", "--to-project", "billing")
+	require.Equal(t, 3, denied.Code, "an editor cannot read, so cannot copy: %s", denied.Stderr)
+	self := srv.CLI(t, admin, "", "secret", "copy", "stripe-key", "-p", "payments")
+	require.Equal(t, 2, self.Code, self.Stderr)
+	over := srv.CLI(t, admin, "", "secret", "copy", "stripe-key", "-p", "payments", "--to-project", "billing", "--as", "stripe", "--overwrite", "-o", "json")
+	require.Equal(t, 0, over.Code, "stdout %s stderr %s", over.Stdout, over.Stderr)
+	require.Contains(t, over.Stdout, `"version": 2`)
+
+	for _, out := range []string{cp.Stdout, cp.Stderr, again.Stderr, denied.Stderr, over.Stdout, srv.Stdout(), srv.Stderr(), srv.Audit()} {
+		require.False(t, strings.Contains(out, canary), "canary leaked")
+	}
+}
+
+// TestMigrateDeleteSourceCLI: --delete-source empties the source after a
+// verified switch, shown by a migration back that has to copy everything.
+func TestMigrateDeleteSourceCLI(t *testing.T) {
+	dir := t.TempDir()
+	srv := testenv.Start(t, testenv.Options{
+		Dir:      dir,
+		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
+		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
+		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
+	})
+	admin := srv.Token("admin")
+	for i := range 12 {
+		r := srv.Do(t, http.MethodPost, pay, admin, map[string]any{"name": fmt.Sprintf("d%02d", i), "data": map[string]string{"v": fmt.Sprint(i)}})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	}
+	bad := srv.CLI(t, admin, "", "migrate", "--from", "src", "--to", "dst", "-p", "payments", "--delete-source")
+	require.Equal(t, 2, bad.Code, bad.Stderr)
+	require.Contains(t, bad.Stderr, "--switch")
+
+	run := srv.CLI(t, admin, "", "migrate", "--from", "src", "--to", "dst", "-p", "payments", "--switch", "--delete-source", "--workers", "3")
+	require.Equal(t, 0, run.Code, "stdout %s stderr %s", run.Stdout, run.Stderr)
+	require.Regexp(t, `(?m)^deleted from source\s+12$`, run.Stdout)
+	require.Regexp(t, `(?m)^kept in source\s+0$`, run.Stdout)
+
+	back := srv.CLI(t, admin, "", "migrate", "--from", "dst", "--to", "src", "-p", "payments", "-o", "json")
+	require.Equal(t, 0, back.Code, "stdout %s stderr %s", back.Stdout, back.Stderr)
+	var rep migrationReport
+	require.NoError(t, json.Unmarshal([]byte(back.Stdout), &rep), back.Stdout)
+	require.Equal(t, 12, rep.Copied, "the source held nothing any more")
+	require.Zero(t, rep.Skipped)
+}

@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// copyBody is the body of POST /v1/projects/{p}/secrets/{name}/copy.
+type copyBody struct {
+	// ToProject defaults to the source project (then As must differ).
+	ToProject string `json:"to_project"`
+	// As names the copy; it defaults to the source name.
+	As string `json:"as"`
+	// Version picks a source version; 0 is the latest.
+	Version int64 `json:"version"`
+	// Overwrite replaces an existing target secret (a new version of it)
+	// instead of answering 409 already_exists.
+	Overwrite bool `json:"overwrite"`
+}
+
+// copySecret copies one secret (data and labels of one version) to another
+// name or project, across backends if the projects live on different ones.
+// The value passes through gateway memory only and the answer is the new
+// metadata, so a caller can move a secret it could never read through the
+// API when it holds project.migrate on the source.
+//
+// Permissions: on the source, secrets.read on the secret or project.migrate;
+// on the target, secrets.create (and secrets.update with overwrite) on the
+// new name, or project.migrate. Two audit trails: the source read, and the
+// target write with its intent and outcome records.
+func (s *Server) copySecret(c *gin.Context) {
+	src := s.req(c)
+	if !src.secretName() {
+		return
+	}
+	var body copyBody
+	if !src.decodeJSON(&body) {
+		return
+	}
+	if body.ToProject == "" {
+		body.ToProject = src.route.Project
+	}
+	if body.As == "" {
+		body.As = src.secret
+	}
+	if err := sdk.ValidateProject(body.ToProject); err != nil {
+		src.fail(invalidArg("to_project", "%s", fieldReason(err, "is not a valid project name")))
+		return
+	}
+	if err := sdk.ValidateName(body.As); err != nil {
+		src.fail(invalidArg("as", "%s", fieldReason(err, "is not a valid secret name")))
+		return
+	}
+	switch {
+	case body.Version < 0:
+		src.fail(invalidArg("version", "must be 0 (latest) or a positive version number"))
+		return
+	case body.ToProject == src.route.Project && body.As == src.secret:
+		src.fail(invalidArg("as", "must differ from the source name when copying within one project"))
+		return
+	}
+	src.version = body.Version
+	if !s.authz.Allowed(src.subject, src.route.Project, ActionRead, src.secret) {
+		if !s.authz.Allowed(src.subject, src.route.Project, ActionMigrate, "") {
+			src.fail(newAPIError(http.StatusForbidden, CodePermissionDenied, "copying secret %q out of project %q needs %s on it or %s on the project, not granted to %q",
+				src.secret, src.route.Project, ActionRead, ActionMigrate, src.subject))
+			return
+		}
+		src.action = ActionMigrate
+	}
+
+	dst := &request{s: s, c: c, subject: src.subject, action: ActionCreate, route: Route{Project: body.ToProject}, secret: body.As}
+	if body.Overwrite {
+		dst.action = ActionUpdate
+	}
+	rt, routed := s.routing.Lookup(body.ToProject)
+	if !routed || !s.authz.HasAnyBinding(dst.subject, body.ToProject) {
+		dst.fail(newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", body.ToProject))
+		return
+	}
+	dst.route = rt
+	if !s.authz.Allowed(dst.subject, rt.Project, ActionMigrate, "") {
+		if !dst.allowed(ActionCreate) || (body.Overwrite && !dst.allowed(ActionUpdate)) {
+			return
+		}
+	}
+	if !dst.writable() {
+		return
+	}
+
+	from, ctx, cancel, ok := src.readBackend()
+	if !ok {
+		return
+	}
+	defer cancel()
+	sec, err := from.Read(ctx, sdk.Ref{Project: src.route.Project, Name: src.secret, Version: body.Version})
+	if err != nil {
+		src.backendErr(err)
+		return
+	}
+	src.version = sec.Version
+	if !src.ok() {
+		return
+	}
+
+	to, ok := dst.backend()
+	if !ok || !dst.intent() {
+		return
+	}
+	wctx, wcancel := dst.writeCtx()
+	defer wcancel()
+	mode := sdk.WriteCreate
+	if body.Overwrite {
+		mode = sdk.WriteUpsert
+	}
+	m, err := to.Write(wctx, sdk.WriteRequest{Project: rt.Project, Name: body.As, Data: sec.Data, Labels: sec.Labels, Mode: mode})
+	if err != nil {
+		dst.backendErr(err)
+		return
+	}
+	status := http.StatusCreated
+	if m.Version > 1 {
+		status = http.StatusOK
+	}
+	dst.written(m, status)
+}
