@@ -308,7 +308,29 @@ func (mg *migrator) claim(m *migration) (other, busy string) {
 	}
 	mg.all[m.rep.ID] = m
 	mg.order = append(mg.order, m.rep.ID)
+	mg.pruneLocked()
 	return "", ""
+}
+
+// pruneLocked forgets the oldest finished migrations beyond journalKeep,
+// so a long-lived gateway's memory and journal stay bounded.
+func (mg *migrator) pruneLocked() {
+	finished := 0
+	for _, id := range mg.order {
+		if mg.all[id].snapshot().State != MigrationRunning {
+			finished++
+		}
+	}
+	kept := mg.order[:0]
+	for _, id := range mg.order {
+		if finished > journalKeep && mg.all[id].snapshot().State != MigrationRunning {
+			finished--
+			delete(mg.all, id)
+			continue
+		}
+		kept = append(kept, id)
+	}
+	mg.order = kept
 }
 
 // remember registers a finished migration read from the journal.
@@ -508,6 +530,9 @@ func (mg *migrator) finish(m *migration) {
 		}
 		r.FinishedAt = formatTime(time.Now())
 	})
+	mg.mu.Lock()
+	mg.pruneLocked()
+	mg.mu.Unlock()
 	rep = m.snapshot()
 	mg.s.log.Info("migration finished", "migration", rep.ID, "state", rep.State, "total", rep.Total,
 		"copied", rep.Copied, "skipped", rep.Skipped, "failed", rep.Failed, "verified", rep.Verified,
@@ -521,14 +546,7 @@ func (mg *migrator) finish(m *migration) {
 // projects are no longer bound as it left them is not touched and ends
 // failed, naming the project.
 func (mg *migrator) resume() {
-	reports := mg.loadJournal()
-	finished := 0
-	for _, rep := range reports {
-		if rep.State != MigrationRunning {
-			finished++
-		}
-	}
-	for _, rep := range reports {
+	for _, rep := range mg.loadJournal() {
 		if rep.ID == "" || len(rep.Projects) == 0 {
 			continue
 		}
@@ -540,10 +558,6 @@ func (mg *migrator) resume() {
 		}
 		m := &migration{rep: rep}
 		if rep.State != MigrationRunning {
-			if finished > journalKeep {
-				finished--
-				continue
-			}
 			mg.remember(m)
 			continue
 		}
@@ -566,6 +580,9 @@ func (mg *migrator) resume() {
 		mg.s.log.Info("resuming interrupted migration", "migration", rep.ID, "projects", rep.Projects, "source", rep.Source, "target", rep.Target)
 		mg.start(m)
 	}
+	mg.mu.Lock()
+	mg.pruneLocked()
+	mg.mu.Unlock()
 	mg.saveJournal()
 }
 

@@ -195,3 +195,33 @@ func TestMigrationNotResumedAfterRebind(t *testing.T) {
 	rt, _ := second.srv.Routing().Lookup("payments")
 	require.False(t, rt.ReadOnly)
 }
+
+// The journal and the list keep the last journalKeep finished migrations.
+func TestMigrationListIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	src := &hookedBackend{memBackend: newMemBackend()}
+	dst := &hookedBackend{memBackend: newMemBackend()}
+	e := newMigrateEnvAt(t, dir, src, dst, "a")
+	var first, last string
+	for i := range journalKeep + 5 {
+		id := e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"}, "dry_run": true})
+		require.Equal(t, MigrationSucceeded, e.wait(t, id).State)
+		if i == 0 {
+			first = id
+		}
+		last = id
+	}
+	r := e.h.do(t, "GET", "/v1/migrations", "t-admin", nil)
+	var list struct{ Migrations []MigrationReport }
+	require.NoError(t, json.Unmarshal(r.body, &list))
+	require.Len(t, list.Migrations, journalKeep)
+	require.Equal(t, last, list.Migrations[journalKeep-1].ID)
+	r = e.h.do(t, "GET", "/v1/migrations/"+first, "t-admin", nil)
+	require.Equal(t, http.StatusNotFound, r.code)
+	require.NoError(t, e.srv.Shutdown(context.Background()))
+	raw, err := os.ReadFile(filepath.Join(dir, journalFile))
+	require.NoError(t, err)
+	var j migrationJournal
+	require.NoError(t, json.Unmarshal(raw, &j))
+	require.Len(t, j.Migrations, journalKeep)
+}
