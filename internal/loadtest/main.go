@@ -5,6 +5,9 @@
 // req/s and latency percentiles per scenario, and each gateway figure as a
 // ratio of the bare gin baseline measured in the same run.
 //
+// The migrate scenario (migrate.go) times migrations of -migrate-secrets
+// secrets from a file backend to another and to a real Vault dev server.
+//
 // Every loop is bounded by -duration; all targets are on 127.0.0.1.
 package main
 
@@ -38,17 +41,24 @@ func main() {
 		duration = flag.Duration("duration", 10*time.Second, "length of each scenario")
 		workers  = flag.Uint64("workers", 32, "concurrent clients")
 		bare     = flag.String("serve-bare", "", "internal: serve the bare gin baseline on this address")
-		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put); empty = all")
-		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token)")
+		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate); empty = all")
+		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate always uses its own")
 		token    = flag.String("token", "", "bearer token with admin rights on -project (with -config)")
 		project  = flag.String("project", "default", "project to load")
+		migrateN = flag.Int("migrate-secrets", 1000, "secrets per migration in the migrate scenario")
+		vaultBin = flag.String("vault-bin", "", "Vault server for the migrate scenario (default: $SECRETGATE_VAULT_BIN, else <repo root>/.bin/vault from `make testservers`)")
 	)
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
-	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only); err != nil {
+	if *migrateN < 1 {
+		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets must be at least 1")
+		os.Exit(2)
+	}
+	cleanupOnSignal()
+	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only, *migrateN, *vaultBin); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -84,12 +94,21 @@ type result struct {
 	firstErrorMsg string
 }
 
-func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string) error {
+func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string, migrateN int, vaultBin string) error {
 	dir, err := os.MkdirTemp("", "secretgate-loadtest-")
 	if err != nil {
 		return err
 	}
+	trackDir(dir)
 	defer os.RemoveAll(dir)
+
+	for _, name := range strings.Split(only, ",") {
+		switch name {
+		case "", "bare", "get", "list", "put", "migrate":
+		default:
+			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate)", name)
+		}
+	}
 
 	if bin != "" {
 		// The gateway runs in the temp dir, so a relative path would miss.
@@ -109,31 +128,30 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 		return only == "" || strings.Contains(","+only+",", ","+name+",")
 	}
 
-	var results []result
+	var errs []error
+	if want("bare") || want("get") || want("list") || want("put") {
+		errs = append(errs, runLoad(bin, dir, configPath, token, project, duration, workers, want))
+	}
+	if want("migrate") {
+		errs = append(errs, runMigrate(os.Stdout, bin, vaultBin, migrateN))
+	}
+	return errors.Join(errs...)
+}
 
-	// The baseline runs in its own process, like the gateway, so both share
-	// the machine with the load generator in the same way.
-	bareAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	bareCmd := exec.Command(self, "-serve-bare", bareAddr)
-	bareCmd.Stderr = os.Stderr
-	if err := bareCmd.Start(); err != nil {
-		return fmt.Errorf("start bare gin: %w", err)
-	}
-	defer stop(bareCmd)
-	if err := waitHTTP("http://"+bareAddr+"/bare", 10*time.Second); err != nil {
-		return fmt.Errorf("bare gin: %w", err)
-	}
+// runLoad runs the vegeta scenarios (bare, get, list, put) that want selects.
+func runLoad(bin, dir, configPath, token, project string, duration time.Duration, workers uint64, want func(string) bool) error {
+	var results []result
 	if want("bare") {
-		results = append(results, attack(scenario{"bare gin (fixed JSON)", []vegeta.Target{{Method: "GET", URL: "http://" + bareAddr + "/bare"}}}, duration, workers, ""))
+		r, err := runBare(duration, workers)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
 	}
-	stop(bareCmd)
+	if !want("get") && !want("list") && !want("put") {
+		report(os.Stdout, results, workers, duration)
+		return checkResults(results)
+	}
 
 	gwAddr, err := freeAddr()
 	if err != nil {
@@ -158,6 +176,8 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	if err := gw.Start(); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
+	track(gw)
+	defer untrack(gw)
 	defer stop(gw)
 	base := "http://" + gwAddr
 	if err := waitHTTP(base+"/readyz", 30*time.Second); err != nil {
@@ -197,12 +217,41 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 		}
 	}
 	report(os.Stdout, results, workers, duration)
+	return checkResults(results)
+}
+
+func checkResults(results []result) error {
 	for _, r := range results {
 		if r.success < 1 {
 			return fmt.Errorf("%s: only %.2f%% of requests succeeded (codes %v, first error %q)", r.name, r.success*100, r.statusCodes, r.firstErrorMsg)
 		}
 	}
 	return nil
+}
+
+// runBare measures the baseline. It runs in its own process, like the
+// gateway, so both share the machine with the load generator in the same way.
+func runBare(duration time.Duration, workers uint64) (result, error) {
+	bareAddr, err := freeAddr()
+	if err != nil {
+		return result{}, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	bareCmd := exec.Command(self, "-serve-bare", bareAddr)
+	bareCmd.Stderr = os.Stderr
+	if err := bareCmd.Start(); err != nil {
+		return result{}, fmt.Errorf("start bare gin: %w", err)
+	}
+	track(bareCmd)
+	defer untrack(bareCmd)
+	defer stop(bareCmd)
+	if err := waitHTTP("http://"+bareAddr+"/bare", 10*time.Second); err != nil {
+		return result{}, fmt.Errorf("bare gin: %w", err)
+	}
+	return attack(scenario{"bare gin (fixed JSON)", []vegeta.Target{{Method: "GET", URL: "http://" + bareAddr + "/bare"}}}, duration, workers, ""), nil
 }
 
 func attack(sc scenario, duration time.Duration, workers uint64, _ string) result {
