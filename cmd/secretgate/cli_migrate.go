@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/client"
 )
 
@@ -98,11 +100,27 @@ func watchMigration(ctx context.Context, c *client.Client, id string, w io.Write
 		tty = term.IsTerminal(int(f.Fd()))
 	}
 	lastHundred := 0
+	var lostSince time.Time
 	for {
 		m, err := c.GetMigration(ctx, id)
 		if err != nil {
-			return m, err
+			// A gateway restarting resumes the migration under the same id:
+			// keep watching through the gap, for a while.
+			if !errors.Is(err, sdk.ErrUnavailable) {
+				return m, err
+			}
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+				fmt.Fprintf(w, "\nmigration %s: the gateway does not answer; waiting up to %s for it (an interrupted migration resumes when it starts)\n", id, watchOutage)
+			} else if time.Since(lostSince) > watchOutage {
+				return m, err
+			}
+			if err := sleepCtx(ctx, every); err != nil {
+				return m, err
+			}
+			continue
 		}
+		lostSince = time.Time{}
 		done := m.Copied + m.Skipped + m.Failed
 		switch {
 		case tty:
@@ -117,11 +135,24 @@ func watchMigration(ctx context.Context, c *client.Client, id string, w io.Write
 		if m.Done() {
 			return m, nil
 		}
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-time.After(every):
+		if err := sleepCtx(ctx, every); err != nil {
+			return m, err
 		}
+	}
+}
+
+// watchOutage is how long watchMigration waits for a gateway that stopped
+// answering before it gives up.
+const watchOutage = 2 * time.Minute
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

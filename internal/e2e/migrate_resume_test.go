@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,45 +34,8 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	admin := srv.Token("admin")
 	canary := randomCanary(t)
 
-	// 400 secrets, every tenth with three versions, written by 8 clients.
 	const n = 400
-	want := make([]map[string]string, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				name := fmt.Sprintf("r%03d", i)
-				data := map[string]string{"value": fmt.Sprintf("wert-ß-%d", i)}
-				if i == 123 {
-					data["canary"] = canary
-				}
-				r, err := srv.Try(http.MethodPost, pay, admin, map[string]any{"name": name, "data": data, "labels": map[string]string{"i": fmt.Sprint(i)}})
-				if err == nil && r.Status != http.StatusCreated {
-					err = fmt.Errorf("create %s: %d %s", name, r.Status, r.Body)
-				}
-				for v := 2; err == nil && i%10 == 0 && v <= 3; v++ {
-					data = map[string]string{"value": fmt.Sprintf("wert-%d-v%d", i, v)}
-					r, err = srv.Try(http.MethodPut, pay+"/"+name, admin, map[string]any{"data": data})
-					if err == nil && r.Status != http.StatusOK {
-						err = fmt.Errorf("update %s: %d %s", name, r.Status, r.Body)
-					}
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				want[i] = data
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	want := seedForResume(t, srv, admin, n, canary)
 
 	// One worker makes the copy last long enough to be cut.
 	r := srv.Do(t, http.MethodPost, "/v1/migrations", admin, map[string]any{"source": "src", "target": "dst", "projects": []string{"payments"},
@@ -155,6 +121,123 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	}
 	require.Equal(t, 0, srv2.Stop(t))
 	for _, text := range append(reports, srv.Stdout(), srv.Stderr(), srv2.Stdout(), srv2.Stderr(), srv2.Audit()) {
+		require.NotContains(t, text, canary)
+	}
+}
+
+// seedForResume writes n secrets r000.. into payments with 8 clients, every
+// tenth with three versions, one holding the canary; it returns each
+// secret's latest data.
+func seedForResume(t *testing.T, srv *testenv.Server, admin string, n int, canary string) []map[string]string {
+	t.Helper()
+	want := make([]map[string]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				name := fmt.Sprintf("r%03d", i)
+				data := map[string]string{"value": fmt.Sprintf("wert-ß-%d", i)}
+				if i == 123 {
+					data["canary"] = canary
+				}
+				r, err := srv.Try(http.MethodPost, pay, admin, map[string]any{"name": name, "data": data, "labels": map[string]string{"i": fmt.Sprint(i)}})
+				if err == nil && r.Status != http.StatusCreated {
+					err = fmt.Errorf("create %s: %d %s", name, r.Status, r.Body)
+				}
+				for v := 2; err == nil && i%10 == 0 && v <= 3; v++ {
+					data = map[string]string{"value": fmt.Sprintf("wert-%d-v%d", i, v)}
+					r, err = srv.Try(http.MethodPut, pay+"/"+name, admin, map[string]any{"data": data})
+					if err == nil && r.Status != http.StatusOK {
+						err = fmt.Errorf("update %s: %d %s", name, r.Status, r.Body)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				want[i] = data
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	return want
+}
+
+// TestMigrateCLIWatchesThroughRestart: `secretgate migrate` keeps watching
+// while the gateway is killed and started again on the same address and
+// configuration, and ends with the resumed migration's report and exit 0.
+func TestMigrateCLIWatchesThroughRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := testenv.Start(t, testenv.Options{
+		Dir:      dir,
+		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
+		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
+		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
+	})
+	admin := srv.Token("admin")
+	canary := randomCanary(t)
+	const n = 300
+	seedForResume(t, srv, admin, n, canary)
+
+	cli := exec.Command(testenv.Binary(t), "migrate", "--from", "src", "--to", "dst", "-p", "payments",
+		"--all-versions", "--switch", "--workers", "1", "--poll", "50ms", "-o", "json")
+	cli.Env = []string{"SECRETGATE_ADDR=" + srv.URL, "SECRETGATE_TOKEN=" + admin, "PATH=" + os.Getenv("PATH")}
+	var stdout, stderr bytes.Buffer
+	cli.Stdout, cli.Stderr = &stdout, &stderr
+	require.NoError(t, cli.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cli.Wait() }()
+	t.Cleanup(func() {
+		if cli.ProcessState == nil {
+			_ = cli.Process.Kill()
+			<-exited
+		}
+	})
+
+	// Kill once the copy is under way, then start again where it listened.
+	var list struct {
+		Migrations []migrationReport `json:"migrations"`
+	}
+	require.Eventually(t, func() bool {
+		srv.Do(t, http.MethodGet, "/v1/migrations", admin, nil).JSON(t, &list)
+		return len(list.Migrations) == 1 && list.Migrations[0].Copied >= 5
+	}, 30*time.Second, 2*time.Millisecond)
+	require.Equal(t, "running", list.Migrations[0].State)
+	srv.Kill()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	srv2 := testenv.StartConfig(t, srv.ConfigPath, nil, "--listen", addr)
+
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "stdout %s\nstderr %s", stdout.String(), stderr.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("migrate did not finish; stderr so far:\n%s", stderr.String())
+	}
+	var rep struct {
+		migrationReport
+		Resumed int `json:"resumed"`
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
+	require.Equal(t, list.Migrations[0].ID, rep.ID)
+	require.Equal(t, "succeeded", rep.State)
+	require.Equal(t, 1, rep.Resumed)
+	require.Equal(t, n, rep.Copied+rep.Skipped)
+	require.True(t, rep.Switched)
+	require.Contains(t, stderr.String(), "the gateway does not answer")
+
+	g := srv2.Do(t, http.MethodGet, pay+"/r123", admin, nil)
+	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
+	require.Contains(t, string(g.Body), canary, "served from dst after the switch")
+	require.Equal(t, 0, srv2.Stop(t))
+	for _, text := range []string{stdout.String(), stderr.String(), srv.Stdout(), srv.Stderr(), srv2.Stdout(), srv2.Stderr(), srv2.Audit()} {
 		require.NotContains(t, text, canary)
 	}
 }
