@@ -33,8 +33,8 @@ const (
 	MigrationFailed    = "failed"
 )
 
-// migrationBody is the body of POST /v1/migrations.
-type migrationBody struct {
+// MigrationRequest is the body of POST /v1/migrations.
+type MigrationRequest struct {
 	Source       string   `json:"source"`
 	Target       string   `json:"target"`
 	Projects     []string `json:"projects"`
@@ -50,23 +50,15 @@ type migrationBody struct {
 // holds names and counts only: never a value. It is also the journal's
 // record, so it carries everything a resume needs.
 type MigrationReport struct {
-	ID           string   `json:"id"`
-	State        string   `json:"state"`
-	Source       string   `json:"source"`
-	Target       string   `json:"target"`
-	Projects     []string `json:"projects"`
-	Versions     string   `json:"versions"`
-	OnConflict   string   `json:"on_conflict"`
-	DryRun       bool     `json:"dry_run"`
-	Switch       bool     `json:"switch"`
-	DeleteSource bool     `json:"delete_source"`
-	Workers      int      `json:"workers"`
-	Switched     bool     `json:"switched"`
-	Total        int      `json:"total"`
-	Copied       int      `json:"copied"`
-	Skipped      int      `json:"skipped"`
-	Failed       int      `json:"failed"`
-	Verified     int      `json:"verified"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	MigrationRequest
+	Switched bool `json:"switched"`
+	Total    int  `json:"total"`
+	Copied   int  `json:"copied"`
+	Skipped  int  `json:"skipped"`
+	Failed   int  `json:"failed"`
+	Verified int  `json:"verified"`
 	// Deleted counts source secrets removed by delete_source; Kept counts
 	// those left in the source because the target holds different content
 	// (on_conflict skip).
@@ -202,7 +194,7 @@ func (mg *migrator) backendExists(name string) bool {
 	return false
 }
 
-func (mg *migrator) validate(r *request, body *migrationBody) bool {
+func (mg *migrator) validate(r *request, body *MigrationRequest) bool {
 	switch {
 	case body.Source == "":
 		r.fail(invalidArg("source", "is required: the name of a configured backend"))
@@ -232,7 +224,7 @@ func (mg *migrator) validate(r *request, body *migrationBody) bool {
 
 func (mg *migrator) create(c *gin.Context) {
 	r := mg.request(c, "")
-	var body migrationBody
+	var body MigrationRequest
 	if !r.decodeJSON(&body) {
 		return
 	}
@@ -267,10 +259,9 @@ func (mg *migrator) create(c *gin.Context) {
 	projects := append([]string(nil), body.Projects...)
 	sort.Strings(projects)
 
+	body.Projects = projects
 	m := &migration{rep: MigrationReport{
-		ID: uuid.NewString(), State: MigrationRunning, Source: body.Source, Target: body.Target, Projects: projects,
-		Versions: body.Versions, OnConflict: body.OnConflict, DryRun: body.DryRun, Switch: body.Switch,
-		DeleteSource: body.DeleteSource, Workers: body.Workers, Errors: map[string]string{},
+		ID: uuid.NewString(), State: MigrationRunning, MigrationRequest: body, Errors: map[string]string{},
 		StartedBy: c.GetString(ctxKeySubject), RequestID: requestID(c), StartedAt: formatTime(time.Now()),
 	}}
 	id := m.rep.ID

@@ -16,13 +16,7 @@ import (
 // dry run, the verified copy with --switch, the report table and JSON, and a
 // non-zero exit when the migration cannot run.
 func TestMigrateCLI(t *testing.T) {
-	dir := t.TempDir()
-	srv := testenv.Start(t, testenv.Options{
-		Dir:      dir,
-		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
-		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
-		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
-	})
+	srv := testenv.Start(t, srcDstOptions(t))
 	admin := srv.Token("admin")
 	canary := randomCanary(t)
 	for i := range 5 {
@@ -107,13 +101,7 @@ func TestSecretCopyCLI(t *testing.T) {
 // TestMigrateDeleteSourceCLI: --delete-source empties the source after a
 // verified switch, shown by a migration back that has to copy everything.
 func TestMigrateDeleteSourceCLI(t *testing.T) {
-	dir := t.TempDir()
-	srv := testenv.Start(t, testenv.Options{
-		Dir:      dir,
-		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
-		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
-		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
-	})
+	srv := testenv.Start(t, srcDstOptions(t))
 	admin := srv.Token("admin")
 	for i := range 12 {
 		r := srv.Do(t, http.MethodPost, pay, admin, map[string]any{"name": fmt.Sprintf("d%02d", i), "data": map[string]string{"v": fmt.Sprint(i)}})
@@ -134,4 +122,17 @@ func TestMigrateDeleteSourceCLI(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(back.Stdout), &rep), back.Stdout)
 	require.Equal(t, 12, rep.Copied, "the source held nothing any more")
 	require.Zero(t, rep.Skipped)
+}
+
+// srcDstOptions: a gateway with file backends src and dst in a fresh temp
+// dir, project payments on src, and an admin.
+func srcDstOptions(t *testing.T) testenv.Options {
+	t.Helper()
+	dir := t.TempDir()
+	return testenv.Options{
+		Dir:      dir,
+		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
+		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
+		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
+	}
 }

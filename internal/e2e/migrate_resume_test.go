@@ -23,13 +23,7 @@ import (
 // migration from its journal, keeps the project read-only until the copy is
 // done, finishes it without duplicating a version, and switches.
 func TestMigrateResumesAfterKill(t *testing.T) {
-	dir := t.TempDir()
-	opts := testenv.Options{
-		Dir:      dir,
-		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
-		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
-		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
-	}
+	opts := srcDstOptions(t)
 	srv := testenv.Start(t, opts)
 	admin := srv.Token("admin")
 	canary := randomCanary(t)
@@ -54,7 +48,7 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	for _, pid := range plugins {
 		require.Eventually(t, func() bool { return !testenv.Alive(pid) }, 10*time.Second, 20*time.Millisecond, "plugin %d outlived the gateway", pid)
 	}
-	journal, err := os.ReadFile(filepath.Join(dir, "migrations.json"))
+	journal, err := os.ReadFile(filepath.Join(opts.Dir, "migrations.json"))
 	require.NoError(t, err)
 	require.Contains(t, string(journal), started.ID)
 	require.NotContains(t, string(journal), canary)
@@ -175,13 +169,7 @@ func seedForResume(t *testing.T, srv *testenv.Server, admin string, n int, canar
 // while the gateway is killed and started again on the same address and
 // configuration, and ends with the resumed migration's report and exit 0.
 func TestMigrateCLIWatchesThroughRestart(t *testing.T) {
-	dir := t.TempDir()
-	srv := testenv.Start(t, testenv.Options{
-		Dir:      dir,
-		Backends: []testenv.Backend{testenv.FileBackend("src", dir), testenv.FileBackend("dst", dir)},
-		Subjects: []testenv.Subject{{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}}},
-		Projects: []testenv.Project{{Name: "payments", Backend: "src"}},
-	})
+	srv := testenv.Start(t, srcDstOptions(t))
 	admin := srv.Token("admin")
 	canary := randomCanary(t)
 	const n = 300
