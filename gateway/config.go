@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,29 @@ type TLSConfig struct {
 
 // Enabled reports whether TLS is configured.
 func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// KeyPair loads the certificate chain and its key. It is checked when the
+// configuration is validated, so a server never announces that it listens
+// on a TLS setup it cannot serve; the error names the field at fault and
+// never quotes the files' contents.
+func (t TLSConfig) KeyPair() (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(t.CertFile)
+	if err != nil {
+		return tls.Certificate{}, cfgErr("tls.cert_file", "cannot be read: %v", err)
+	}
+	if block, _ := pem.Decode(certPEM); block == nil || block.Type != "CERTIFICATE" {
+		return tls.Certificate{}, cfgErr("tls.cert_file", "%s holds no PEM CERTIFICATE block", t.CertFile)
+	}
+	keyPEM, err := os.ReadFile(t.KeyFile)
+	if err != nil {
+		return tls.Certificate{}, cfgErr("tls.key_file", "cannot be read: %v", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, cfgErr("tls.key_file", "does not hold the private key of tls.cert_file: %v", err)
+	}
+	return cert, nil
+}
 
 // AuditConfig is the audit sink.
 type AuditConfig struct {
@@ -277,6 +302,11 @@ func (c *Config) Validate(opts LoadOptions) error {
 		}
 		if c.TLS.KeyFile == "" {
 			add("tls.key_file", "is required when tls.cert_file is set")
+		}
+		if c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
+			if _, err := c.TLS.KeyPair(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 

@@ -195,8 +195,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	var err error
 	if s.cfg.TLS.Enabled() {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		err = srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		cert, cerr := s.cfg.TLS.KeyPair()
+		if cerr != nil {
+			return cerr
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		err = srv.ServeTLS(ln, "", "")
 	} else {
 		err = srv.Serve(ln)
 	}

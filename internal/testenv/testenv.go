@@ -17,6 +17,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -124,6 +126,15 @@ type Options struct {
 	Args []string
 	// Dir holds the config, logs and the file backend; t.TempDir() when "".
 	Dir string
+	// TLS, when set, turns on HTTPS (the config's tls section).
+	TLS *TLSFiles
+}
+
+// TLSFiles are the PEM files of an HTTPS server.
+type TLSFiles struct {
+	CertFile, KeyFile string
+	// CAFile, when set, is the CA that Server.Do, Try and CLI trust.
+	CAFile string
 }
 
 // FileBackend is a file backend whose database and key file live in dir.
@@ -142,6 +153,11 @@ type Server struct {
 	AuditPath  string
 	StdoutPath string
 	StderrPath string
+	// HTTPClient sends the requests of Do and Try; a shared plain client
+	// when nil. Start sets one trusting Options.TLS.CAFile.
+	HTTPClient *http.Client
+	// CAFile, when set, is passed to CLI as SECRETGATE_CACERT.
+	CAFile string
 
 	tokens map[string]string
 	cmd    *exec.Cmd
@@ -168,11 +184,16 @@ func TokenSHA256(token string) string {
 
 type yamlConfig struct {
 	Listen   string        `yaml:"listen"`
+	TLS      *yamlTLS      `yaml:"tls,omitempty"`
 	Audit    yamlAudit     `yaml:"audit"`
 	Backends []yamlBackend `yaml:"backends"`
 	Projects []yamlProject `yaml:"projects"`
 	Subjects []yamlSubject `yaml:"subjects"`
 	Bindings []yamlBinding `yaml:"bindings"`
+}
+type yamlTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 type yamlAudit struct {
 	Path string `yaml:"path"`
@@ -216,6 +237,9 @@ func WriteConfig(t testing.TB, opts Options) (string, map[string]string) {
 		opts.AuditPath = filepath.Join(opts.Dir, "audit.log")
 	}
 	cfg := yamlConfig{Listen: "127.0.0.1:0", Audit: yamlAudit{Path: opts.AuditPath}}
+	if opts.TLS != nil {
+		cfg.TLS = &yamlTLS{CertFile: opts.TLS.CertFile, KeyFile: opts.TLS.KeyFile}
+	}
 	for _, b := range opts.Backends {
 		cfg.Backends = append(cfg.Backends, yamlBackend(b))
 	}
@@ -251,7 +275,24 @@ func Start(t testing.TB, opts Options) *Server {
 	s := StartConfig(t, path, opts.Env, opts.Args...)
 	s.tokens = tokens
 	s.AuditPath = opts.AuditPath
+	if opts.TLS != nil && opts.TLS.CAFile != "" {
+		s.CAFile = opts.TLS.CAFile
+		s.HTTPClient = HTTPSClient(t, opts.TLS.CAFile)
+	}
 	return s
+}
+
+// HTTPSClient is an HTTP client that trusts only the PEM certificates of
+// caFile (TLS 1.2 or later).
+func HTTPSClient(t testing.TB, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem), "no PEM certificate in %s", caFile)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // StartConfig starts `secretgate server --config path --listen 127.0.0.1:0`
@@ -569,7 +610,11 @@ func (s *Server) Try(method, path, token string, body any, headers ...string) (*
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := client.Do(req)
+	hc := s.HTTPClient
+	if hc == nil {
+		hc = client
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -588,10 +633,15 @@ type CLIResult struct {
 }
 
 // CLI runs the secretgate binary as a client of this server (with
-// SECRETGATE_ADDR and SECRETGATE_TOKEN set), feeding stdin.
+// SECRETGATE_ADDR and SECRETGATE_TOKEN set, and SECRETGATE_CACERT when
+// CAFile is), feeding stdin.
 func (s *Server) CLI(t testing.TB, token, stdin string, args ...string) CLIResult {
 	t.Helper()
-	return Run(t, append(cleanEnv(), "SECRETGATE_ADDR="+s.URL, "SECRETGATE_TOKEN="+token), s.Dir, stdin, args...)
+	env := append(cleanEnv(), "SECRETGATE_ADDR="+s.URL, "SECRETGATE_TOKEN="+token)
+	if s.CAFile != "" {
+		env = append(env, "SECRETGATE_CACERT="+s.CAFile)
+	}
+	return Run(t, env, s.Dir, stdin, args...)
 }
 
 // Run runs the secretgate binary with env (complete) in dir and returns its
