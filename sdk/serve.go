@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -69,12 +70,21 @@ func Serve(b Backend) {
 				grpc.MaxRecvMsgSize(maxMessageBytes),
 				grpc.InitialWindowSize(windowBytes),
 				grpc.InitialConnWindowSize(windowBytes),
+				// Calls run on long-lived workers whose stacks have already
+				// grown, instead of a fresh goroutine per call that grows
+				// (copies) its stack again each time: profiled at ~20% of
+				// a file plugin's CPU under load.
+				grpc.NumStreamWorkers(streamWorkers()),
 				grpc.ChainUnaryInterceptor(recoverInterceptor(logger)))
 			return plugin.DefaultGRPCServer(opts)
 		},
 		Logger: logger,
 	})
 }
+
+// streamWorkers: enough to keep every CPU busy with calls that also wait on
+// I/O; when all are busy gRPC starts a goroutine for the call as usual.
+func streamWorkers() uint32 { return uint32(4 * runtime.GOMAXPROCS(0)) }
 
 // recoverInterceptor turns a panic in a backend method into an Internal
 // error for that one call, instead of killing the plugin and every call in
