@@ -68,6 +68,8 @@ type Backend struct {
 	// cached id is checked against the stored record on every use.
 	deksMu sync.Mutex
 	deks   map[string]*dataKey
+
+	records recordCache
 }
 
 var _ sdk.Backend = (*Backend)(nil)
@@ -179,6 +181,7 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	b.createdKey = ""
 	b.deksMu.Lock()
 	b.deks = map[string]*dataKey{}
+	b.records.forget()
 	b.deksMu.Unlock()
 
 	db, err := openDB(cfg.path)
@@ -511,6 +514,7 @@ func (b *Backend) Close() error {
 	b.db, b.kek = nil, nil
 	b.deksMu.Lock()
 	b.deks = map[string]*dataKey{}
+	b.records.forget()
 	b.deksMu.Unlock()
 	return err
 }

@@ -101,7 +101,7 @@ func secretBuckets(tx *bolt.Tx, project, name string) (pb, sb *bolt.Bucket) {
 }
 
 // loadSecret returns the secret's buckets and record, or ErrNotFound.
-func loadSecret(tx *bolt.Tx, project, name string) (pb, sb *bolt.Bucket, rec *secretRecord, err error) {
+func (b *Backend) loadSecret(tx *bolt.Tx, project, name string) (pb, sb *bolt.Bucket, rec *secretRecord, err error) {
 	pb, sb = secretBuckets(tx, project, name)
 	if sb == nil {
 		return nil, nil, nil, sdk.NotFound(project, name)
@@ -110,7 +110,7 @@ func loadSecret(tx *bolt.Tx, project, name string) (pb, sb *bolt.Bucket, rec *se
 	if raw == nil {
 		return nil, nil, nil, fmt.Errorf("secret %q in project %q has no metadata record", name, project)
 	}
-	rec, err = decodeRecord(project, name, raw)
+	rec, err = b.records.decode(project, name, raw)
 	return pb, sb, rec, err
 }
 
@@ -163,7 +163,7 @@ func (b *Backend) Describe(ctx context.Context, ref sdk.Ref) (sdk.Meta, error) {
 	defer unlock()
 	var m sdk.Meta
 	err = b.db.View(func(tx *bolt.Tx) error {
-		_, _, rec, err := loadSecret(tx, ref.Project, ref.Name)
+		_, _, rec, err := b.loadSecret(tx, ref.Project, ref.Name)
 		if err != nil {
 			return err
 		}
@@ -186,7 +186,7 @@ func (b *Backend) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, error) {
 	defer unlock()
 	var sec sdk.Secret
 	err = b.db.View(func(tx *bolt.Tx) error {
-		pb, sb, rec, err := loadSecret(tx, ref.Project, ref.Name)
+		pb, sb, rec, err := b.loadSecret(tx, ref.Project, ref.Name)
 		if err != nil {
 			return err
 		}
@@ -273,7 +273,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 		if projects == nil {
 			return errors.New("the database is not initialised")
 		}
-		pb, sb, rec, err := loadSecret(tx, req.Project, req.Name)
+		pb, sb, rec, err := b.loadSecret(tx, req.Project, req.Name)
 		exists := err == nil
 		if err != nil && !errors.Is(err, sdk.ErrNotFound) {
 			return err
@@ -384,7 +384,7 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pb, _, rec, err := loadSecret(tx, ref.Project, ref.Name)
+		pb, _, rec, err := b.loadSecret(tx, ref.Project, ref.Name)
 		if err != nil {
 			return err
 		}
@@ -407,7 +407,7 @@ func (b *Backend) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMeta,
 	defer unlock()
 	var out []sdk.VersionMeta
 	err = b.db.View(func(tx *bolt.Tx) error {
-		_, _, rec, err := loadSecret(tx, ref.Project, ref.Name)
+		_, _, rec, err := b.loadSecret(tx, ref.Project, ref.Name)
 		if err != nil {
 			return err
 		}
@@ -495,7 +495,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 			if sb == nil {
 				return fmt.Errorf("project %q: entry %q is not a secret", req.Project, name)
 			}
-			rec, err := decodeRecord(req.Project, name, sb.Get(keyRecord))
+			rec, err := b.records.decode(req.Project, name, sb.Get(keyRecord))
 			if err != nil {
 				return err
 			}
