@@ -220,6 +220,8 @@ func TestMigrateCLIWatchesThroughRestart(t *testing.T) {
 	require.Equal(t, n, rep.Copied+rep.Skipped)
 	require.True(t, rep.Switched)
 	require.Contains(t, stderr.String(), "the gateway does not answer")
+	require.Regexp(t, `(?m)^migration \S+: 300/300 done \(\d+ copied, \d+ skipped, 0 failed\)$`, stderr.String(),
+		"off a terminal, a plain line per 100 secrets")
 
 	g := srv2.Do(t, http.MethodGet, pay+"/r123", admin, nil)
 	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
