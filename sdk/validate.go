@@ -2,20 +2,12 @@ package sdk
 
 import (
 	"fmt"
-	"regexp"
 	"unicode/utf8"
-)
-
-var (
-	projectRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	nameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
-	keyRe      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-	labelKeyRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 )
 
 // ValidateProject checks a project name.
 func ValidateProject(project string) error {
-	if !projectRe.MatchString(project) {
+	if !validProject(project) {
 		return Invalid("project", "must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
 	}
 	return nil
@@ -23,7 +15,7 @@ func ValidateProject(project string) error {
 
 // ValidateName checks a secret name.
 func ValidateName(name string) error {
-	if !nameRe.MatchString(name) {
+	if !validName(name) {
 		return Invalid("name", "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit")
 	}
 	return nil
@@ -45,7 +37,7 @@ func ValidateRef(ref Ref) error {
 
 // ValidateKey checks one key of a secret's key/value map.
 func ValidateKey(key string) error {
-	if !keyRe.MatchString(key) {
+	if !validKey(key) {
 		return Invalid("data", "key %q must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'", truncate(key, 140))
 	}
 	return nil
@@ -84,8 +76,8 @@ func ValidateLabels(labels map[string]string) error {
 		return Invalid("labels", "holds %d labels, at most %d are allowed", len(labels), MaxLabels)
 	}
 	for _, k := range SortedKeys(labels) {
-		if !labelKeyRe.MatchString(k) {
-			return Invalid("labels", "key %q must match %s", truncate(k, 80), labelKeyRe.String())
+		if !validLabelKey(k) {
+			return Invalid("labels", "key %q must match %s", truncate(k, 80), labelKeyPattern)
 		}
 		v := labels[k]
 		if !utf8.ValidString(v) {
@@ -125,7 +117,7 @@ func ValidateList(req ListRequest) error {
 	if err := ValidateProject(req.Project); err != nil {
 		return err
 	}
-	if req.Prefix != "" && !prefixRe.MatchString(req.Prefix) {
+	if req.Prefix != "" && !validPrefix(req.Prefix) {
 		return Invalid("prefix", "must be a name prefix: characters of A-Z, a-z, 0-9, '_' and '-'")
 	}
 	if req.PageSize < 0 || req.PageSize > MaxPageSize {
@@ -133,8 +125,6 @@ func ValidateList(req ListRequest) error {
 	}
 	return nil
 }
-
-var prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // PageSize resolves a requested page size to the one to use.
 func PageSize(requested int) int {
