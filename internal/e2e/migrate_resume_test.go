@@ -199,7 +199,11 @@ func TestMigrateCLIWatchesThroughRestart(t *testing.T) {
 		return len(list.Migrations) == 1 && list.Migrations[0].Copied >= 5
 	}, 30*time.Second, 2*time.Millisecond)
 	require.Equal(t, "running", list.Migrations[0].State)
+	plugins := srv.PluginPIDs()
 	srv.Kill()
+	for _, pid := range plugins {
+		require.Eventually(t, func() bool { return !testenv.Alive(pid) }, 10*time.Second, 20*time.Millisecond, "plugin %d outlived the gateway", pid)
+	}
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	srv2 := testenv.StartConfig(t, srv.ConfigPath, nil, "--listen", addr)
 
