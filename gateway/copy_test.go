@@ -145,3 +145,31 @@ func TestCopySecret(t *testing.T) {
 	recs, _ := json.Marshal(h.audit.records())
 	require.NotContains(t, string(recs), canary)
 }
+
+func TestListProjects(t *testing.T) {
+	h, _, _ := newCopyHarness(t)
+	r := h.do(t, "GET", "/v1/projects", "", nil)
+	require.Equal(t, http.StatusUnauthorized, r.code)
+	for _, tc := range []struct {
+		token string
+		want  []projectJSON
+	}{
+		{"t-admin", []projectJSON{
+			{Name: "billing", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
+			{Name: "locked", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
+			{Name: "payments", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
+		}},
+		{"t-reader", []projectJSON{
+			{Name: "billing", Actions: []string{ActionList, ActionCreate}},
+			{Name: "payments", Actions: []string{ActionList, ActionRead}},
+		}},
+		{"t-viewer", []projectJSON{{Name: "billing", Actions: []string{ActionList}}}},
+	} {
+		r := h.do(t, "GET", "/v1/projects", tc.token, nil)
+		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+		require.Equal(t, "no-store", r.hdr.Get("Cache-Control"))
+		var got struct{ Projects []projectJSON }
+		require.NoError(t, json.Unmarshal(r.body, &got))
+		require.Equal(t, tc.want, got.Projects, tc.token)
+	}
+}

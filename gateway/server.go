@@ -293,6 +293,7 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPatch, "/:name", ActionUpdate, s.patch)
 	route(http.MethodDelete, "/:name", ActionDelete, s.delete)
 	route(http.MethodPost, "/:name/copy", ActionRead, s.copySecret)
+	e.GET("/v1/projects", noStore, withAction(ActionList), s.authenticate, s.listProjects)
 	s.registerMigrations(e)
 	return e
 }

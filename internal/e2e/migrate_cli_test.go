@@ -73,6 +73,11 @@ func TestSecretCopyCLI(t *testing.T) {
 	r := srv.Do(t, http.MethodPost, pay, admin, map[string]any{"name": "stripe-key", "data": map[string]string{"api_key": canary}, "labels": map[string]string{"team": "pay"}})
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 
+	pl := srv.CLI(t, srv.Token("pipeline"), "", "project", "list")
+	require.Equal(t, 0, pl.Code, pl.Stderr)
+	require.Regexp(t, `(?m)^billing\s+secrets.list, secrets.create, secrets.update, secrets.delete$`, pl.Stdout)
+	require.Regexp(t, `(?m)^payments\s+secrets.list, secrets.read$`, pl.Stdout)
+
 	cp := srv.CLI(t, srv.Token("pipeline"), "", "secret", "copy", "stripe-key", "--from-project", "payments", "--to-project", "billing", "--as", "stripe")
 	require.Equal(t, 0, cp.Code, "stdout %s stderr %s", cp.Stdout, cp.Stderr)
 	require.Regexp(t, `(?m)^project\s+billing$`, cp.Stdout)

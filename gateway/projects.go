@@ -1,0 +1,40 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// projectJSON is one entry of GET /v1/projects.
+type projectJSON struct {
+	Name string `json:"name"`
+	// Actions are those granted on every secret of the project; a binding
+	// narrowed by secret globs adds nothing here but may allow more on the
+	// secrets its globs match.
+	Actions []string `json:"actions"`
+}
+
+var projectActions = []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}
+
+// listProjects answers the projects the caller has a binding on, so that
+// clients (the web UI, scripts) can offer them; projects without a binding
+// stay invisible, as everywhere else. Backend names are not shown: they are
+// the operator's business.
+func (s *Server) listProjects(c *gin.Context) {
+	subject := c.GetString(ctxKeySubject)
+	out := []projectJSON{}
+	for _, rt := range s.routing.Projects() {
+		if !s.authz.HasAnyBinding(subject, rt.Project) {
+			continue
+		}
+		p := projectJSON{Name: rt.Project, Actions: []string{}}
+		for _, a := range projectActions {
+			if s.authz.Allowed(subject, rt.Project, a, "") {
+				p.Actions = append(p.Actions, a)
+			}
+		}
+		out = append(out, p)
+	}
+	c.JSON(http.StatusOK, gin.H{"projects": out})
+}

@@ -1,0 +1,22 @@
+package client
+
+import (
+	"context"
+	"net/http"
+)
+
+// Project is a project the caller has a binding on, with the actions it is
+// granted on every secret of it.
+type Project struct {
+	Name    string   `json:"name"`
+	Actions []string `json:"actions"`
+}
+
+// ListProjects lists the projects the caller has a binding on.
+func (c *Client) ListProjects(ctx context.Context) ([]Project, error) {
+	var out struct {
+		Projects []Project `json:"projects"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/projects", nil, 0, nil, &out)
+	return out.Projects, err
+}
