@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,6 +33,9 @@ type Config struct {
 	Projects []ProjectConfig `yaml:"projects"`
 	Subjects []SubjectConfig `yaml:"subjects"`
 	Bindings []BindingConfig `yaml:"bindings"`
+	// UI serves the embedded web UI at /ui/. Off unless set, as in Vault:
+	// the API needs no browser-facing surface; --dev turns it on.
+	UI bool `yaml:"ui"`
 }
 
 // TLSConfig turns on HTTPS when both files are set.
@@ -203,7 +207,8 @@ func EnvName(s string) string {
 }
 
 // applyEnv applies SECRETGATE_LISTEN, SECRETGATE_AUDIT_PATH,
-// SECRETGATE_AUDIT_FSYNC, SECRETGATE_TLS_CERT_FILE, SECRETGATE_TLS_KEY_FILE
+// SECRETGATE_AUDIT_FSYNC, SECRETGATE_TLS_CERT_FILE, SECRETGATE_TLS_KEY_FILE,
+// SECRETGATE_UI
 // and SECRETGATE_BACKENDS_<BACKEND>_<SETTING>. Environment values are taken
 // literally (no ${VAR} expansion).
 func (c *Config) applyEnv(opts LoadOptions) error {
@@ -222,6 +227,13 @@ func (c *Config) applyEnv(opts LoadOptions) error {
 	}
 	if v, ok := opts.lookup("SECRETGATE_AUDIT_FSYNC"); ok && v != "" {
 		c.Audit.Fsync = FsyncPolicy(v)
+	}
+	if v, ok := opts.lookup("SECRETGATE_UI"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfgErr("SECRETGATE_UI", "must be true or false")
+		}
+		c.UI = b
 	}
 	const prefix = "SECRETGATE_BACKENDS_"
 	for _, kv := range opts.environ() {

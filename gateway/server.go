@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/secretgate/secretgate/gateway/webui"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -267,7 +268,7 @@ func (s *Server) newEngine() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = false
 	e.ContextWithFallback = true
-	e.Use(s.recovery, s.requestIDs, s.observe, limitBody)
+	e.Use(s.recovery, nosniff, s.requestIDs, s.observe, limitBody)
 	e.NoRoute(func(c *gin.Context) {
 		abortWith(c, newAPIError(http.StatusNotFound, CodeNotFound, "no such route"))
 	})
@@ -295,7 +296,17 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPost, "/:name/copy", ActionRead, s.copySecret)
 	e.GET("/v1/projects", noStore, withAction(ActionList), s.authenticate, s.listProjects)
 	s.registerMigrations(e)
+	if s.cfg.UI {
+		webui.Register(e)
+	}
 	return e
+}
+
+// nosniff stops browsers from guessing a content type for any answer (the
+// API's JSON included), so no response can be rendered as HTML or script.
+func nosniff(c *gin.Context) {
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
 }
 
 // recovery turns a panic into 500 internal. Neither the client nor the log

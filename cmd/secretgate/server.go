@@ -181,6 +181,7 @@ func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, string
 	}
 	sum := sha256.Sum256([]byte(token))
 	cfg := &gateway.Config{
+		UI:     true,
 		Listen: listen,
 		Audit:  gateway.AuditConfig{Path: filepath.Join(dir, "audit.log")},
 		Backends: []gateway.BackendConfig{{

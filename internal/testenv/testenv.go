@@ -114,6 +114,8 @@ type Subject struct {
 // "local" in the test's temp dir, project "default" on it, and a subject
 // "admin" with role admin on every project.
 type Options struct {
+	// UI turns on the embedded web UI (config `ui: true`).
+	UI       bool
 	Backends []Backend
 	Projects []Project
 	Subjects []Subject
@@ -190,6 +192,7 @@ type yamlConfig struct {
 	Projects []yamlProject `yaml:"projects"`
 	Subjects []yamlSubject `yaml:"subjects"`
 	Bindings []yamlBinding `yaml:"bindings"`
+	UI       bool          `yaml:"ui,omitempty"`
 }
 type yamlTLS struct {
 	CertFile string `yaml:"cert_file"`
@@ -236,7 +239,7 @@ func WriteConfig(t testing.TB, opts Options) (string, map[string]string) {
 	if opts.AuditPath == "" {
 		opts.AuditPath = filepath.Join(opts.Dir, "audit.log")
 	}
-	cfg := yamlConfig{Listen: "127.0.0.1:0", Audit: yamlAudit{Path: opts.AuditPath}}
+	cfg := yamlConfig{Listen: "127.0.0.1:0", Audit: yamlAudit{Path: opts.AuditPath}, UI: opts.UI}
 	if opts.TLS != nil {
 		cfg.TLS = &yamlTLS{CertFile: opts.TLS.CertFile, KeyFile: opts.TLS.KeyFile}
 	}

@@ -1,0 +1,115 @@
+// Unit tests of static/forms.js, the UI's pure helpers.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import * as F from '../static/forms.js';
+
+const invalidOf = (field) => (e) => e.code === 'invalid_argument' && e.message.startsWith(`invalid ${field}`);
+
+test('permissions follow the granted actions', () => {
+  const editor = F.permissions(['secrets.list', 'secrets.create', 'secrets.update', 'secrets.delete']);
+  assert.deepEqual(editor, { list: true, create: true, update: true, delete: true, copyFrom: false, copyTo: true, overwrite: true });
+  const reader = F.permissions(['secrets.list', 'secrets.read']);
+  assert.deepEqual(reader, { list: true, create: false, update: false, delete: false, copyFrom: true, copyTo: false, overwrite: false });
+  const migrator = F.permissions(['project.migrate']);
+  assert.equal(migrator.copyFrom, true);
+  assert.equal(migrator.copyTo, true);
+  assert.equal(migrator.overwrite, true);
+  assert.equal(F.permissions(['secrets.create']).overwrite, false);
+  assert.equal(F.permissions(undefined).list, false);
+});
+
+test('copyTargets are the projects one may create in', () => {
+  const projects = [
+    { name: 'a', actions: ['secrets.list', 'secrets.read'] },
+    { name: 'b', actions: ['secrets.create'] },
+    { name: 'c', actions: ['project.migrate'] },
+  ];
+  assert.deepEqual(F.copyTargets(projects), ['b', 'c']);
+});
+
+test('pairsToData builds data and skips empty rows', () => {
+  const data = F.pairsToData([
+    { key: ' user ', value: 'app' },
+    { key: '', value: '' },
+    { key: 'password', value: ' keep spaces ' },
+  ]);
+  assert.deepEqual(data, { user: 'app', password: ' keep spaces ' });
+  assert.deepEqual(F.pairsToData([{ key: 'k', value: '' }]), { k: '' });
+});
+
+test('pairsToData refuses bad rows, naming keys, never values', () => {
+  assert.throws(() => F.pairsToData([]), invalidOf('data'));
+  assert.throws(() => F.pairsToData([{ key: '', value: '' }]), /at least one key/);
+  assert.throws(() => F.pairsToData([{ key: '', value: 'SECRET' }]), (e) => /no key/.test(e.message) && !e.message.includes('SECRET'));
+  assert.throws(() => F.pairsToData([{ key: 'a b', value: 'SECRET' }]), (e) => e.message.includes('"a b"') && !e.message.includes('SECRET'));
+  assert.throws(() => F.pairsToData([{ key: 'k', value: '1' }, { key: 'k', value: '2' }]), /twice/);
+  const many = Array.from({ length: 101 }, (_, i) => ({ key: `k${i}`, value: 'v' }));
+  assert.throws(() => F.pairsToData(many), /at most 100/);
+});
+
+test('rowsToLabels and labelsToRows', () => {
+  assert.deepEqual(F.rowsToLabels([{ key: 'env', value: ' prod ' }, { key: '', value: '' }]), { env: 'prod' });
+  assert.deepEqual(F.rowsToLabels([]), {});
+  assert.throws(() => F.rowsToLabels([{ key: 'Env', value: 'x' }]), invalidOf('labels'));
+  assert.throws(() => F.rowsToLabels([{ key: '', value: 'x' }]), invalidOf('labels'));
+  assert.throws(() => F.rowsToLabels([{ key: 'a', value: 'x' }, { key: 'a', value: 'y' }]), /twice/);
+  assert.throws(() => F.rowsToLabels([{ key: 'a', value: 'é'.repeat(64) }]), invalidOf('labels.a'));
+  assert.deepEqual(F.rowsToLabels([{ key: 'a', value: 'é'.repeat(63) }]), { a: 'é'.repeat(63) }, 'characters, not bytes');
+  assert.deepEqual(F.labelsToRows({ team: 'pay', env: 'dev' }), [{ key: 'env', value: 'dev' }, { key: 'team', value: 'pay' }]);
+});
+
+test('createRequest: the body of + Add secret', () => {
+  assert.deepEqual(
+    F.createRequest({ name: ' db ', pairs: [{ key: 'user', value: 'u' }, { key: 'password', value: 'p' }], labels: [{ key: 'env', value: 'dev' }] }),
+    { name: 'db', data: { user: 'u', password: 'p' }, labels: { env: 'dev' } },
+  );
+  assert.deepEqual(F.createRequest({ name: 'db', pairs: [{ key: 'k', value: 'v' }], labels: [{ key: '', value: '' }] }), { name: 'db', data: { k: 'v' } });
+  assert.throws(() => F.createRequest({ name: 'a.b', pairs: [{ key: 'k', value: 'v' }], labels: [] }), invalidOf('name'));
+});
+
+test('replaceRequest always sends labels (so that clearing them works)', () => {
+  assert.deepEqual(F.replaceRequest({ pairs: [{ key: 'k', value: 'v' }], labels: [] }), { data: { k: 'v' }, labels: {} });
+});
+
+test('setKeyRequest and removeKeyRequest', () => {
+  assert.deepEqual(F.setKeyRequest({ key: ' token ', value: 'x' }), { set: { token: 'x' } });
+  assert.throws(() => F.setKeyRequest({ key: '', value: 'x' }), invalidOf('key'));
+  assert.deepEqual(F.removeKeyRequest({ key: 'a', keys: ['a', 'b'] }), { unset: ['a'] });
+  assert.throws(() => F.removeKeyRequest({ key: 'a', keys: ['a'] }), /delete the secret/);
+  assert.throws(() => F.removeKeyRequest({ key: 'c', keys: ['a', 'b'] }), invalidOf('key'));
+});
+
+test('copyRequest', () => {
+  assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: '', overwrite: false }), { toProject: 'q' });
+  assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: 'db', overwrite: true }), { toProject: 'q', overwrite: true });
+  assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: 'db2' }), { toProject: 'p', as: 'db2' });
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: '' }), invalidOf('as'));
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: 'a b' }), invalidOf('as'));
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: '' }), invalidOf('to_project'));
+});
+
+test('prefixFilter', () => {
+  assert.equal(F.prefixFilter(' stripe- '), 'stripe-');
+  assert.equal(F.prefixFilter(''), '');
+  assert.throws(() => F.prefixFilter('a/b'), invalidOf('prefix'));
+});
+
+test('formatting', () => {
+  assert.equal(F.formatLabels({ team: 'pay', env: 'dev' }), 'env=dev, team=pay');
+  assert.equal(F.formatLabels({}), '');
+  assert.equal(F.formatLabels(undefined), '');
+  assert.equal(F.formatTime('2025-06-01T10:00:00.123456789Z'), '2025-06-01 10:00:00 UTC');
+  assert.equal(F.formatTime(''), '');
+  assert.equal(F.formatTime('garbage'), 'garbage');
+  assert.equal(F.describeError({ message: 'm', code: 'not_found', requestId: 'r1' }), 'm (not_found) — request id r1');
+  assert.equal(F.describeError(new Error('plain')), 'plain');
+});
+
+test('upsertSorted keeps the list sorted by name', () => {
+  const list = [{ name: 'a', v: 1 }, { name: 'c', v: 1 }];
+  assert.deepEqual(F.upsertSorted(list, { name: 'b', v: 1 }).map((m) => m.name), ['a', 'b', 'c']);
+  assert.deepEqual(F.upsertSorted(list, { name: 'd', v: 1 }).map((m) => m.name), ['a', 'c', 'd']);
+  assert.deepEqual(F.upsertSorted(list, { name: 'a', v: 2 }), [{ name: 'a', v: 2 }, { name: 'c', v: 1 }]);
+  assert.equal(list.length, 2, 'the input is not changed');
+});

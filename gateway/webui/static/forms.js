@@ -1,0 +1,174 @@
+// forms.js: the pure part of the UI (no DOM): turning what was typed into
+// request bodies, deciding which buttons the granted actions allow, and
+// formatting metadata for display. app.js does the DOM around it.
+
+import { invalid, limits, validKey, validLabelKey, validName, validPrefix } from './api.js';
+
+/** The actions of GET /v1/projects, as the README's Permissions names them. */
+export const Actions = Object.freeze({
+  list: 'secrets.list',
+  read: 'secrets.read',
+  create: 'secrets.create',
+  update: 'secrets.update',
+  delete: 'secrets.delete',
+  migrate: 'project.migrate',
+});
+
+/**
+ * permissions says what the UI may offer in a project, from the actions
+ * granted on all its secrets. A binding narrowed by secret globs may allow
+ * more on the secrets it matches; the UI offers only what surely works.
+ */
+export function permissions(actions) {
+  const has = new Set(Array.isArray(actions) ? actions : []);
+  return {
+    list: has.has(Actions.list),
+    create: has.has(Actions.create),
+    update: has.has(Actions.update),
+    delete: has.has(Actions.delete),
+    // Copying out needs secrets.read on the secret or project.migrate.
+    copyFrom: has.has(Actions.read) || has.has(Actions.migrate),
+    // Copying in needs secrets.create (or project.migrate) on the target;
+    // overwriting also secrets.update.
+    copyTo: has.has(Actions.create) || has.has(Actions.migrate),
+    overwrite: has.has(Actions.migrate) || (has.has(Actions.create) && has.has(Actions.update)),
+  };
+}
+
+/** copyTargets are the projects a copy may go to. */
+export function copyTargets(projects) {
+  return (projects || []).filter((p) => permissions(p.actions).copyTo).map((p) => p.name);
+}
+
+function isBlank(s) {
+  return s === undefined || s === null || String(s) === '';
+}
+
+/**
+ * pairsToData turns key/value rows [{key, value}] into the `data` of a
+ * write. Rows with an empty key and an empty value are ignored; keys are
+ * trimmed, values kept byte for byte. Errors name keys, never values.
+ */
+export function pairsToData(rows) {
+  const data = {};
+  let n = 0;
+  for (const row of rows || []) {
+    const key = String(row.key ?? '').trim();
+    const value = row.value ?? '';
+    if (key === '' && isBlank(value)) continue;
+    if (key === '') throw invalid('data', 'a row has a value but no key');
+    if (!validKey(key)) throw invalid('data', `key ${JSON.stringify(key)} must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'`);
+    if (Object.hasOwn(data, key)) throw invalid('data', `key ${JSON.stringify(key)} is given twice`);
+    data[key] = String(value);
+    n++;
+  }
+  if (n === 0) throw invalid('data', 'must hold at least one key');
+  if (n > limits.maxKeys) throw invalid('data', `holds ${n} keys, at most ${limits.maxKeys} are allowed`);
+  return data;
+}
+
+/**
+ * rowsToLabels turns label rows [{key, value}] into `labels`. Empty rows
+ * are ignored; an empty result is {} (which, on replace, clears labels).
+ */
+export function rowsToLabels(rows) {
+  const labels = {};
+  let n = 0;
+  for (const row of rows || []) {
+    const key = String(row.key ?? '').trim();
+    const value = String(row.value ?? '').trim();
+    if (key === '' && value === '') continue;
+    if (!validLabelKey(key)) throw invalid('labels', `key ${JSON.stringify(key)} must match ^[a-z][a-z0-9_-]{0,62}$`);
+    if (Object.hasOwn(labels, key)) throw invalid('labels', `key ${JSON.stringify(key)} is given twice`);
+    if ([...value].length > limits.maxLabelValueChars) throw invalid(`labels.${key}`, `value is longer than ${limits.maxLabelValueChars} characters`);
+    labels[key] = value;
+    n++;
+  }
+  if (n > limits.maxLabels) throw invalid('labels', `holds ${n} labels, at most ${limits.maxLabels} are allowed`);
+  return labels;
+}
+
+/** labelsToRows is the inverse of rowsToLabels, sorted by key. */
+export function labelsToRows(labels) {
+  return Object.keys(labels || {}).sort().map((key) => ({ key, value: labels[key] }));
+}
+
+/** createRequest is the body of "+ Add secret". */
+export function createRequest({ name, pairs, labels }) {
+  const n = String(name ?? '').trim();
+  if (!validName(n)) throw invalid('name', "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit");
+  const body = { name: n, data: pairsToData(pairs) };
+  const l = rowsToLabels(labels);
+  if (Object.keys(l).length > 0) body.labels = l;
+  return body;
+}
+
+/** replaceRequest is the body of "Replace values": every pair, and the labels as edited. */
+export function replaceRequest({ pairs, labels }) {
+  return { data: pairsToData(pairs), labels: rowsToLabels(labels) };
+}
+
+/** setKeyRequest is the patch of "Set one key". */
+export function setKeyRequest({ key, value }) {
+  const k = String(key ?? '').trim();
+  if (!validKey(k)) throw invalid('key', "must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
+  return { set: { [k]: String(value ?? '') } };
+}
+
+/** removeKeyRequest is the patch of "Remove key"; the last key cannot go. */
+export function removeKeyRequest({ key, keys }) {
+  if (!validKey(key) || !(keys || []).includes(key)) throw invalid('key', 'pick one of the secret\'s keys');
+  if ((keys || []).length <= 1) throw invalid('key', 'is the only key: delete the secret instead');
+  return { unset: [key] };
+}
+
+/** copyRequest is the body of "Copy to another project". */
+export function copyRequest({ fromProject, name, toProject, as, overwrite }) {
+  const to = String(toProject ?? '').trim();
+  const target = String(as ?? '').trim();
+  if (to === '') throw invalid('to_project', 'pick a project');
+  if (target !== '' && !validName(target)) throw invalid('as', "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit");
+  if (to === fromProject && (target === '' || target === name)) throw invalid('as', 'must differ from the source name when copying within one project');
+  const body = { toProject: to };
+  if (target !== '' && target !== name) body.as = target;
+  if (overwrite) body.overwrite = true;
+  return body;
+}
+
+/** prefixFilter checks the list filter ("" = no filter). */
+export function prefixFilter(s) {
+  const p = String(s ?? '').trim();
+  if (p !== '' && !validPrefix(p)) throw invalid('prefix', "must be characters of A-Z, a-z, 0-9, '_' and '-'");
+  return p;
+}
+
+/** formatLabels: "env=prod, team=pay" (sorted), or "" when none. */
+export function formatLabels(labels) {
+  return labelsToRows(labels).map(({ key, value }) => `${key}=${value}`).join(', ');
+}
+
+/** formatTime: a readable UTC time of an RFC 3339 string ("" stays ""). */
+export function formatTime(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return String(s);
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/Z$/, ' UTC');
+}
+
+/** describeError: the one line the status area shows for an error. */
+export function describeError(err) {
+  if (!err) return '';
+  const msg = err.message || String(err);
+  const code = err.code && err.code !== 'unknown' ? ` (${err.code})` : '';
+  const rid = err.requestId ? ` — request id ${err.requestId}` : '';
+  return `${msg}${code}${rid}`;
+}
+
+/** upsertSorted puts a secret's metadata in a list sorted by name. */
+export function upsertSorted(list, meta) {
+  const out = list.filter((m) => m.name !== meta.name);
+  const i = out.findIndex((m) => m.name > meta.name);
+  if (i < 0) out.push(meta);
+  else out.splice(i, 0, meta);
+  return out;
+}
