@@ -1,0 +1,343 @@
+"""A small asyncio HTTP/1.1 client: exactly what the gateway's JSON API needs.
+
+The SDK has no dependencies, so it speaks HTTP itself over
+``asyncio.open_connection``: one request per exchange on keep-alive
+connections kept in a pool bounded in size, responses framed by
+Content-Length, chunked encoding or the end of the connection. Redirects are
+never followed: the caller gets the 3xx and the bearer token never leaves
+for another address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+__all__ = ["ConnectionPool", "Response", "TransportError"]
+
+# A header line or a whole header block larger than this is refused; the
+# gateway's own headers are a few hundred bytes.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 128
+# Like the Go client: a page of 1000 metadata entries with 64 labels each
+# stays well below it, and a broken or hostile server cannot exhaust memory.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# An idle connection older than this is closed rather than reused: well below
+# the gateway's IdleTimeout (120 s) and common proxies' 60 s, so a request is
+# hardly ever sent on a connection the other side is closing.
+IDLE_LIMIT = 30.0
+# Methods that may be sent again when a reused connection turns out to have
+# been closed before any answer arrived.
+_REPLAYABLE = frozenset({"GET", "HEAD"})
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+
+_log = logging.getLogger("secretgate")
+
+T = TypeVar("T")
+
+
+class TransportError(Exception):
+    """No complete HTTP answer: connect, TLS, timeout, or a malformed response."""
+
+
+class _Stale(Exception):
+    """The connection ended before a single byte of the answer arrived."""
+
+
+@dataclass
+class Response:
+    """One HTTP answer, its body read in full."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined by ", "
+    body: bytes
+
+
+if sys.version_info >= (3, 11):
+
+    async def _bounded(aw: Awaitable[T], seconds: float | None) -> T:
+        async with asyncio.timeout(seconds):
+            return await aw
+
+else:  # asyncio.timeout is new in 3.11; wait_for bounds the same way.
+
+    async def _bounded(aw: Awaitable[T], seconds: float | None) -> T:
+        return await asyncio.wait_for(aw, seconds)
+
+
+class _Connection:
+    """One keep-alive connection. Only one exchange uses it at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = 0.0
+
+    def usable(self, now: float) -> bool:
+        """Whether an idle connection may carry another request."""
+        return (
+            not self.reader.at_eof()
+            and self.reader.exception() is None
+            and not self.writer.is_closing()
+            and now - self.idle_since < IDLE_LIMIT
+        )
+
+    def abort(self) -> None:
+        """Drop the connection at once (after an error or a cancellation)."""
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        """Close the connection, giving TLS a moment to say goodbye."""
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (OSError, asyncio.TimeoutError):
+            self.abort()
+
+    async def exchange(self, method: str, head: bytes, body: bytes | None) -> tuple[Response, bool]:
+        """Send one request and read its answer; also say whether the
+        connection may be reused."""
+        try:
+            # The body is handed to the transport without waiting for it to
+            # drain: a server may answer before reading it all (413), and
+            # that answer must be read rather than lost to a failed write.
+            self.writer.write(head + body if body else head)
+            first = await self.reader.readuntil(b"\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                raise TransportError("the gateway closed the connection in the middle of its answer") from exc
+            raise _Stale() from exc
+        status, reason, version = _status_line(first)
+        headers = await self._headers()
+        while 100 <= status < 200:
+            # Interim answers (100 Continue, 103 Early Hints) precede the real one.
+            status, reason, version = _status_line(await self._line())
+            headers = await self._headers()
+        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        keep = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
+        if method == "HEAD" or status in (204, 304):
+            body_out = b""
+        elif "transfer-encoding" in headers:
+            if headers["transfer-encoding"].lower().rsplit(",", 1)[-1].strip() == "chunked":
+                body_out = await self._chunked()
+            else:
+                body_out, keep = await self._until_eof(), False
+        elif "content-length" in headers:
+            body_out = await self.reader.readexactly(_content_length(headers["content-length"]))
+        else:
+            body_out, keep = await self._until_eof(), False
+        # An answer that came before the whole request was written (413)
+        # leaves the connection in an unknown state.
+        keep = keep and self.writer.transport.get_write_buffer_size() == 0
+        return Response(status, reason, headers, body_out), keep
+
+    async def _line(self) -> bytes:
+        line = await self.reader.readuntil(b"\n")
+        return line.rstrip(b"\r\n")
+
+    async def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        size = 0
+        for _ in range(MAX_HEADERS + 1):
+            line = await self._line()
+            if not line:
+                return headers
+            size += len(line)
+            if size > MAX_HEADER_BYTES:
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not name or name != name.strip():
+                raise TransportError("malformed header line in the answer")
+            key, value = name.lower(), value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        raise TransportError(f"the answer's headers exceed {MAX_HEADERS} lines or {MAX_HEADER_BYTES} bytes")
+
+    async def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size_field = (await self._line()).split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_field):
+                raise TransportError("malformed chunk size in the answer")
+            size = int(size_field, 16)
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise TransportError(f"the answer is larger than {MAX_BODY_BYTES} bytes")
+            parts.append(await self.reader.readexactly(size))
+            if await self._line():
+                raise TransportError("malformed chunk in the answer")
+        await self._headers()  # trailers, which the API never sends; skipped
+        return b"".join(parts)
+
+    async def _until_eof(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while chunk := await self.reader.read(65536):
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                raise TransportError(f"the answer is larger than {MAX_BODY_BYTES} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _status_line(line: bytes) -> tuple[int, str, str]:
+    parts = line.rstrip(b"\r\n").decode("latin-1").split(" ", 2)
+    if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or not re.fullmatch(r"[1-5][0-9][0-9]", parts[1]):
+        raise TransportError("the answer is not HTTP/1.x")
+    return int(parts[1]), parts[2] if len(parts) == 3 else "", parts[0]
+
+
+def _content_length(value: str) -> int:
+    # Repeated headers were joined: identical copies are allowed (RFC 9110).
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1 or not _CONTENT_LENGTH.fullmatch(next(iter(values))):
+        raise TransportError("malformed Content-Length in the answer")
+    length = int(values.pop())
+    if length > MAX_BODY_BYTES:
+        raise TransportError(f"the answer is larger than {MAX_BODY_BYTES} bytes")
+    return length
+
+
+class ConnectionPool:
+    """Keep-alive connections to one host, at most ``max_connections`` of
+    them in use at once; concurrent requests beyond that wait for a free one.
+
+    A pool belongs to the event loop it was first used in, like the asyncio
+    streams it holds.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        max_connections: int = 10,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._host_header = _host_header(host, port, ssl_context is not None)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: deque[_Connection] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> Response:
+        """Send one request and return its answer.
+
+        ``timeout`` bounds everything: waiting for a free connection,
+        connecting, TLS, sending and reading. Any failure to get a complete
+        answer raises TransportError.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("a secretgate Client belongs to the event loop it was first used in; make one per loop")
+        if self._closed:
+            raise RuntimeError("the secretgate Client is closed")
+        head = _request_head(method, target, self._host_header, headers, body)
+        try:
+            return await _bounded(self._send(method, head, body), timeout)
+        except asyncio.TimeoutError:
+            raise TransportError(f"no complete answer within {timeout} s") from None
+        except (OSError, EOFError, asyncio.LimitOverrunError) as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    async def _send(self, method: str, head: bytes, body: bytes | None) -> Response:
+        async with self._slots:
+            conn = self._take_idle()
+            if conn is not None:
+                try:
+                    return await self._exchange(conn, method, head, body)
+                except _Stale:
+                    if method not in _REPLAYABLE:
+                        raise TransportError("the connection was closed before the gateway answered") from None
+                    _log.debug("reused connection was closed by the gateway; retrying on a new one")
+            conn = await self._connect()
+            try:
+                return await self._exchange(conn, method, head, body)
+            except _Stale:
+                raise TransportError("the gateway closed the connection without answering") from None
+
+    async def _exchange(self, conn: _Connection, method: str, head: bytes, body: bytes | None) -> Response:
+        try:
+            response, keep = await conn.exchange(method, head, body)
+        except BaseException:
+            # Errors, timeouts and cancellations alike leave the connection
+            # mid-exchange: it can never be reused.
+            conn.abort()
+            raise
+        if keep and not self._closed:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            await conn.close()
+        return response
+
+    def _take_idle(self) -> _Connection | None:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used is the least likely to be stale
+            if conn.usable(now):
+                return conn
+            conn.abort()
+        return None
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await asyncio.open_connection(
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            server_hostname=self._host if self._ssl is not None else None,
+            limit=MAX_HEADER_BYTES,
+        )
+        return _Connection(reader, writer)
+
+    async def aclose(self) -> None:
+        """Close the idle connections; those in use close when their
+        exchange ends. Later requests raise RuntimeError."""
+        self._closed = True
+        idle, self._idle = list(self._idle), deque()
+        await asyncio.gather(*(conn.close() for conn in idle))
+
+
+def _host_header(host: str, port: int, tls: bool) -> str:
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if tls else 80) else f"{name}:{port}"
+
+
+def _request_head(
+    method: str, target: str, host: str, headers: Sequence[tuple[str, str]], body: bytes | None
+) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    for name, value in headers:
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name} holds a line break or NUL")
+        lines.append(f"{name}: {value}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
