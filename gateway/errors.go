@@ -22,6 +22,9 @@ const (
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeBackendUnavailable = "backend_unavailable"
 	CodeInternal           = "internal"
+	// CodeMigrationInProgress (409): a write to a project that a migration
+	// is copying, or a second migration of it.
+	CodeMigrationInProgress = "migration_in_progress"
 )
 
 // apiError is an answer of the API that is not a success. Message is built by

@@ -221,7 +221,7 @@ func (r *request) writable() bool {
 	}
 	// 409, not 503: retrying soon will not help, and no write is ever
 	// accepted into the old backend only to be lost by the switch.
-	r.fail(newAPIError(http.StatusConflict, "migration_in_progress", "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
+	r.fail(newAPIError(http.StatusConflict, CodeMigrationInProgress, "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
 	return false
 }
 

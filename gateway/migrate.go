@@ -266,7 +266,7 @@ func (mg *migrator) create(c *gin.Context) {
 	}}
 	id := m.rep.ID
 	if other, busy := mg.claim(m); busy != "" {
-		mg.request(c, busy).fail(newAPIError(http.StatusConflict, "migration_in_progress", "project %q is already being migrated by migration %s", busy, other))
+		mg.request(c, busy).fail(newAPIError(http.StatusConflict, CodeMigrationInProgress, "project %q is already being migrated by migration %s", busy, other))
 		return
 	}
 	for _, p := range projects {

@@ -28,6 +28,7 @@ const (
 	exitAlreadyExists   = 5 // already_exists
 	exitVersionMismatch = 6 // version_mismatch (If-Match)
 	exitUnavailable     = 7 // backend_unavailable, or the gateway cannot be reached
+	exitMigrating       = 8 // migration_in_progress: the project takes no writes until its migration ends
 )
 
 // Environment of the client commands, like VAULT_ADDR and VAULT_TOKEN.
@@ -69,6 +70,8 @@ func apiError(err error) error {
 		code = exitVersionMismatch
 	case errors.Is(err, sdk.ErrUnavailable):
 		code = exitUnavailable
+	case errors.Is(err, client.ErrMigrationInProgress):
+		code = exitMigrating
 	}
 	return &exitError{code: code, err: err}
 }

@@ -37,7 +37,8 @@ with --reveal or --key.
 
 Exit codes: 0 ok, 1 other failure, 2 usage or invalid argument, 3 unauthenticated
 or permission denied, 4 not found, 5 already exists, 6 version mismatch,
-7 backend unavailable or server unreachable.`,
+7 backend unavailable or server unreachable, 8 the project is being migrated
+(writes wait for the migration to end).`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return checkOutput(o.output) },
 	}
 	cmd.PersistentFlags().StringVarP(&o.project, "project", "p", projectFromEnv(), "project (default from SECRETGATE_PROJECT, else \"default\")")

@@ -43,6 +43,9 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 		return rep.Copied >= 10 || rep.State != "running"
 	}, 30*time.Second, 2*time.Millisecond)
 	require.Equal(t, "running", rep.State, "the migration ended before it could be interrupted: %+v", rep)
+	late := srv.CLI(t, admin, "", "secret", "update", "r001", "value=late", "-p", "payments")
+	require.Equal(t, 8, late.Code, "a write while the project migrates: stdout %s stderr %s", late.Stdout, late.Stderr)
+	require.Contains(t, late.Stderr, "migration_in_progress")
 	plugins := srv.PluginPIDs()
 	srv.Kill()
 	for _, pid := range plugins {

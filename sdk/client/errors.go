@@ -16,6 +16,9 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	ErrPayloadTooLarge  = errors.New("payload too large")
 	ErrInternal         = errors.New("internal server error")
+	// ErrMigrationInProgress: a write refused while its project migrates;
+	// retry once the migration has ended.
+	ErrMigrationInProgress = errors.New("migration in progress")
 	// ErrUnreachable: no answer from the gateway (connection refused,
 	// timeout, TLS failure). Such errors are also sdk.ErrUnavailable.
 	ErrUnreachable = errors.New("cannot reach the gateway")
@@ -44,18 +47,22 @@ const (
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeBackendUnavailable = "backend_unavailable"
 	CodeInternal           = "internal"
+	// CodeMigrationInProgress: the project is being migrated to another
+	// backend and takes no writes until that ends.
+	CodeMigrationInProgress = "migration_in_progress"
 )
 
 var codeSentinel = map[string]error{
-	CodeInvalidArgument:    sdk.ErrInvalid,
-	CodeUnauthenticated:    ErrUnauthenticated,
-	CodePermissionDenied:   ErrPermissionDenied,
-	CodeNotFound:           sdk.ErrNotFound,
-	CodeAlreadyExists:      sdk.ErrAlreadyExists,
-	CodeVersionMismatch:    sdk.ErrVersionMismatch,
-	CodePayloadTooLarge:    ErrPayloadTooLarge,
-	CodeBackendUnavailable: sdk.ErrUnavailable,
-	CodeInternal:           ErrInternal,
+	CodeInvalidArgument:     sdk.ErrInvalid,
+	CodeUnauthenticated:     ErrUnauthenticated,
+	CodePermissionDenied:    ErrPermissionDenied,
+	CodeNotFound:            sdk.ErrNotFound,
+	CodeAlreadyExists:       sdk.ErrAlreadyExists,
+	CodeVersionMismatch:     sdk.ErrVersionMismatch,
+	CodePayloadTooLarge:     ErrPayloadTooLarge,
+	CodeBackendUnavailable:  sdk.ErrUnavailable,
+	CodeInternal:            ErrInternal,
+	CodeMigrationInProgress: ErrMigrationInProgress,
 }
 
 // codeForStatus guesses a code when a response carries no envelope (a proxy
@@ -94,7 +101,8 @@ func (e *APIError) Error() string {
 
 // Is maps the API's code to the sdk's sentinels (not_found to
 // sdk.ErrNotFound, ...) and to this package's ErrUnauthenticated,
-// ErrPermissionDenied, ErrPayloadTooLarge and ErrInternal.
+// ErrPermissionDenied, ErrPayloadTooLarge, ErrInternal and
+// ErrMigrationInProgress.
 func (e *APIError) Is(target error) bool {
 	s, ok := codeSentinel[e.Code]
 	return ok && s == target
