@@ -26,13 +26,15 @@ const patchAttempts = 16
 
 // metaJSON is the metadata shape of DESIGN.md.
 type metaJSON struct {
-	Project   string            `json:"project"`
-	Name      string            `json:"name"`
-	Keys      []string          `json:"keys"`
-	Version   int64             `json:"version"`
-	Labels    map[string]string `json:"labels"`
-	CreatedAt string            `json:"created_at"`
-	UpdatedAt string            `json:"updated_at"`
+	Project string            `json:"project"`
+	Name    string            `json:"name"`
+	Keys    []string          `json:"keys"`
+	Version int64             `json:"version"`
+	Labels  map[string]string `json:"labels"`
+	// Times are RFC 3339 in UTC, left out when the backend keeps none
+	// (so that clients decoding into a time type never meet "").
+	CreatedAt string `json:"created_at,omitempty"`
+	UpdatedAt string `json:"updated_at,omitempty"`
 }
 
 type secretJSON struct {
@@ -47,7 +49,7 @@ type listJSON struct {
 
 type versionJSON struct {
 	Version   int64  `json:"version"`
-	CreatedAt string `json:"created_at"`
+	CreatedAt string `json:"created_at,omitempty"`
 }
 
 type versionsJSON struct {

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -317,4 +318,13 @@ func TestHTTPSWithCustomCA(t *testing.T) {
 	_, err = plain.Describe(context.Background(), "p", "n")
 	require.Error(t, err)
 	require.False(t, errors.Is(err, sdk.ErrNotFound))
+}
+
+// A backend that keeps no times gives metadata without them: the client
+// decodes that as zero times.
+func TestMetadataWithoutTimes(t *testing.T) {
+	var s client.Secret
+	require.NoError(t, json.Unmarshal([]byte(`{"project":"p","name":"n","keys":["k"],"version":1,"labels":{},"data":{"k":"v"}}`), &s))
+	require.True(t, s.CreatedAt.IsZero())
+	require.Equal(t, "v", s.Data["k"])
 }
