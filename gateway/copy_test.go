@@ -173,3 +173,38 @@ func TestListProjects(t *testing.T) {
 		require.Equal(t, tc.want, got.Projects, tc.token)
 	}
 }
+
+// PATCH can change the labels alone (a new version with the same values),
+// clear them with {}, and leaves them alone when absent.
+func TestPatchLabels(t *testing.T) {
+	h := newHarness(t)
+	base := "/v1/projects/payments/secrets/"
+	r := h.do(t, "POST", "/v1/projects/payments/secrets", "t-editor", map[string]any{"name": "db", "data": map[string]string{"pw": canary}, "labels": map[string]string{"env": "dev"}})
+	require.Equal(t, http.StatusCreated, r.code, "%s", r.body)
+
+	for _, tc := range []struct {
+		body   any
+		code   int
+		labels map[string]string
+	}{
+		{map[string]any{"labels": map[string]string{"env": "prod", "team": "pay"}}, http.StatusOK, map[string]string{"env": "prod", "team": "pay"}},
+		{map[string]any{"set": map[string]string{"user": "app"}}, http.StatusOK, map[string]string{"env": "prod", "team": "pay"}},
+		{map[string]any{"labels": map[string]string{}}, http.StatusOK, map[string]string{}},
+		{map[string]any{"labels": map[string]string{"Bad Key": "x"}}, http.StatusBadRequest, nil},
+		{map[string]any{}, http.StatusBadRequest, nil},
+	} {
+		r := h.do(t, "PATCH", base+"db", "t-editor", tc.body)
+		require.Equal(t, tc.code, r.code, "%v: %s", tc.body, r.body)
+		if tc.code != http.StatusOK {
+			require.Contains(t, string(r.body), "invalid_argument")
+			continue
+		}
+		var m metaJSON
+		require.NoError(t, json.Unmarshal(r.body, &m))
+		require.Equal(t, tc.labels, m.Labels, "%v", tc.body)
+	}
+	sec, err := h.mem.Read(context.Background(), sdk.Ref{Project: "payments", Name: "db"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"pw": canary, "user": "app"}, sec.Data, "label patches keep the values")
+	require.Equal(t, int64(4), sec.Version)
+}

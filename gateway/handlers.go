@@ -66,6 +66,9 @@ type writeBody struct {
 type patchBody struct {
 	Set   map[string]string `json:"set"`
 	Unset []string          `json:"unset"`
+	// Labels, when present, replaces the secret's labels ({} clears
+	// them); absent keeps them.
+	Labels map[string]string `json:"labels"`
 }
 
 func toMetaJSON(m sdk.Meta) metaJSON {
@@ -612,8 +615,12 @@ func (s *Server) patch(c *gin.Context) {
 }
 
 func (r *request) validatePatch(body patchBody) bool {
-	if len(body.Set) == 0 && len(body.Unset) == 0 {
-		r.fail(invalidArg("set", "a patch needs at least one key in set or unset"))
+	if len(body.Set) == 0 && len(body.Unset) == 0 && body.Labels == nil {
+		r.fail(invalidArg("set", "a patch needs at least one key in set or unset, or labels"))
+		return false
+	}
+	if err := sdk.ValidateLabels(body.Labels); err != nil {
+		r.fail(mapBackendError(err, opContext{}))
 		return false
 	}
 	for _, k := range sortedKeys(body.Set) {
@@ -669,7 +676,7 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 		if err := sdk.ValidateData(data); err != nil {
 			return sdk.Meta{}, err
 		}
-		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
 		if err == nil {
 			return m, nil
 		}

@@ -247,31 +247,42 @@ Labels are kept unless --label is given, which replaces them all.
 
 func newSecretPatchCmd(o *secretOpts) *cobra.Command {
 	var (
-		unset   []string
-		ifMatch int64
+		unset       []string
+		labels      []string
+		clearLabels bool
+		ifMatch     int64
 	)
 	cmd := &cobra.Command{
-		Use:   "patch NAME [KEY=VALUE|KEY=@FILE|KEY=- ...] [--unset KEY ...]",
-		Short: "Set or remove some keys of a secret, keeping the others (a new version)",
+		Use:   "patch NAME [KEY=VALUE|KEY=@FILE|KEY=- ...] [--unset KEY ...] [--label K=V ... | --clear-labels]",
+		Short: "Set or remove some keys of a secret, or change its labels, keeping the rest (a new version)",
 		Long: `Set the given keys and remove the --unset ones, keeping every other key as
 it is: rotating one key of a secret needs neither the other values nor the
-permission to read them.`,
+permission to read them. --label (repeatable) replaces all the labels and
+--clear-labels removes them; either works alone too, keeping every value.`,
 		Example: `  secretgate secret patch database-config password=@./new-pw.txt
-  secretgate secret patch database-config --unset legacy_token --if-match 4`,
+  secretgate secret patch database-config --unset legacy_token --if-match 4
+  secretgate secret patch database-config --label env=prod --label team=pay`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := parsePairs(args[1:], cmd.InOrStdin(), "set")
 			if err != nil {
 				return err
 			}
-			if len(set) == 0 && len(unset) == 0 {
-				return usageError("patch: give at least one key=value or --unset key")
+			lbl, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			if clearLabels {
+				lbl = map[string]string{}
+			}
+			if len(set) == 0 && len(unset) == 0 && lbl == nil {
+				return usageError("patch: give at least one key=value, --unset key, --label k=v or --clear-labels")
 			}
 			c, err := newAPIClient()
 			if err != nil {
 				return err
 			}
-			m, err := c.Patch(cmd.Context(), o.project, args[0], set, unset, ifMatch)
+			m, err := c.PatchWithLabels(cmd.Context(), o.project, args[0], set, unset, lbl, ifMatch)
 			if err != nil {
 				return apiError(err)
 			}
@@ -279,6 +290,9 @@ permission to read them.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&unset, "unset", nil, "remove this key (repeatable)")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "label key=value (repeatable); replaces all labels")
+	cmd.Flags().BoolVar(&clearLabels, "clear-labels", false, "remove every label")
+	cmd.MarkFlagsMutuallyExclusive("label", "clear-labels")
 	addIfMatch(cmd, &ifMatch)
 	return cmd
 }

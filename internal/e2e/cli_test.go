@@ -52,6 +52,11 @@ func TestCLIRoundTrip(t *testing.T) {
 
 	// The editor writes but cannot read values back.
 	ok(srv.CLI(t, srv.Token("editor"), "", "secret", "patch", "database-config", "user=other"))
+	res = ok(srv.CLI(t, srv.Token("editor"), "", "secret", "patch", "database-config", "--label", "env=prod", "--label", "team=db"))
+	require.Regexp(t, `(?m)^labels\s+env=prod,team=db$`, res.Stdout)
+	res = ok(srv.CLI(t, srv.Token("editor"), "", "secret", "patch", "database-config", "user=third", "--clear-labels"))
+	require.Regexp(t, `(?m)^labels\s+-$`, res.Stdout)
+	require.Regexp(t, `(?m)^keys\s+password, user$`, res.Stdout, "label patches keep every key")
 	res = srv.CLI(t, srv.Token("editor"), "", "secret", "get", "database-config", "--key", "password")
 	require.NotEqual(t, 0, res.Code)
 	require.NotContains(t, res.Stdout+res.Stderr, canary)

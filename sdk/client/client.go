@@ -475,10 +475,6 @@ func (c *Client) Update(ctx context.Context, project, name string, data, labels 
 // others as they are (a new version). It needs no read permission: it is
 // how someone rotates one key without knowing the others. ifMatch as Update.
 func (c *Client) Patch(ctx context.Context, project, name string, set map[string]string, unset []string, ifMatch int64) (Metadata, error) {
-	p, err := c.secretPath(project, name)
-	if err != nil {
-		return Metadata{}, err
-	}
 	if len(set) == 0 && len(unset) == 0 {
 		return Metadata{}, sdk.Invalid("set", "a patch must set or unset at least one key")
 	}
@@ -488,10 +484,44 @@ func (c *Client) Patch(ctx context.Context, project, name string, set map[string
 	if unset == nil {
 		unset = []string{}
 	}
-	body := struct {
-		Set   map[string]string `json:"set"`
-		Unset []string          `json:"unset"`
-	}{set, unset}
+	return c.patch(ctx, project, name, patchBody{Set: set, Unset: unset}, ifMatch)
+}
+
+// PatchWithLabels is Patch that also replaces the labels when labels is not
+// nil (an empty map clears them).
+func (c *Client) PatchWithLabels(ctx context.Context, project, name string, set map[string]string, unset []string, labels map[string]string, ifMatch int64) (Metadata, error) {
+	if labels == nil {
+		return c.Patch(ctx, project, name, set, unset, ifMatch)
+	}
+	if err := sdk.ValidateLabels(labels); err != nil {
+		return Metadata{}, err
+	}
+	return c.patch(ctx, project, name, patchBody{Set: set, Unset: unset, Labels: labels}, ifMatch)
+}
+
+// SetLabels replaces a secret's labels (an empty map clears them) and keeps
+// its values: a new version, written like a patch with check-and-set.
+func (c *Client) SetLabels(ctx context.Context, project, name string, labels map[string]string, ifMatch int64) (Metadata, error) {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if err := sdk.ValidateLabels(labels); err != nil {
+		return Metadata{}, err
+	}
+	return c.patch(ctx, project, name, patchBody{Labels: labels}, ifMatch)
+}
+
+type patchBody struct {
+	Set    map[string]string `json:"set,omitzero"`
+	Unset  []string          `json:"unset,omitzero"`
+	Labels map[string]string `json:"labels,omitzero"` // {} clears; nil keeps
+}
+
+func (c *Client) patch(ctx context.Context, project, name string, body patchBody, ifMatch int64) (Metadata, error) {
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Metadata{}, err
+	}
 	var m Metadata
 	if err := c.do(ctx, http.MethodPatch, p, nil, ifMatch, body, &m); err != nil {
 		return Metadata{}, err

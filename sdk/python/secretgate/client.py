@@ -307,20 +307,24 @@ class Secrets:
         set: Mapping[str, str] | None = None,
         unset: Iterable[str] | None = None,
         *,
+        labels: Mapping[str, str] | None = None,
         if_match: int | None = None,
         project: str | None = None,
     ) -> Metadata:
         """Set the keys of ``set`` and remove those of ``unset``, keeping the
         others (a new version). It needs no right to read: it is how a key is
-        rotated without knowing the others."""
+        rotated without knowing the others. ``labels`` replaces the labels
+        (``{}`` clears them; None keeps them), alone or with key changes."""
         path = self._item(name, project)
         if isinstance(unset, str):
             raise TypeError("unset must be a list of keys, not a str")
         to_set = _data(set or {}, "set")
         to_unset = _validate.keys("unset", unset or [])
-        if not to_set and not to_unset:
-            raise _validate.invalid("set", "a patch must set or unset at least one key")
-        body = {"set": to_set, "unset": to_unset}
+        if not to_set and not to_unset and labels is None:
+            raise _validate.invalid("set", "a patch must set or unset at least one key, or give labels")
+        body: dict[str, object] = {"set": to_set, "unset": to_unset}
+        if labels is not None:
+            body["labels"] = _validate.strings("labels", labels)
         return await self._client._call(
             "PATCH", path, body=body, if_match=_if_match(if_match), parse=Metadata.from_json
         )

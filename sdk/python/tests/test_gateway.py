@@ -201,6 +201,17 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
             await self.admin.secrets.patch(name, unset=["c"])
         self.assertIn("invalid unset", cm.exception.message, "unsetting every key is refused")
 
+    async def test_patch_labels(self) -> None:
+        name = self.name("labels")
+        await self.admin.secrets.create(name, {"a": "1"}, labels={"env": "dev"})
+        meta = await self.editor.secrets.patch(name, labels={"env": "prod", "team": "pay"})
+        self.assertEqual((meta.labels, meta.keys, meta.version), ({"env": "prod", "team": "pay"}, ["a"], 2))
+        meta = await self.editor.secrets.patch(name, set={"b": "2"})
+        self.assertEqual(meta.labels, {"env": "prod", "team": "pay"}, "labels absent: kept")
+        meta = await self.editor.secrets.patch(name, labels={})
+        self.assertEqual(meta.labels, {})
+        self.assertHolds(await self.reader.secrets.get(name), {"a": "1", "b": "2"})
+
     async def test_paging_over_many_secrets(self) -> None:
         names = [f"{self.prefix}-page-{i:03d}" for i in range(250)]
         for n in names:
