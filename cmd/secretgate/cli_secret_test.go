@@ -204,7 +204,7 @@ func TestSecretPermissionsAndErrors(t *testing.T) {
 		{[]string{"secret", "create", "x", "a=-", "b=-"}, "only one key may read standard input"},
 		{[]string{"secret", "create", "x", canary}, "argument 1: want key=value"},
 		{[]string{"secret", "create", "bad/name", "a=b"}, "invalid name"},
-		{[]string{"secret", "patch", "db"}, "at least one key=value or --unset"},
+		{[]string{"secret", "patch", "db"}, "at least one key=value, --unset key, --label"},
 		{[]string{"secret", "list", "-o", "xml"}, "--output"},
 		{[]string{"secret", "get", "db", "--version", "-1"}, "--version"},
 		{[]string{"secret", "create", "x", "a=b", "--label", "Bad=1"}, "labels"},
