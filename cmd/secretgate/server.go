@@ -132,6 +132,7 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 		fmt.Fprintf(stdout, "Admin token (shown once): %s\n\n", devToken)
 		fmt.Fprintf(stdout, "    export SECRETGATE_ADDR=%s\n", addr)
 		fmt.Fprintf(stdout, "    export SECRETGATE_TOKEN=%s\n\n", devToken)
+		fmt.Fprintf(stdout, "Web UI: %s/ui/ (sign in with the token)\n\n", addr)
 	}
 	fmt.Fprintf(stdout, "secretgate listening on %s\n", addr)
 

@@ -282,4 +282,5 @@ func TestWebUIOnInDevMode(t *testing.T) {
 	r := srv.Do(t, http.MethodGet, "/ui/", "", nil)
 	require.Equal(t, http.StatusOK, r.Status)
 	require.Contains(t, string(r.Body), "<html")
+	require.Contains(t, srv.Stdout(), "Web UI: "+srv.URL+"/ui/", "the dev banner says where the UI is")
 }
