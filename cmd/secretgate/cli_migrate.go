@@ -89,6 +89,93 @@ func newMigrateCmd() *cobra.Command {
 	f.IntVar(&req.Workers, "workers", 0, "secrets copied at once (default 8, at most 64)")
 	f.DurationVar(&pollInterval, "poll", 500*time.Millisecond, "how often to read the progress")
 	addOutputFlag(cmd, &out, false)
+	cmd.AddCommand(newMigrateStatusCmd(), newMigrateListCmd())
+	return cmd
+}
+
+// newMigrateStatusCmd shows one migration, and with --wait follows it to
+// its end, as `migrate` does: the way back to a migration started by
+// someone else, or resumed by a restarted gateway.
+func newMigrateStatusCmd() *cobra.Command {
+	var (
+		out  string
+		wait bool
+		poll time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a migration's report; --wait follows it to its end",
+		Example: `  secretgate migrate status 6f0c2a1e-...
+  secretgate migrate status 6f0c2a1e-... --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			var m client.Migration
+			if wait {
+				m, err = watchMigration(cmd.Context(), c, args[0], cmd.ErrOrStderr(), poll)
+			} else {
+				m, err = c.GetMigration(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return apiError(err)
+			}
+			if out == outJSON {
+				if err := printJSON(cmd.OutOrStdout(), m); err != nil {
+					return err
+				}
+			} else {
+				printMigration(cmd.OutOrStdout(), m)
+			}
+			if m.Done() && (m.State != "succeeded" || m.Failed > 0) {
+				return &exitError{code: exitFailure, err: fmt.Errorf("migration %s %s: %d of %d secrets failed", m.ID, m.State, m.Failed, m.Total)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the migration until it ends")
+	cmd.Flags().DurationVar(&poll, "poll", 500*time.Millisecond, "how often to read the progress with --wait")
+	addOutputFlag(cmd, &out, false)
+	return cmd
+}
+
+func newMigrateListCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the migrations whose projects the token may all migrate (the last 100 finished, and running ones)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			ms, err := c.ListMigrations(cmd.Context())
+			if err != nil {
+				return apiError(err)
+			}
+			w := cmd.OutOrStdout()
+			if out == outJSON {
+				return printJSON(w, map[string]any{"migrations": ms})
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "ID\tSTATE\tFROM\tTO\tPROJECTS\tDONE\tFAILED\tSTARTED")
+			for _, m := range ms {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\n", m.ID, m.State, m.Source, m.Target,
+					strings.Join(m.Projects, ","), m.Copied+m.Skipped+m.Failed, m.Total, m.Failed, m.StartedAt)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd, &out, false)
 	return cmd
 }
 

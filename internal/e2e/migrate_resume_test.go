@@ -230,6 +230,17 @@ func TestMigrateCLIWatchesThroughRestart(t *testing.T) {
 	require.Regexp(t, `(?m)^migration \S+: 300/300 done \(\d+ copied, \d+ skipped, 0 failed\)$`, stderr.String(),
 		"off a terminal, a plain line per 100 secrets")
 
+	// The report stays reachable from the CLI after the restart.
+	st := srv2.CLI(t, admin, "", "migrate", "status", rep.ID)
+	require.Equal(t, 0, st.Code, "stdout %s stderr %s", st.Stdout, st.Stderr)
+	require.Regexp(t, `(?m)^state\s+succeeded$`, st.Stdout)
+	require.Regexp(t, `(?m)^resumed\s+1 time\(s\) after a gateway restart$`, st.Stdout)
+	ls := srv2.CLI(t, admin, "", "migrate", "list")
+	require.Equal(t, 0, ls.Code, "stdout %s stderr %s", ls.Stdout, ls.Stderr)
+	require.Regexp(t, `(?m)^`+rep.ID+`\s+succeeded\s+src\s+dst\s+payments\s+300/300\s+0\s`, ls.Stdout)
+	missing := srv2.CLI(t, admin, "", "migrate", "status", "no-such-migration")
+	require.Equal(t, 4, missing.Code, missing.Stderr)
+
 	g := srv2.Do(t, http.MethodGet, pay+"/r123", admin, nil)
 	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
 	require.Contains(t, string(g.Body), canary, "served from dst after the switch")
