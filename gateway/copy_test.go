@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -168,9 +169,13 @@ func TestListProjects(t *testing.T) {
 		r := h.do(t, "GET", "/v1/projects", tc.token, nil)
 		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
 		require.Equal(t, "no-store", r.hdr.Get("Cache-Control"))
-		var got struct{ Projects []projectJSON }
+		var got struct {
+			Subject  string
+			Projects []projectJSON
+		}
 		require.NoError(t, json.Unmarshal(r.body, &got))
 		require.Equal(t, tc.want, got.Projects, tc.token)
+		require.Equal(t, strings.TrimPrefix(tc.token, "t-"), got.Subject)
 	}
 }
 

@@ -17,9 +17,9 @@ type projectJSON struct {
 
 var projectActions = []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}
 
-// listProjects answers the projects the caller has a binding on, so that
-// clients (the web UI, scripts) can offer them; projects without a binding
-// stay invisible, as everywhere else. Backend names are not shown: they are
+// listProjects answers who the caller is and the projects it has a binding
+// on, so that clients (the web UI, scripts) can offer them; projects without
+// a binding stay invisible, as everywhere else. Backend names are not shown: they are
 // the operator's business.
 func (s *Server) listProjects(c *gin.Context) {
 	subject := c.GetString(ctxKeySubject)
@@ -36,5 +36,5 @@ func (s *Server) listProjects(c *gin.Context) {
 		}
 		out = append(out, p)
 	}
-	c.JSON(http.StatusOK, gin.H{"projects": out})
+	c.JSON(http.StatusOK, gin.H{"subject": subject, "projects": out})
 }

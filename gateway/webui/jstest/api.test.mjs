@@ -66,9 +66,11 @@ test('name rules match sdk/charset.go', () => {
 });
 
 test('requests carry the bearer token, JSON and a request id', async () => {
-  const f = fakeFetch({ body: { projects: [{ name: 'payments', actions: ['secrets.list'] }] } });
+  const f = fakeFetch({ body: { subject: 'alice', projects: [{ name: 'payments', actions: ['secrets.list'] }] } });
   const projects = await client(f).projects();
   assert.deepEqual(projects, [{ name: 'payments', actions: ['secrets.list'] }]);
+  const g = fakeFetch({ body: { subject: 'alice', projects } });
+  assert.deepEqual(await client(g).account(), { subject: 'alice', projects });
   const [c] = f.calls;
   assert.equal(c.url, 'http://gw.test/v1/projects');
   assert.equal(c.init.method, 'GET');

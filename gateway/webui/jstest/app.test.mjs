@@ -97,6 +97,7 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   await ui.signIn('tok-editor');
   assert.equal(ui.session.getItem('secretgate.token'), 'tok-editor');
   assert.equal(ui.$('token').value, '');
+  assert.equal(ui.$('who').textContent, 'Signed in as editor');
   assert.ok(ui.visible('workspace') && ui.visible('session') && !ui.visible('sign-in'));
   assert.deepEqual(ui.$('project').children.map((o) => o.textContent), ['billing', 'payments']);
   assert.equal(ui.$('project').value, 'billing', 'the first project');
@@ -230,6 +231,7 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   assert.equal(ui.session.getItem('secretgate.token'), null);
   assert.ok(ui.visible('sign-in') && !ui.visible('workspace') && !ui.visible('session'));
   assert.equal(ui.$('secrets-body').children.length, 0);
+  assert.equal(ui.$('who').textContent, '', 'the name goes with the session');
 });
 
 test('a reader sees the list and details but no write button', async () => {

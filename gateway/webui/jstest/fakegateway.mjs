@@ -79,7 +79,7 @@ export class FakeGateway {
 
     if (u.pathname === '/v1/projects' && req.method === 'GET') {
       const projects = Object.keys(grants).sort().map((name) => ({ name, actions: ACTIONS[grants[name]] }));
-      return answer(200, { projects });
+      return answer(200, { subject: auth[1].replace(/^tok-/, ''), projects });
     }
     const m = /^\/v1\/projects\/([^/]+)\/secrets(?:\/([^/]+)(?:\/(metadata|versions|copy))?)?$/.exec(u.pathname);
     if (!m) return error(404, 'not_found', 'no such route');

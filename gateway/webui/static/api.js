@@ -152,10 +152,19 @@ export class Client {
     return `${this.#secrets(project)}/${encodeURIComponent(name)}`;
   }
 
+  /** account: {subject, projects: [{name, actions: [...]}]}: who the token is and where it has a binding. */
+  async account() {
+    const r = await this.request('GET', '/v1/projects');
+    const body = r.body || {};
+    return {
+      subject: typeof body.subject === 'string' ? body.subject : '',
+      projects: Array.isArray(body.projects) ? body.projects : [],
+    };
+  }
+
   /** projects: [{name, actions: [...]}] the token has a binding on. */
   async projects() {
-    const r = await this.request('GET', '/v1/projects');
-    return Array.isArray(r.body && r.body.projects) ? r.body.projects : [];
+    return (await this.account()).projects;
   }
 
   /**

@@ -131,8 +131,9 @@ async function busy(button, area, fn) {
 
 async function signIn(token, { restoring = false } = {}) {
   const client = new Client({ token }); // throws on an empty or malformed token
-  const projects = await client.projects();
+  const { subject, projects } = await client.account();
   state.client = client;
+  $('who').textContent = subject ? `Signed in as ${subject}` : '';
   session.set(TOKEN_KEY, token);
   state.projects = projects;
   show($('sign-in'), false);
@@ -150,6 +151,7 @@ function signOut() {
   state.generation++;
   session.remove(TOKEN_KEY);
   session.remove(PROJECT_KEY);
+  $('who').textContent = '';
   for (const d of document.querySelectorAll('dialog')) {
     if (d.open) d.close();
   }
