@@ -225,3 +225,33 @@ func TestMigrationListIsBounded(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &j))
 	require.Len(t, j.Migrations, journalKeep)
 }
+
+// A gateway that died between saving the overlay and journalling the switch
+// resumes into a finished switch: every project is already on the target,
+// so the copy is not redone and delete_source goes on from there.
+func TestMigrationResumeRecognisesALandedSwitch(t *testing.T) {
+	dir := t.TempDir()
+	src := &hookedBackend{memBackend: newMemBackend()}
+	dst := &hookedBackend{memBackend: newMemBackend()}
+	seed(t, src.memBackend, "payments", 3, func(i int) string { return fmt.Sprint("v", i) })
+	seed(t, dst.memBackend, "payments", 3, func(i int) string { return fmt.Sprint("v", i) })
+	rep := MigrationReport{ID: "0b7e6a53-5d35-4d4e-9a8a-2f9c3f1d6c11", State: MigrationRunning,
+		MigrationRequest: MigrationRequest{Source: "a", Target: "b", Projects: []string{"payments"}, Versions: "latest",
+			OnConflict: "fail", Switch: true, DeleteSource: true, Workers: 2},
+		Total: 3, Copied: 3, Verified: 3, Errors: map[string]string{}, StartedBy: "admin"}
+	require.NoError(t, writeState(filepath.Join(dir, journalFile), migrationJournal{Migrations: []MigrationReport{rep}}))
+	require.NoError(t, writeState(filepath.Join(dir, routingOverlayFile), routingOverlay{Projects: map[string]string{"payments": "b"}}))
+
+	e := newMigrateEnvAt(t, dir, src, dst, "a")
+	got := e.wait(t, rep.ID)
+	require.Equal(t, MigrationSucceeded, got.State, "%+v", got)
+	require.True(t, got.Switched)
+	require.Equal(t, 1, got.Resumed)
+	require.Equal(t, 3, got.Copied, "the copy was not redone")
+	require.Equal(t, 3, got.Deleted, "delete_source went on after the landed switch")
+	page, err := src.memBackend.List(context.Background(), sdk.ListRequest{Project: "payments"})
+	require.NoError(t, err)
+	require.Empty(t, page.Secrets)
+	rt, _ := e.srv.Routing().Lookup("payments")
+	require.Equal(t, Route{Project: "payments", Backend: "b"}, rt, "writable, on the target")
+}
