@@ -207,6 +207,18 @@ test('patch sends set and unset', async () => {
   assert.equal(f.calls[1].headers['If-Match'], '"2"');
 });
 
+test('patch can replace the labels alone', async () => {
+  const f = fakeFetch({ body: meta({ version: 4 }) }, { body: meta({ version: 5 }) });
+  const c = client(f);
+  await c.patch('payments', 'db', { labels: { env: 'prod' } }, { ifMatchVersion: 3 });
+  assert.deepEqual(f.calls[0].body, { labels: { env: 'prod' } });
+  assert.equal(f.calls[0].headers['If-Match'], '"3"');
+  await c.patch('payments', 'db', { labels: {} });
+  assert.deepEqual(f.calls[1].body, { labels: {} }, '{} clears them');
+  await assert.rejects(c.patch('payments', 'db', { labels: { 'Bad Key': 'x' } }), (e) => e.code === 'invalid_argument' && e.message.startsWith('invalid labels'));
+  assert.equal(f.calls.length, 2, 'a bad label never reaches the wire');
+});
+
 test('delete sends If-Match and accepts 204', async () => {
   const f = fakeFetch({ status: 204 });
   await client(f).delete('payments', 'db', { ifMatchVersion: 7 });

@@ -212,6 +212,28 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   assert.ok(!ui.$('details-meta').textContent.includes('token'));
   assert.equal(ui.$('versions-body').children.length, 5);
 
+  // Edit labels: prefilled, a PATCH of the labels alone with If-Match; values untouched.
+  const dbBefore = gw.meta(gw.secrets.get('payments/db'));
+  const shown = ui.$('versions-body').children.length;
+  await ui.click('act-labels');
+  assert.ok(ui.$('dlg-labels').open);
+  rows = ui.$('labels-rows').querySelectorAll('.row');
+  assert.deepEqual(rows.map((r) => [r.querySelector('.row-key').value, r.querySelector('.row-value').value]), [['env', 'dev']]);
+  rows[0].querySelector('.row-value').value = 'prod';
+  await ui.click('labels-add');
+  rows = ui.$('labels-rows').querySelectorAll('.row');
+  rows[1].querySelector('.row-key').value = 'team';
+  rows[1].querySelector('.row-value').value = 'pay';
+  await ui.submit('form-labels');
+  const labelReq = gw.requests.filter((r) => r.method === 'PATCH').pop();
+  assert.deepEqual(labelReq.body, { labels: { env: 'prod', team: 'pay' } });
+  assert.equal(labelReq.headers['if-match'], `"${dbBefore.version}"`);
+  assert.ok(!ui.$('dlg-labels').open);
+  assert.match(ui.$('status').textContent, new RegExp(`Saved the labels of “db”: now version ${dbBefore.version + 1}`));
+  assert.match(ui.$('details-meta').textContent, /team=pay/);
+  assert.equal(ui.$('versions-body').children.length, shown + 1);
+  assert.deepEqual(gw.secrets.get('payments/db').data, { password: CANARIES[3], user: CANARIES[0] }, 'the values are kept');
+
   // Delete: the dialog names the secret; If-Match is the version shown.
   await ui.click('act-delete');
   assert.ok(ui.$('dlg-delete').open);
@@ -220,7 +242,7 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   await ui.click('delete-confirm');
   const del = gw.requests.find((r) => r.method === 'DELETE');
   assert.equal(del.path, '/v1/projects/payments/secrets/db');
-  assert.equal(del.headers['if-match'], '"5"');
+  assert.equal(del.headers['if-match'], `"${dbBefore.version + 1}"`);
   assert.ok(!ui.visible('details'));
   assert.deepEqual(ui.rows().map((r) => r[0]), ['stripe']);
 
@@ -240,7 +262,7 @@ test('a reader sees the list and details but no write button', async () => {
   await ui.signIn('tok-reader');
   assert.ok(!ui.visible('add-secret'));
   await ui.openSecret('stripe');
-  for (const id of ['act-replace', 'act-set', 'act-remove', 'act-delete']) assert.ok(!ui.visible(id), id);
+  for (const id of ['act-replace', 'act-set', 'act-remove', 'act-labels', 'act-delete']) assert.ok(!ui.visible(id), id);
   assert.ok(!ui.visible('act-copy'), 'no project to copy into');
   assertNoValues(ui, gw);
 });

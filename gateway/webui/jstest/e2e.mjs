@@ -156,9 +156,11 @@ async function main() {
     check(u.version === s.version + 1 && sameSet(u.keys, ['password', 'user']), 'unset removed it');
     await rejects(editor.patch('payments', 'webui-db', { unset: ['password', 'user'] }), 'invalid_argument', 400, 'unsetting every key');
     await rejects(editor.patch('payments', 'webui-db', { set: { y: 'z' } }, { ifMatchVersion: s.version }), 'version_mismatch', 412, 'patch with a stale If-Match');
-    v = u.version;
+    const l = await editor.patch('payments', 'webui-db', { labels: { tier: 'db', team: 'pay' } }, { ifMatchVersion: u.version });
+    check(l.version === u.version + 1 && l.labels.team === 'pay' && sameSet(l.keys, ['password', 'user']), 'labels patched alone, keys kept');
+    v = l.version;
     const vs = await editor.versions('payments', 'webui-db');
-    check(vs.map((x) => x.version).join(',') === '1,2,3,4', `versions 1-4, got ${vs.map((x) => x.version)}`);
+    check(vs.map((x) => x.version).join(',') === '1,2,3,4,5', `versions 1-5, got ${vs.map((x) => x.version)}`);
   });
 
   await run('the editor cannot read values, nor copy them', async () => {

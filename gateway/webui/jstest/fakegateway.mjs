@@ -137,7 +137,7 @@ export class FakeGateway {
         const data = { ...s.data, ...(body.set || {}) };
         for (const k of body.unset || []) delete data[k];
         if (Object.keys(data).length === 0) return error(400, 'invalid_argument', 'invalid unset: would remove every key');
-        write(s, data);
+        write(s, data, body.labels);
         return answer(200, this.meta(s));
       }
       case 'DELETE one ':

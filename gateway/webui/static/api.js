@@ -237,8 +237,8 @@ export class Client {
     return (await this.request('PUT', path, { body, headers: matchHeader(ifMatchVersion) })).body;
   }
 
-  /** patch sets some keys and unsets others, keeping the rest. */
-  async patch(project, name, { set, unset } = {}, { ifMatchVersion } = {}) {
+  /** patch sets some keys and unsets others, keeping the rest; labels, when given, replace them all. */
+  async patch(project, name, { set, unset, labels } = {}, { ifMatchVersion } = {}) {
     const path = this.#secret(project, name);
     const body = {};
     if (set !== undefined) {
@@ -253,7 +253,8 @@ export class Client {
       check(Array.isArray(unset) && unset.every((k) => validKey(k)), 'unset', `must be an array of keys that ${rules.key}`);
       body.unset = unset;
     }
-    check(Object.keys(body.set || {}).length + (body.unset || []).length > 0, 'body', 'set or unset at least one key');
+    if (labels !== undefined) body.labels = checkLabels(labels);
+    check(Object.keys(body.set || {}).length + (body.unset || []).length > 0 || body.labels !== undefined, 'body', 'set or unset at least one key, or give labels');
     return (await this.request('PATCH', path, { body, headers: matchHeader(ifMatchVersion) })).body;
   }
 

@@ -312,6 +312,7 @@ function renderDetails(meta, versions) {
   show($('act-replace'), p.update);
   show($('act-set'), p.update);
   show($('act-remove'), p.update);
+  show($('act-labels'), p.update);
   const onlyKey = (meta.keys || []).length <= 1;
   $('act-remove').disabled = onlyKey;
   $('act-remove').title = onlyKey ? 'The only key cannot be removed: delete the secret instead' : '';
@@ -569,6 +570,47 @@ function setupSet() {
   );
 }
 
+// "Edit labels": a PATCH of the labels alone, with If-Match, keeping every value.
+let labelling = null; // metadata read when the dialog opened
+
+async function openLabels() {
+  const s = state.selected;
+  if (!s) return;
+  const meta = await busy($('act-labels'), null, () => state.client.metadata(s.project, s.name));
+  if (!meta) return;
+  labelling = meta;
+  $('dlg-labels-title').textContent = `Edit the labels of “${meta.name}”`;
+  $('labels-hint').textContent =
+    `Rows left empty or removed drop that label; the values are kept. Saving makes version ${meta.version + 1}, ` +
+    `and is refused if the secret changed after version ${meta.version}.`;
+  const labels = F.labelsToRows(meta.labels);
+  $('labels-rows').replaceChildren(...(labels.length ? labels : [{}]).map((l) => kvRow('label', l)));
+  openDialog('dlg-labels');
+  const first = $('labels-rows').querySelector('.row-key');
+  if (first) first.focus();
+}
+
+function setupLabels() {
+  $('act-labels').addEventListener('click', openLabels);
+  $('labels-add').addEventListener('click', () => {
+    const r = kvRow('label');
+    $('labels-rows').append(r);
+    r.querySelector('input').focus();
+  });
+  submitter(
+    'form-labels',
+    'labels-error',
+    () => F.labelsRequest({ labels: readRows($('labels-rows')) }),
+    async (body) => {
+      const m = labelling;
+      const meta = await state.client.patch(m.project, m.name, body, { ifMatchVersion: m.version });
+      notify(`Saved the labels of “${meta.name}”: now version ${meta.version}.`);
+      await refreshDetails(meta);
+      return meta;
+    },
+  );
+}
+
 // "Remove key"
 function openRemove() {
   const s = state.selected;
@@ -682,6 +724,7 @@ function setup() {
   setupAdd();
   setupReplace();
   setupSet();
+  setupLabels();
   setupRemove();
   setupCopy();
   setupDelete();

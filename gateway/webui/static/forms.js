@@ -109,6 +109,11 @@ export function replaceRequest({ pairs, labels }) {
 }
 
 /** setKeyRequest is the patch of "Set one key". */
+/** labelsRequest: the PATCH body that replaces every label and keeps the values. */
+export function labelsRequest({ labels }) {
+  return { labels: rowsToLabels(labels) };
+}
+
 export function setKeyRequest({ key, value }) {
   const k = String(key ?? '').trim();
   if (!validKey(k)) throw invalid('key', "must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
