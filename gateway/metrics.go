@@ -20,7 +20,11 @@ type metrics struct {
 	mu       sync.Mutex
 	requests map[reqKey]uint64
 	latency  map[string]*histogram // by route template
+	migrations map[migKey]uint64
 }
+
+// migKey counts the secrets migrations handled, by backend pair and outcome.
+type migKey struct{ source, target, outcome string }
 
 type reqKey struct {
 	method string
@@ -35,7 +39,13 @@ type histogram struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}}
+	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}, migrations: map[migKey]uint64{}}
+}
+
+func (m *metrics) migrated(source, target, outcome string) {
+	m.mu.Lock()
+	m.migrations[migKey{source, target, outcome}]++
+	m.mu.Unlock()
 }
 
 func (m *metrics) observe(method, route string, code int, d time.Duration) {
@@ -61,8 +71,9 @@ func (m *metrics) observe(method, route string, code int, d time.Duration) {
 	h.sum += s
 }
 
-// write renders the text exposition format. up reports each backend's state.
-func (m *metrics) write(w io.Writer, up map[string]bool) {
+// write renders the text exposition format. up reports each backend's
+// state, running the migrations in progress.
+func (m *metrics) write(w io.Writer, up map[string]bool, running int) {
 	m.mu.Lock()
 	keys := make([]reqKey, 0, len(m.requests))
 	for k := range m.requests {
@@ -102,7 +113,29 @@ func (m *metrics) write(w io.Writer, up map[string]bool) {
 		fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_sum{route=%q} %s\n", r, strconv.FormatFloat(h.sum, 'g', -1, 64))
 		fmt.Fprintf(&sb, "secretgate_http_request_duration_seconds_count{route=%q} %d\n", r, h.count)
 	}
+	migs := make([]migKey, 0, len(m.migrations))
+	for k := range m.migrations {
+		migs = append(migs, k)
+	}
+	sort.Slice(migs, func(i, j int) bool {
+		a, b := migs[i], migs[j]
+		if a.source != b.source {
+			return a.source < b.source
+		}
+		if a.target != b.target {
+			return a.target < b.target
+		}
+		return a.outcome < b.outcome
+	})
+	sb.WriteString("# HELP secretgate_migration_secrets_total Secrets handled by migrations (not dry runs), by backend pair and outcome (copied, skipped, verified, failed, deleted, kept).\n")
+	sb.WriteString("# TYPE secretgate_migration_secrets_total counter\n")
+	for _, k := range migs {
+		fmt.Fprintf(&sb, "secretgate_migration_secrets_total{source=%q,target=%q,outcome=%q} %d\n", k.source, k.target, k.outcome, m.migrations[k])
+	}
 	m.mu.Unlock()
+	sb.WriteString("# HELP secretgate_migrations_running Migrations in progress (their projects take no writes).\n")
+	sb.WriteString("# TYPE secretgate_migrations_running gauge\n")
+	fmt.Fprintf(&sb, "secretgate_migrations_running %d\n", running)
 	names := make([]string, 0, len(up))
 	for n := range up {
 		names = append(names, n)

@@ -332,6 +332,23 @@ func (mg *migrator) remember(m *migration) {
 	mg.order = append(mg.order, m.rep.ID)
 }
 
+// running counts the migrations in progress.
+func (mg *migrator) running() int {
+	mg.mu.Lock()
+	ms := make([]*migration, 0, len(mg.order))
+	for _, id := range mg.order {
+		ms = append(ms, mg.all[id])
+	}
+	mg.mu.Unlock()
+	n := 0
+	for _, m := range ms {
+		if m.snapshot().State == MigrationRunning {
+			n++
+		}
+	}
+	return n
+}
+
 func (mg *migrator) release(projects []string) {
 	mg.mu.Lock()
 	defer mg.mu.Unlock()

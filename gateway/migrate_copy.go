@@ -18,6 +18,46 @@ func (mg *migrator) fail(m *migration, key string, err error) {
 		r.Failed++
 		r.Errors[key] = msg
 	})
+	mg.tally(m, outcomeFailed)
+}
+
+// Outcomes of one secret, as counted in reports and in metrics.
+const (
+	outcomeCopied   = "copied"
+	outcomeSkipped  = "skipped"
+	outcomeVerified = "verified"
+	outcomeFailed   = "failed"
+	outcomeDeleted  = "deleted"
+	outcomeKept     = "kept"
+)
+
+// count adds one outcome to the report and to the metrics (dry runs are
+// reported, not counted in the metrics: they move nothing).
+func (mg *migrator) count(m *migration, outcome string) {
+	m.update(func(r *MigrationReport) {
+		switch outcome {
+		case outcomeCopied:
+			r.Copied++
+		case outcomeSkipped:
+			r.Skipped++
+		case outcomeVerified:
+			r.Verified++
+		case outcomeDeleted:
+			r.Deleted++
+		case outcomeKept:
+			r.Kept++
+		}
+	})
+	mg.tally(m, outcome)
+}
+
+func (mg *migrator) tally(m *migration, outcome string) {
+	m.mu.Lock()
+	src, dst, dry := m.rep.Source, m.rep.Target, m.rep.DryRun
+	m.mu.Unlock()
+	if !dry {
+		mg.s.metrics.migrated(src, dst, outcome)
+	}
 }
 
 // errorText is what a report may say about an error: the text of typed sdk
@@ -143,7 +183,7 @@ func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationRep
 	}
 	if exists {
 		if have, err := digest(cur.Data, cur.Labels); err == nil && bytes.Equal(have, want) {
-			m.update(func(r *MigrationReport) { r.Skipped++ })
+			mg.count(m, outcomeSkipped)
 			return
 		}
 	}
@@ -174,12 +214,12 @@ func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationRep
 			mg.fail(m, key, errConflict)
 			return
 		case spec.OnConflict == "skip":
-			m.update(func(r *MigrationReport) { r.Skipped++ })
+			mg.count(m, outcomeSkipped)
 			return
 		}
 	}
 	if spec.DryRun {
-		m.update(func(r *MigrationReport) { r.Copied++ })
+		mg.count(m, outcomeCopied)
 		return
 	}
 
@@ -208,7 +248,7 @@ func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationRep
 		}
 		exists = true
 	}
-	m.update(func(r *MigrationReport) { r.Copied++ })
+	mg.count(m, outcomeCopied)
 
 	back, err := mg.readSecret(ctx, spec.Target, ref)
 	if err != nil {
@@ -220,7 +260,7 @@ func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationRep
 		mg.fail(m, key, errVerify)
 		return
 	}
-	m.update(func(r *MigrationReport) { r.Verified++ })
+	mg.count(m, outcomeVerified)
 }
 
 // deleteFromSource runs after a verified, persisted switch: it deletes from
@@ -251,7 +291,7 @@ func (mg *migrator) deleteFromSource(ctx context.Context, m *migration, spec Mig
 		a, err1 := digest(src.Data, src.Labels)
 		b, err2 := digest(dst.Data, dst.Labels)
 		if err != nil || err1 != nil || err2 != nil || !bytes.Equal(a, b) {
-			m.update(func(r *MigrationReport) { r.Kept++ })
+			mg.count(m, outcomeKept)
 			return
 		}
 		err = mg.retry(ctx, spec.Source, func(b sdk.Backend, cctx context.Context) error {
@@ -261,7 +301,7 @@ func (mg *migrator) deleteFromSource(ctx context.Context, m *migration, spec Mig
 			mg.fail(m, key, fmt.Errorf("delete_source: deleting from the source: %w", err))
 			return
 		}
-		m.update(func(r *MigrationReport) { r.Deleted++ })
+		mg.count(m, outcomeDeleted)
 	})
 }
 

@@ -185,6 +185,16 @@ func TestMigrationEngine(t *testing.T) {
 	require.NotContains(t, string(recs), canary)
 	require.Contains(t, string(recs), ActionMigrate)
 	require.NotContains(t, logs.String(), canary)
+
+	// Metrics count by backend pair and outcome, never by secret.
+	r = h.do(t, "GET", "/metrics", "", nil)
+	require.Equal(t, http.StatusOK, r.code)
+	metricsText := string(r.body)
+	require.Contains(t, metricsText, `secretgate_migration_secrets_total{source="a",target="b",outcome="copied"} 20`)
+	require.Contains(t, metricsText, `secretgate_migration_secrets_total{source="a",target="b",outcome="verified"} 20`)
+	require.Contains(t, metricsText, "secretgate_migrations_running 0\n")
+	require.NotContains(t, metricsText, "k01")
+	require.NotContains(t, metricsText, canary)
 }
 
 func TestDigestCoversDataAndLabels(t *testing.T) {

@@ -278,7 +278,7 @@ func (s *Server) newEngine() *gin.Engine {
 	e.GET("/metrics", func(c *gin.Context) {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		c.Status(http.StatusOK)
-		s.metrics.write(c.Writer, s.backends.Status())
+		s.metrics.write(c.Writer, s.backends.Status(), s.migrator.running())
 	})
 
 	v1 := e.Group("/v1/projects/:project/secrets", noStore)
