@@ -17,9 +17,9 @@ var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 // metrics is a tiny Prometheus registry. Labels are route templates,
 // methods, status codes and backend names: never a secret name or value.
 type metrics struct {
-	mu       sync.Mutex
-	requests map[reqKey]uint64
-	latency  map[string]*histogram // by route template
+	mu         sync.Mutex
+	requests   map[reqKey]uint64
+	latency    map[string]*histogram // by route template
 	migrations map[migKey]uint64
 }
 
