@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -693,18 +691,7 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 
 // sleepJitter waits a random time up to 2ms * 2^attempt (capped at 250ms).
 func sleepJitter(ctx context.Context, attempt int) error {
-	limit := min(2*time.Millisecond<<min(attempt, 8), 250*time.Millisecond)
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	d := time.Duration(binary.LittleEndian.Uint64(b[:]) % uint64(limit))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sdk.Sleep(ctx, sdk.Jitter(min(2*time.Millisecond<<min(attempt, 8), 250*time.Millisecond)))
 }
 
 // lockSecret takes one of 256 striped locks for a secret, honouring ctx.

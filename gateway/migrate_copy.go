@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/secretgate/secretgate/sdk"
 )
@@ -325,12 +324,8 @@ func (mg *migrator) retry(ctx context.Context, backend string, f func(sdk.Backen
 			return err
 		}
 		mg.s.backends.Suspect(backend)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sdk.Sleep(ctx, delay); err != nil {
+			return err
 		}
 		delay = min(delay*2, migrateMaxSleep)
 	}

@@ -202,7 +202,7 @@ func watchMigration(ctx context.Context, c *client.Client, id string, w io.Write
 			} else if time.Since(lostSince) > watchOutage {
 				return m, err
 			}
-			if err := sleepCtx(ctx, every); err != nil {
+			if err := sdk.Sleep(ctx, every); err != nil {
 				return m, err
 			}
 			continue
@@ -222,7 +222,7 @@ func watchMigration(ctx context.Context, c *client.Client, id string, w io.Write
 		if m.Done() {
 			return m, nil
 		}
-		if err := sleepCtx(ctx, every); err != nil {
+		if err := sdk.Sleep(ctx, every); err != nil {
 			return m, err
 		}
 	}
@@ -231,17 +231,6 @@ func watchMigration(ctx context.Context, c *client.Client, id string, w io.Write
 // watchOutage is how long watchMigration waits for a gateway that stopped
 // answering before it gives up.
 const watchOutage = 2 * time.Minute
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 func progressBar(done, total, width int) string {
 	filled := 0

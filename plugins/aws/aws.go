@@ -2,8 +2,6 @@ package aws
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -689,15 +687,5 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 // sleep waits a jittered, growing delay before a retry.
 func sleep(ctx context.Context, attempt int) error {
 	d := time.Duration(1<<min(attempt, 7)) * 5 * time.Millisecond
-	var r [8]byte
-	_, _ = rand.Read(r[:]) // crypto/rand never fails on supported platforms
-	d = d/2 + time.Duration(binary.LittleEndian.Uint64(r[:])%uint64(d))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sdk.Sleep(ctx, d/2+sdk.Jitter(d))
 }

@@ -2,10 +2,8 @@ package gcp
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -56,25 +54,6 @@ func etagFailure(err error) bool {
 	return false
 }
 
-func jitter(d time.Duration) time.Duration {
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)+1))
-	if err != nil {
-		return d
-	}
-	return time.Duration(n.Int64())
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // retry runs fn until it succeeds, fails with a non-transient error, or
 // maxAttempts is reached. It reports whether fn was called more than once,
 // which matters for calls that are not idempotent (a retried delete that
@@ -86,7 +65,7 @@ func retry(ctx context.Context, fn func(ctx context.Context) error) (retried boo
 		if err == nil || !transient(err) || attempt == maxAttempts {
 			return attempt > 1, err
 		}
-		if serr := sleep(ctx, jitter(backoff)); serr != nil {
+		if serr := sdk.Sleep(ctx, sdk.Jitter(backoff)); serr != nil {
 			return true, err
 		}
 		backoff = min(2*backoff, maxBackoff)

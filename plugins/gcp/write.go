@@ -95,7 +95,7 @@ func (w *writer) run(ctx context.Context) (sdk.Meta, error) {
 			case req.ExpectedVersion > 0:
 				return sdk.Meta{}, fmt.Errorf("%w (a write of version %d is in flight)", w.mismatch(current), st.claim)
 			}
-			if err := sleep(ctx, min(wait, time.Until(st.claimAt.Add(b.cfg.lease))+time.Millisecond)); err != nil {
+			if err := sdk.Sleep(ctx, min(wait, time.Until(st.claimAt.Add(b.cfg.lease))+time.Millisecond)); err != nil {
 				return sdk.Meta{}, fmt.Errorf("gcp: waiting for a concurrent write of %s: %w: %w", what(req.Project, req.Name), sdk.ErrUnavailable, err)
 			}
 			wait = min(2*wait, 400*time.Millisecond)
@@ -232,7 +232,7 @@ func (w *writer) add(ctx context.Context, st state, next int64) (sdk.Meta, error
 				break
 			}
 		}
-		if err := sleep(ctx, jitter(backoff)); err != nil {
+		if err := sdk.Sleep(ctx, sdk.Jitter(backoff)); err != nil {
 			return sdk.Meta{}, mapErr(ctx, "AddSecretVersion", what(req.Project, req.Name), err)
 		}
 		backoff = min(2*backoff, maxBackoff)

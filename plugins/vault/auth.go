@@ -223,7 +223,7 @@ func (b *Backend) reloginAt(ctx context.Context, gen uint64, d time.Duration) {
 	if !b.cfg.canLogin() {
 		return
 	}
-	if sleepCtx(ctx, d) != nil {
+	if sdk.Sleep(ctx, d) != nil {
 		return
 	}
 	b.reloginLoop(ctx, gen)
@@ -241,7 +241,7 @@ func (b *Backend) reloginLoop(ctx context.Context, gen uint64) {
 			return
 		}
 		b.log.Warn("logging in to Vault again failed; will retry", "error", err.Error(), "retry_in", wait.String())
-		if sleepCtx(ctx, wait) != nil {
+		if sdk.Sleep(ctx, wait) != nil {
 			return
 		}
 		wait = min(wait*2, 30*time.Second)

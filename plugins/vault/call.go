@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"syscall"
@@ -177,7 +176,7 @@ func (b *Backend) call(ctx context.Context, r request, fn func(ctx context.Conte
 		if attempt+1 >= b.retry.attempts {
 			return nil, unavailable(r, last)
 		}
-		if err := sleepCtx(ctx, b.retry.backoff(attempt)); err != nil {
+		if err := sdk.Sleep(ctx, b.retry.backoff(attempt)); err != nil {
 			return nil, fmt.Errorf("vault: %s %s: %w (%w; last error: %s)", r.capability, r.path, sdk.ErrUnavailable, err, describeErr(last))
 		}
 	}
@@ -194,18 +193,7 @@ func (p retryPolicy) backoff(attempt int) time.Duration {
 	if d > p.max || d <= 0 {
 		d = p.max
 	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return d/2 + sdk.Jitter(d/2)
 }
 
 // describeErr is an error's text for messages: Vault's own error strings for
