@@ -106,11 +106,10 @@ func (s *Server) copySecret(c *gin.Context) {
 		return
 	}
 
-	to, ok := dst.backend()
-	if !ok || !dst.intent() {
+	to, wctx, wcancel, ok := dst.writeBackend()
+	if !ok {
 		return
 	}
-	wctx, wcancel := dst.writeCtx()
 	defer wcancel()
 	mode := sdk.WriteCreate
 	if body.Overwrite {

@@ -257,6 +257,18 @@ func (r *request) readBackend() (sdk.Backend, context.Context, context.CancelFun
 	return b, ctx, cancel, true
 }
 
+// writeBackend resolves the project's backend, audits the intent and bounds
+// the mutation that follows; when ok is false the answer is written (503:
+// no backend, or no intent record, so the backend is never touched).
+func (r *request) writeBackend() (sdk.Backend, context.Context, context.CancelFunc, bool) {
+	b, ok := r.backend()
+	if !ok || !r.intent() {
+		return nil, nil, nil, false
+	}
+	ctx, cancel := r.writeCtx()
+	return b, ctx, cancel, true
+}
+
 // readCtx bounds a read; it ends with the client's request.
 func (r *request) readCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.c.Request.Context(), r.s.backendTimeout)
@@ -531,11 +543,10 @@ func (s *Server) create(c *gin.Context) {
 	if !r.validateWrite(body) || !r.allowed(ActionCreate) || !r.writable() {
 		return
 	}
-	b, ok := r.backend()
-	if !ok || !r.intent() {
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
 		return
 	}
-	ctx, cancel := r.writeCtx()
 	defer cancel()
 	m, err := b.Write(ctx, sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteCreate})
 	if err != nil {
@@ -562,11 +573,10 @@ func (s *Server) replace(c *gin.Context) {
 	if !ok || !r.validateWrite(body) || !r.allowed(ActionUpdate) || !r.writable() {
 		return
 	}
-	b, ok := r.backend()
-	if !ok || !r.intent() {
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
 		return
 	}
-	ctx, cancel := r.writeCtx()
 	defer cancel()
 	m, err := b.Write(ctx, sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: expected})
 	if err != nil {
@@ -589,11 +599,10 @@ func (s *Server) patch(c *gin.Context) {
 	if !ok || !r.validatePatch(body) || !r.allowed(ActionUpdate) || !r.writable() {
 		return
 	}
-	b, ok := r.backend()
-	if !ok || !r.intent() {
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
 		return
 	}
-	ctx, cancel := r.writeCtx()
 	defer cancel()
 	// Patches of one secret through this gateway take turns, so they do
 	// not waste each other's writes; check-and-set still guards against
@@ -718,11 +727,10 @@ func (s *Server) delete(c *gin.Context) {
 	if !ok || !r.allowed(ActionDelete) || !r.writable() {
 		return
 	}
-	b, ok := r.backend()
-	if !ok || !r.intent() {
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
 		return
 	}
-	ctx, cancel := r.writeCtx()
 	defer cancel()
 	if err := b.Delete(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret, Version: expected}); err != nil {
 		r.backendErr(err)
