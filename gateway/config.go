@@ -138,6 +138,21 @@ func (o LoadOptions) environ() []string {
 	return os.Environ()
 }
 
+// checkName reports a name that is missing, malformed (valid is false;
+// rule says what it must be) or already used by another entry of its kind,
+// and records it in seen.
+func checkName(add func(field, format string, args ...any), field, kind, name string, valid bool, rule string, seen map[string]bool) {
+	switch {
+	case name == "":
+		add(field, "is required")
+	case !valid:
+		add(field, "%q must be %s", name, rule)
+	case seen[name]:
+		add(field, "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
+}
+
 // ConfigError names the configuration field that is wrong.
 type ConfigError struct {
 	Field  string // e.g. "backends[1].plugin"
@@ -332,15 +347,7 @@ func (c *Config) Validate(opts LoadOptions) error {
 	}
 	for i, b := range c.Backends {
 		f := fmt.Sprintf("backends[%d]", i)
-		switch {
-		case b.Name == "":
-			add(f+".name", "is required")
-		case !backendNameRe.MatchString(b.Name):
-			add(f+".name", "%q must be 1-63 characters of a-z, 0-9 and '-'", b.Name)
-		case backends[b.Name]:
-			add(f+".name", "duplicate backend name %q", b.Name)
-		}
-		backends[b.Name] = true
+		checkName(add, f+".name", "backend", b.Name, backendNameRe.MatchString(b.Name), "1-63 characters of a-z, 0-9 and '-'", backends)
 		switch {
 		case b.Plugin == "":
 			add(f+".plugin", "is required: a built-in type (%s) or the path of an executable", strings.Join(sortedCopy(opts.Builtins), ", "))
@@ -372,15 +379,8 @@ func (c *Config) Validate(opts LoadOptions) error {
 	}
 	for i, p := range c.Projects {
 		f := fmt.Sprintf("projects[%d]", i)
-		switch {
-		case p.Name == "":
-			add(f+".name", "is required")
-		case sdk.ValidateProject(p.Name) != nil:
-			add(f+".name", "%q must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", p.Name)
-		case projects[p.Name]:
-			add(f+".name", "duplicate project name %q", p.Name)
-		}
-		projects[p.Name] = true
+		checkName(add, f+".name", "project", p.Name, sdk.ValidateProject(p.Name) == nil,
+			"1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", projects)
 		switch {
 		case p.Backend == "":
 			add(f+".backend", "is required")
@@ -392,15 +392,7 @@ func (c *Config) Validate(opts LoadOptions) error {
 	subjects := map[string]bool{}
 	for i, s := range c.Subjects {
 		f := fmt.Sprintf("subjects[%d]", i)
-		switch {
-		case s.Name == "":
-			add(f+".name", "is required")
-		case !subjectNameRe.MatchString(s.Name):
-			add(f+".name", "%q must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '@' and '-'", s.Name)
-		case subjects[s.Name]:
-			add(f+".name", "duplicate subject name %q", s.Name)
-		}
-		subjects[s.Name] = true
+		checkName(add, f+".name", "subject", s.Name, subjectNameRe.MatchString(s.Name), "1-128 characters of A-Z, a-z, 0-9, '_', '.', '@' and '-'", subjects)
 		if !hexSHA256Re.MatchString(s.TokenSHA256) {
 			add(f+".token_sha256", "must be the 64 hex digits of the token's SHA-256 (see `secretgate token new`)")
 		}
