@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/cirequire"
 	"github.com/secretgate/secretgate/internal/testenv"
 )
 
@@ -29,12 +30,7 @@ var webuiDir = filepath.Join("..", "..", "gateway", "webui")
 // is skipped, except in CI (CI=true), where it fails.
 func webuiRequireNode(t *testing.T) string {
 	t.Helper()
-	missing := func(reason string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node is required in CI: %s", reason)
-		}
-		t.Skipf("skipping: %s", reason)
-	}
+	missing := func(reason string) { cirequire.Unavailable(t, "the web UI's JS tests need node: "+reason) }
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing("node is not on PATH")

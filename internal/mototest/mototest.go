@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/secretgate/secretgate/internal/cirequire"
 )
 
 // startTimeout is how long moto may take to answer: Python imports of every
@@ -143,11 +145,7 @@ func freePort() (int, error) {
 
 func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := "mototest: " + fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: moto must run in CI)")
-	}
-	t.Skip(msg)
+	cirequire.Unavailable(t, "mototest: "+fmt.Sprintf(format, args...))
 }
 
 // lockedBuffer collects moto's output for failure messages; moto logs

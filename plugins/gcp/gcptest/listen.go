@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path"
 	"sync"
 	"testing"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/secretgate/secretgate/internal/cirequire"
 )
 
 // faults are errors injected into the next calls of a method, so that tests
@@ -99,10 +100,7 @@ func Start(t testing.TB) *Running {
 	t.Helper()
 	r, err := Listen("127.0.0.1:0")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("gcptest: cannot start the Secret Manager test server: %v", err)
-		}
-		t.Skipf("gcptest: cannot start the Secret Manager test server: %v", err)
+		cirequire.Unavailable(t, fmt.Sprintf("gcptest: cannot start the Secret Manager test server: %v", err))
 	}
 	t.Cleanup(r.Stop)
 	return r
