@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -63,7 +63,7 @@ type migrateEnv struct {
 	srv      *Server
 	src, dst *hookedBackend
 	audit    *memAuditor
-	logs     *lockedBuffer
+	logs     *syncbuf.Buffer
 }
 
 func newMigrateEnv(t *testing.T) *migrateEnv {
@@ -76,7 +76,7 @@ func newMigrateEnv(t *testing.T) *migrateEnv {
 // server does beside its audit log. "payments" is bound to paymentsOn.
 func newMigrateEnvAt(t *testing.T, stateDir string, src, dst *hookedBackend, paymentsOn string) *migrateEnv {
 	t.Helper()
-	logs := &lockedBuffer{b: &bytes.Buffer{}}
+	logs := &syncbuf.Buffer{}
 	audit := &memAuditor{}
 	cfg := &Config{
 		Backends: []BackendConfig{{Name: "a"}, {Name: "b"}},
@@ -213,23 +213,6 @@ func TestDigestCoversDataAndLabels(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.same, bytes.Equal(base, d), "%v %v", tc.data, tc.labels)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // A run cut short leaves a secret whose target history is a prefix of the

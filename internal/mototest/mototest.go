@@ -5,7 +5,6 @@
 package mototest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,12 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/secretgate/secretgate/internal/cirequire"
+	"github.com/secretgate/secretgate/internal/syncbuf"
 )
 
 // startTimeout is how long moto may take to answer: Python imports of every
@@ -72,7 +71,9 @@ func Start(t testing.TB) *Server {
 	}
 	args := append(argv[1:], "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd := exec.Command(argv[0], args...)
-	var out lockedBuffer
+	// moto logs request lines, never request bodies; 64 KiB diagnose a
+	// start failure.
+	out := syncbuf.Buffer{Limit: 64 << 10}
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Own process group: moto_server may be a shim that forks python.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -146,26 +147,4 @@ func freePort() (int, error) {
 func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	cirequire.Unavailable(t, "mototest: "+fmt.Sprintf(format, args...))
-}
-
-// lockedBuffer collects moto's output for failure messages; moto logs
-// request lines, never request bodies.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 64<<10 {
-		return len(p), nil // enough to diagnose a start failure
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secretgate/secretgate/internal/cirequire"
+	"github.com/secretgate/secretgate/internal/syncbuf"
 )
 
 // startTimeout is generous: the 500 MB binary starts slowly on a loaded
@@ -62,7 +63,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 }
 
 // Binary returns the Vault binary's path, skipping (or, under CI=true,
@@ -167,7 +168,7 @@ func (s *Server) start() error {
 		"VAULT_LOG_LEVEL=warn",
 		"VAULT_DISABLE_MLOCK=true",
 	}
-	s.out = &lockedBuffer{}
+	s.out = &syncbuf.Buffer{Limit: 1 << 20} // a dev server left running a long time
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
 	setProcAttr(cmd)
@@ -202,9 +203,9 @@ func (s *Server) start() error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("vault exited at start: %s", s.out.safeTail())
+			return fmt.Errorf("vault exited at start: %s", safeTail(s.out))
 		case <-ctx.Done():
-			return fmt.Errorf("vault did not become healthy within %v: %s", startTimeout, s.out.safeTail())
+			return fmt.Errorf("vault did not become healthy within %v: %s", startTimeout, safeTail(s.out))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -355,28 +356,11 @@ func repoRoot() (string, error) {
 	}
 }
 
-// lockedBuffer collects the server's output for error messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 { // a dev server left running a long time
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
 // safeTail is the end of the output without the lines that show the root
 // token or the unseal key.
-func (b *lockedBuffer) safeTail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+func safeTail(out *syncbuf.Buffer) string {
 	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	for sc.Scan() {
 		l := sc.Text()
 		if strings.Contains(l, "Root Token") || strings.Contains(l, "Unseal Key") || strings.Contains(l, "root-") {

@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/plugins/file"
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/backendtest"
@@ -48,24 +48,6 @@ func (f fixture) settings(extra ...string) map[string]string {
 		s[extra[i]] = extra[i+1]
 	}
 	return s
-}
-
-// syncBuffer is a log sink that Configure and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // open configures a new in-process backend and closes it when the test ends.
@@ -167,7 +149,7 @@ func TestSettingsErrors(t *testing.T) {
 
 func TestFilePermissionsAndKeyFileCreatedOnce(t *testing.T) {
 	f := newFixture(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer // Configure logs while the test reads
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	b := file.NewBackend(logger)
 	require.NoError(t, b.Configure(context.Background(), f.settings()))
