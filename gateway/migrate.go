@@ -90,6 +90,14 @@ func (m *migration) snapshot() MigrationReport {
 	return r
 }
 
+// running reports whether the migration is in progress, without copying
+// the report (its errors map can be large): for listings and metrics.
+func (m *migration) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rep.State == MigrationRunning
+}
+
 func (m *migration) update(f func(r *MigrationReport)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -308,13 +316,13 @@ func (mg *migrator) claim(m *migration) (other, busy string) {
 func (mg *migrator) pruneLocked() {
 	finished := 0
 	for _, id := range mg.order {
-		if mg.all[id].snapshot().State != MigrationRunning {
+		if !mg.all[id].running() {
 			finished++
 		}
 	}
 	kept := mg.order[:0]
 	for _, id := range mg.order {
-		if finished > journalKeep && mg.all[id].snapshot().State != MigrationRunning {
+		if finished > journalKeep && !mg.all[id].running() {
 			finished--
 			delete(mg.all, id)
 			continue
@@ -342,7 +350,7 @@ func (mg *migrator) running() int {
 	mg.mu.Unlock()
 	n := 0
 	for _, m := range ms {
-		if m.snapshot().State == MigrationRunning {
+		if m.running() {
 			n++
 		}
 	}

@@ -13,11 +13,7 @@ import (
 
 func (mg *migrator) fail(m *migration, key string, err error) {
 	msg := errorText(err)
-	m.update(func(r *MigrationReport) {
-		r.Failed++
-		r.Errors[key] = msg
-	})
-	mg.tally(m, outcomeFailed)
+	mg.countWith(m, outcomeFailed, func(r *MigrationReport) { r.Errors[key] = msg })
 }
 
 // Outcomes of one secret, as counted in reports and in metrics.
@@ -32,8 +28,16 @@ const (
 
 // count adds one outcome to the report and to the metrics (dry runs are
 // reported, not counted in the metrics: they move nothing).
-func (mg *migrator) count(m *migration, outcome string) {
+func (mg *migrator) count(m *migration, outcome string) { mg.countWith(m, outcome, nil) }
+
+// countWith also applies more to the report, in the same update.
+func (mg *migrator) countWith(m *migration, outcome string, more func(r *MigrationReport)) {
+	var src, dst string
+	var dry bool
 	m.update(func(r *MigrationReport) {
+		if more != nil {
+			more(r)
+		}
 		switch outcome {
 		case outcomeCopied:
 			r.Copied++
@@ -45,15 +49,11 @@ func (mg *migrator) count(m *migration, outcome string) {
 			r.Deleted++
 		case outcomeKept:
 			r.Kept++
+		case outcomeFailed:
+			r.Failed++
 		}
+		src, dst, dry = r.Source, r.Target, r.DryRun
 	})
-	mg.tally(m, outcome)
-}
-
-func (mg *migrator) tally(m *migration, outcome string) {
-	m.mu.Lock()
-	src, dst, dry := m.rep.Source, m.rep.Target, m.rep.DryRun
-	m.mu.Unlock()
 	if !dry {
 		mg.s.metrics.migrated(src, dst, outcome)
 	}
