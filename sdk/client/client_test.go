@@ -328,3 +328,23 @@ func TestMetadataWithoutTimes(t *testing.T) {
 	require.True(t, s.CreatedAt.IsZero())
 	require.Equal(t, "v", s.Data["k"])
 }
+
+// PatchWithLabels and SetLabels send labels (and {} to clear them); the
+// values are kept.
+func TestPatchLabels(t *testing.T) {
+	f := clienttest.Start(t)
+	ctx := context.Background()
+	c := newClient(t, f, clienttest.AdminToken)
+	_, err := c.Create(ctx, "payments", "db", map[string]string{"pw": "x"}, map[string]string{"env": "dev"})
+	require.NoError(t, err)
+	m, err := c.SetLabels(ctx, "payments", "db", map[string]string{"env": "prod"}, 1)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"env": "prod"}, m.Labels)
+	require.Equal(t, int64(2), m.Version)
+	m, err = c.PatchWithLabels(ctx, "payments", "db", map[string]string{"user": "app"}, nil, map[string]string{}, 0)
+	require.NoError(t, err)
+	require.Empty(t, m.Labels, "{} clears the labels")
+	require.Equal(t, []string{"pw", "user"}, m.Keys)
+	_, err = c.SetLabels(ctx, "payments", "db", map[string]string{"Bad Key": "x"}, 0)
+	require.ErrorIs(t, err, sdk.ErrInvalid)
+}

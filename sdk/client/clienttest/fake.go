@@ -417,12 +417,9 @@ func (f *Server) write(c *call, labels map[string]string, next func(old map[stri
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, e := f.lookup(c)
+	s, e := f.matching(c, want)
 	if e != nil {
 		return 0, nil, e
-	}
-	if want > 0 && int(want) != len(s.versions) {
-		return 0, nil, fail(http.StatusPreconditionFailed, "version_mismatch", "secret %q: expected version %d, current is %d", c.name, want, len(s.versions))
 	}
 	data := next(s.versions[len(s.versions)-1].data)
 	if e := validateWrite(data, labels); e != nil {
@@ -433,6 +430,19 @@ func (f *Server) write(c *call, labels map[string]string, next func(old map[stri
 	}
 	s.versions = append(s.versions, version{data: data, created: f.now()})
 	return http.StatusOK, metaJSON(c.project, c.name, s, len(s.versions)), nil
+}
+
+// matching finds the secret and checks If-Match (want 0: no check); the
+// caller holds f.mu.
+func (f *Server) matching(c *call, want int64) (*stored, *apiErr) {
+	s, e := f.lookup(c)
+	if e != nil {
+		return nil, e
+	}
+	if want > 0 && int(want) != len(s.versions) {
+		return nil, fail(http.StatusPreconditionFailed, "version_mismatch", "secret %q: expected version %d, current is %d", c.name, want, len(s.versions))
+	}
+	return s, nil
 }
 
 func (f *Server) replace(c *call) (int, any, *apiErr) {
@@ -448,16 +458,17 @@ func (f *Server) replace(c *call) (int, any, *apiErr) {
 
 func (f *Server) patch(c *call) (int, any, *apiErr) {
 	var b struct {
-		Set   map[string]string `json:"set"`
-		Unset []string          `json:"unset"`
+		Set    map[string]string `json:"set"`
+		Unset  []string          `json:"unset"`
+		Labels map[string]string `json:"labels"`
 	}
 	if e := c.decode(&b); e != nil {
 		return 0, nil, e
 	}
-	if len(b.Set) == 0 && len(b.Unset) == 0 {
-		return 0, nil, fail(http.StatusBadRequest, "invalid_argument", "set: a patch must set or unset at least one key")
+	if len(b.Set) == 0 && len(b.Unset) == 0 && b.Labels == nil {
+		return 0, nil, fail(http.StatusBadRequest, "invalid_argument", "set: a patch must set or unset at least one key, or give labels")
 	}
-	return f.write(c, nil, func(old map[string]string) map[string]string {
+	return f.write(c, b.Labels, func(old map[string]string) map[string]string {
 		data := sdk.CloneData(old)
 		for k, v := range b.Set {
 			data[k] = v
@@ -476,12 +487,8 @@ func (f *Server) delete(c *call) (int, any, *apiErr) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, e := f.lookup(c)
-	if e != nil {
+	if _, e := f.matching(c, want); e != nil {
 		return 0, nil, e
-	}
-	if want > 0 && int(want) != len(s.versions) {
-		return 0, nil, fail(http.StatusPreconditionFailed, "version_mismatch", "secret %q: expected version %d, current is %d", c.name, want, len(s.versions))
 	}
 	delete(f.secrets, c.project+"/"+c.name)
 	return http.StatusNoContent, nil, nil
