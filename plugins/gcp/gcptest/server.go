@@ -19,8 +19,9 @@
 //     https://cloud.google.com/secret-manager/docs/etags documents (AIP-154
 //     recommends ABORTED, Secret Manager predates that).
 //   - UpdateSecret needs an update_mask; the paths labels, annotations,
-//     version_aliases and topics are supported, any other path (immutable or
-//     not implemented here) is INVALID_ARGUMENT.
+//     version_aliases and topics are supported. Any other path, immutable in
+//     Secret Manager or outside what this stand-in models, is refused with
+//     INVALID_ARGUMENT naming the path, never ignored.
 //   - Versions are numbered 1, 2, 3... per secret, states ENABLED, DISABLED,
 //     DESTROYED; `latest` is the most recently created version, whatever its
 //     state; aliases resolve through version_aliases. AccessSecretVersion of
