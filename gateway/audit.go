@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,11 +24,14 @@ const (
 type AuditRecord struct {
 	Time      string `json:"time"` // RFC 3339, nanoseconds, UTC
 	RequestID string `json:"request_id"`
-	Subject   string `json:"subject"`
-	Project   string `json:"project,omitempty"`
-	Action    string `json:"action"`
-	Secret    string `json:"secret,omitempty"`
-	Phase     string `json:"phase"`
+	// ClientRequestID is the X-Request-Id the client sent, kept apart:
+	// RequestID is always the gateway's own.
+	ClientRequestID string `json:"client_request_id,omitempty"`
+	Subject         string `json:"subject"`
+	Project         string `json:"project,omitempty"`
+	Action          string `json:"action"`
+	Secret          string `json:"secret,omitempty"`
+	Phase           string `json:"phase"`
 	// Outcome is "ok", or the API error code (not_found, permission_denied,
 	// version_mismatch, backend_unavailable, ...). Empty on intent records.
 	Outcome string `json:"outcome,omitempty"`
@@ -49,9 +54,11 @@ const (
 	FsyncAlways FsyncPolicy = "always"
 	// FsyncMutations syncs after every record of a mutation (intent and
 	// outcome), so the trail of every change is on disk before the backend
-	// is touched and before the client hears of success. Read records reach
-	// the kernel before the response but are synced by the next mutation, by
-	// a background sync every second, or at Close. This is the default.
+	// is touched and before the client hears of success. Read records, and
+	// records of requests refused for their token (on any route: they
+	// change nothing), reach the kernel before the response but are synced
+	// by the next mutation, by a background sync every second, or at Close.
+	// This is the default.
 	FsyncMutations FsyncPolicy = "mutations"
 	// FsyncInterval syncs once a second and at Close only.
 	FsyncInterval FsyncPolicy = "interval"
@@ -59,20 +66,53 @@ const (
 
 // FileAuditor appends JSON lines to a file opened O_APPEND with mode 0600.
 // Writes are serialized, each record is one write(2) call.
+//
+// The file never ends in a partial record, so the trail always parses line
+// by line. A write that fails or is short (a full filesystem) is undone by
+// truncating the file back to just after its last '\n', and Write says the
+// record was not written. Should that truncate fail too, the auditor refuses
+// every record (each Write tries the repair again first) rather than append
+// to the fragment; opening the file removes a fragment left by a crash in
+// the same way. A fragment is never an acknowledged record: the request it
+// belongs to was answered 503, or never answered.
+//
+// Rotation: Reopen (SIGHUP, logrotate's convention) opens the configured
+// path again. Before every record the path is also checked (one stat): when
+// it no longer names the open file, because it was removed or renamed away,
+// the file is recreated at the path (0600) and the record goes there, so a
+// rotation without SIGHUP, or an rm, loses nothing to a renamed or deleted
+// inode. If the path cannot be opened again the record is refused (fail
+// closed). A file renamed between that check and the write still gets the
+// record, as a complete line. Repair and rotation apply to regular files
+// only; a device or pipe (audit.path: /dev/stdout) is written as is.
 type FileAuditor struct {
-	mu     sync.Mutex
-	f      *os.File
+	mu      sync.Mutex
+	path    string
+	f       *os.File
+	info    os.FileInfo // of f, to see whether path still names it
+	regular bool
+	// torn: f may end in a partial record that could not be removed yet.
+	torn   bool
 	policy FsyncPolicy
 	dirty  bool
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
 	now    func() time.Time
+	// Seams for tests: how f is synced and truncated.
+	syncFile func(*os.File) error
+	truncate func(*os.File, int64) error
 }
 
 // OpenFileAuditor opens (or creates) path for appending. A missing parent
 // directory is created with mode 0700.
 func OpenFileAuditor(path string, policy FsyncPolicy) (*FileAuditor, error) {
+	return openFileAuditor(path, policy, time.Second)
+}
+
+// openFileAuditor is OpenFileAuditor with the period of the background
+// sync, which tests lengthen to count syncs.
+func openFileAuditor(path string, policy FsyncPolicy, syncEvery time.Duration) (*FileAuditor, error) {
 	if policy == "" {
 		policy = FsyncMutations
 	}
@@ -81,16 +121,101 @@ func OpenFileAuditor(path string, policy FsyncPolicy) (*FileAuditor, error) {
 	default:
 		return nil, fmt.Errorf("audit.fsync: unknown policy %q (always, mutations, interval)", policy)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("audit.path: create directory: %w", err)
+	a := &FileAuditor{
+		path: path, policy: policy, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
+		syncFile: (*os.File).Sync, truncate: (*os.File).Truncate,
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("audit.path: open %s: %w", path, err)
+	if err := a.open(); err != nil {
+		return nil, fmt.Errorf("audit.path: %w", err)
 	}
-	a := &FileAuditor{f: f, policy: policy, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
-	go a.syncLoop()
+	go a.syncLoop(syncEvery)
 	return a, nil
+}
+
+// open opens a.path and makes it the current file. The caller has
+// retired the previous one, if any.
+func (a *FileAuditor) open() error {
+	dir := filepath.Dir(a.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	// Read access is needed to find the last complete line of a regular
+	// file; a device or pipe is opened write-only, as it may allow no more.
+	flags, created := os.O_RDWR, false
+	switch st, err := os.Stat(a.path); {
+	case errors.Is(err, fs.ErrNotExist):
+		created = true
+	case err == nil && !st.Mode().IsRegular():
+		flags = os.O_WRONLY
+	}
+	f, err := os.OpenFile(a.path, flags|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", a.path, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("stat %s: %w", a.path, err)
+	}
+	if info.Mode().IsRegular() {
+		if err := trimPartial(f, a.truncate); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("remove the partial record at the end of %s: %w", a.path, err)
+		}
+	}
+	if created {
+		// The records synced into a new file must not vanish with its
+		// directory entry on power loss. Some filesystems refuse to sync a
+		// directory; the file itself is still synced, so that is not fatal.
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			_ = d.Close()
+		}
+	}
+	a.f, a.info, a.regular, a.torn = f, info, info.Mode().IsRegular(), false
+	return nil
+}
+
+// reopen replaces the current file with the one now at a.path. When the
+// path cannot be opened the current file is kept and err says why; retired
+// reports a failure to flush or close the previous file, which no longer
+// affects new records.
+func (a *FileAuditor) reopen() (retired, err error) {
+	old, oldTorn, dirty := a.f, a.torn, a.dirty
+	if err := a.open(); err != nil {
+		return nil, err
+	}
+	if oldTorn {
+		// Best effort: the old file is no longer written, but whoever reads
+		// it after rotation should not find a fragment at its end.
+		_ = trimPartial(old, a.truncate)
+	}
+	var serr error
+	if dirty {
+		serr = a.syncFile(old)
+	}
+	a.dirty = false
+	return errors.Join(serr, old.Close()), nil
+}
+
+// Reopen closes the audit file and opens the configured path again,
+// creating it (0600) when it is missing: after logrotate has renamed the
+// file, records go to a new one at the path. On error the auditor keeps
+// its current file.
+func (a *FileAuditor) Reopen() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return errors.New("audit: log is closed")
+	}
+	retired, err := a.reopen()
+	if err != nil {
+		return fmt.Errorf("audit: reopen: %w", err)
+	}
+	if retired != nil {
+		return fmt.Errorf("audit: reopened %s, but flushing the previous file failed: %w", a.path, retired)
+	}
+	return nil
 }
 
 // Write appends rec as one line. Time is filled in when empty.
@@ -108,12 +233,14 @@ func (a *FileAuditor) Write(rec AuditRecord) error {
 	if a.closed {
 		return errors.New("audit: log is closed")
 	}
-	if _, err := a.f.Write(line); err != nil {
-		return fmt.Errorf("audit: write: %w", err)
+	if err := a.prepare(); err != nil {
+		return fmt.Errorf("audit: record not written: %w", err)
 	}
-	mutation := rec.Phase == PhaseIntent || rec.Action != "" && isMutation(rec.Action)
-	if a.policy == FsyncAlways || a.policy == FsyncMutations && mutation {
-		if err := a.f.Sync(); err != nil {
+	if _, err := a.f.Write(line); err != nil {
+		return a.unwind(err)
+	}
+	if a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec) {
+		if err := a.syncFile(a.f); err != nil {
 			return fmt.Errorf("audit: sync: %w", err)
 		}
 		a.dirty = false
@@ -123,9 +250,90 @@ func (a *FileAuditor) Write(rec AuditRecord) error {
 	return nil
 }
 
-func (a *FileAuditor) syncLoop() {
+// prepare makes sure the next record goes to the file the path names now
+// and starts on a line of its own.
+func (a *FileAuditor) prepare() error {
+	if !a.regular {
+		return nil
+	}
+	st, err := os.Stat(a.path)
+	switch {
+	case err == nil && os.SameFile(st, a.info):
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		// Renamed away or removed without a Reopen. A failure to flush the
+		// old file only concerns read records, as a failed background sync.
+		if _, err := a.reopen(); err != nil {
+			return fmt.Errorf("the log file was moved or removed and cannot be opened again: %w", err)
+		}
+	default:
+		return fmt.Errorf("check the log file: %w", err)
+	}
+	if a.torn {
+		if err := trimPartial(a.f, a.truncate); err != nil {
+			return fmt.Errorf("the log still ends in a partial record that cannot be removed: %w", err)
+		}
+		a.torn = false
+	}
+	return nil
+}
+
+// unwind undoes a failed or short write so the file ends on its last
+// complete record again.
+func (a *FileAuditor) unwind(werr error) error {
+	if !a.regular {
+		return fmt.Errorf("audit: write: %w", werr)
+	}
+	if err := trimPartial(a.f, a.truncate); err != nil {
+		a.torn = true
+		return fmt.Errorf("audit: record not written: %w; removing its partial line failed too (%w), so records are refused until that succeeds", werr, err)
+	}
+	return fmt.Errorf("audit: record not written (the log still ends on a complete record): %w", werr)
+}
+
+// trimPartial truncates f just after its last '\n' (to empty if it has
+// none), so that it ends on a complete record.
+func trimPartial(f *os.File, truncate func(*os.File, int64) error) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	end := st.Size()
+	buf := make([]byte, 4096)
+	for pos := end; pos > 0; {
+		n := min(pos, int64(len(buf)))
+		chunk := buf[:n]
+		if _, err := f.ReadAt(chunk, pos-n); err != nil {
+			return fmt.Errorf("read the end of the file: %w", err)
+		}
+		pos -= n
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			if keep := pos + int64(i) + 1; keep < end {
+				return truncate(f, keep)
+			}
+			return nil
+		}
+	}
+	if end > 0 {
+		return truncate(f, 0)
+	}
+	return nil
+}
+
+// syncedUnderMutations says whether FsyncMutations syncs rec at once. A
+// record of a request refused for its token is not, whatever its route:
+// nothing changed, and syncing under the audit lock would let anyone
+// without a token slow every other request down. The background sync
+// flushes it within a second.
+func syncedUnderMutations(rec AuditRecord) bool {
+	if rec.Outcome == CodeUnauthenticated {
+		return false
+	}
+	return rec.Phase == PhaseIntent || rec.Action != "" && isMutation(rec.Action)
+}
+
+func (a *FileAuditor) syncLoop(every time.Duration) {
 	defer close(a.done)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -135,7 +343,7 @@ func (a *FileAuditor) syncLoop() {
 			a.mu.Lock()
 			if a.dirty && !a.closed {
 				// A failed background sync surfaces on the next synced write.
-				_ = a.f.Sync()
+				_ = a.syncFile(a.f)
 				a.dirty = false
 			}
 			a.mu.Unlock()
@@ -157,7 +365,7 @@ func (a *FileAuditor) Close() error {
 	<-a.done
 	var serr error
 	if dirty {
-		serr = a.f.Sync()
+		serr = a.syncFile(a.f)
 	}
 	cerr := a.f.Close()
 	return errors.Join(serr, cerr)

@@ -28,6 +28,9 @@ type Authorizer interface {
 	Allowed(subject, project, action, secret string) bool
 	// CanSee filters the names of a listing.
 	CanSee(subject, project, name string) bool
+	// SeesAll is true when CanSee holds for every name of the project, so
+	// a listing can trust the backend's paging without filtering ahead.
+	SeesAll(subject, project string) bool
 }
 
 // PolicyAuthorizer adapts *policy.Policy to Authorizer.
@@ -52,6 +55,11 @@ func (a PolicyAuthorizer) Allowed(subject, project, action, secret string) bool 
 // CanSee implements Authorizer.
 func (a PolicyAuthorizer) CanSee(subject, project, name string) bool {
 	return a.P.CanSee(subject, project, name)
+}
+
+// SeesAll implements Authorizer.
+func (a PolicyAuthorizer) SeesAll(subject, project string) bool {
+	return a.P.SeesAll(subject, project)
 }
 
 // NewPolicy builds the policy of a configuration.

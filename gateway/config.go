@@ -395,6 +395,8 @@ func (c *Config) Validate(opts LoadOptions) error {
 		checkName(add, f+".name", "subject", s.Name, subjectNameRe.MatchString(s.Name), "1-128 characters of A-Z, a-z, 0-9, '_', '.', '@' and '-'", subjects)
 		if !hexSHA256Re.MatchString(s.TokenSHA256) {
 			add(f+".token_sha256", "must be the 64 hex digits of the token's SHA-256 (see `secretgate token new`)")
+		} else if h, err := policy.ParseTokenHash(s.TokenSHA256); err == nil && h == policy.HashToken("") {
+			add(f+".token_sha256", "is the SHA-256 of the empty string: an empty token never authenticates (see `secretgate token new`)")
 		}
 	}
 

@@ -105,6 +105,7 @@ func TestBadConfigsNameTheField(t *testing.T) {
 		{"unknown role", strings.Replace(g, "role: editor", "role: owner", 1), "bindings[0].role", nil},
 		{"unknown subject", strings.Replace(g, "  - subject: alice", "  - subject: bob", 1), "bindings[0].subject", nil},
 		{"bad token hash", strings.Replace(g, hash, "abc", 1), "subjects[0].token_sha256", nil},
+		{"hash of the empty token", strings.Replace(g, hash, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 1), "subjects[0].token_sha256: is the SHA-256 of the empty string", nil},
 		{"external without sha256", strings.Replace(g, "plugin: file", "plugin: /opt/plugins/x", 1), "backends[0].sha256", nil},
 		{"unreadable key file", strings.Replace(g, "key_file: ./master.key", "key_file: "+keyDir, 1), "backends[0].settings.key_file", nil},
 		{"unset variable", strings.Replace(g, "path: ./secrets.db", "path: ${NOPE_NOT_SET}", 1), "backends[0].settings.path", nil},

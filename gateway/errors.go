@@ -22,6 +22,8 @@ const (
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeBackendUnavailable = "backend_unavailable"
 	CodeInternal           = "internal"
+	// CodeRequestTimeout (408): the request body arrived too slowly.
+	CodeRequestTimeout = "request_timeout"
 	// CodeMigrationInProgress (409): a write to a project that a migration
 	// is copying, or a second migration of it.
 	CodeMigrationInProgress = "migration_in_progress"

@@ -110,7 +110,7 @@ func (s *Server) req(c *gin.Context) *request {
 
 func (r *request) record(phase, outcome string) AuditRecord {
 	return AuditRecord{
-		RequestID: requestID(r.c), Subject: r.subject, Project: r.route.Project, Action: r.action,
+		RequestID: requestID(r.c), ClientRequestID: r.c.GetString(ctxKeyClientRequestID), Subject: r.subject, Project: r.route.Project, Action: r.action,
 		Secret: r.secret, Phase: phase, Outcome: outcome, Backend: r.route.Backend, Version: r.version,
 	}
 }
@@ -154,25 +154,43 @@ func auditUnavailable(err error) *apiError {
 
 // authenticate resolves the bearer token to a subject.
 func (s *Server) authenticate(c *gin.Context) {
-	h := c.GetHeader("Authorization")
+	r := &request{s: s, c: c, action: c.GetString(ctxKeyAction)}
+	hs := c.Request.Header.Values("Authorization")
+	if len(hs) > 1 {
+		// Proxies and servers disagree on which of two wins; refuse to guess.
+		s.failAuth(r, newAPIError(http.StatusBadRequest, CodeInvalidArgument, "invalid Authorization: the header was sent %d times; send it once", len(hs)))
+		return
+	}
+	h := ""
+	if len(hs) == 1 {
+		h = hs[0]
+	}
 	scheme, token, found := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
-	r := &request{s: s, c: c, action: c.GetString(ctxKeyAction), route: Route{Project: c.Param("project")}}
 	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="secretgate"`)
-		r.route.Project = "" // unauthenticated callers name nothing we trust
-		r.fail(newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token in the Authorization header"))
+		s.failAuth(r, newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token in the Authorization header"))
 		return
 	}
 	subject, ok := s.authz.Authenticate(token)
-	if !ok {
+	if !ok || subject == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="secretgate", error="invalid_token"`)
-		r.route.Project = ""
-		r.fail(newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "invalid bearer token"))
+		s.failAuth(r, newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "invalid bearer token"))
 		return
 	}
 	c.Set(ctxKeySubject, subject)
 	c.Next()
+}
+
+// failAuth answers a request that failed authentication. Its audit record
+// names no project (unauthenticated callers name nothing we trust) and is
+// written only while the limiter allows, so a flood cannot grow the log.
+func (s *Server) failAuth(r *request, e *apiError) {
+	if s.authFails.allow() {
+		r.fail(e)
+		return
+	}
+	abortWith(r.c, e)
 }
 
 // authorizeProject answers 404 for a project the subject has no binding on
@@ -301,28 +319,28 @@ func (r *request) ifMatch() (int64, bool) {
 	return n, true
 }
 
-// decodeJSON strictly decodes exactly one JSON object: unknown fields are
-// errors, and no message ever quotes the input.
+// decodeJSON decodes exactly one JSON object into dst (a pointer to a
+// struct) after checkStrictJSON: unknown, duplicate or case-variant
+// members, null, invalid UTF-8 and lone surrogates are refused with a 400
+// naming the field, and no message ever quotes a value.
 func (r *request) decodeJSON(dst any) bool {
-	dec := json.NewDecoder(r.c.Request.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if err == nil {
-		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
-			var mbe *http.MaxBytesError
-			if errors.As(terr, &mbe) {
-				err = terr
-			} else {
-				r.fail(invalidArg("body", "must hold exactly one JSON object"))
-				return false
-			}
+	raw, e := readBody(r.c.Request, r.s.readTimeout)
+	if e == nil {
+		e = checkStrictJSON(raw, jsonFields(dst))
+	}
+	if e == nil {
+		if err := json.Unmarshal(raw, dst); err != nil {
+			e = jsonError(err)
 		}
 	}
-	if err == nil {
-		return true
+	if e != nil {
+		if e.Status == http.StatusRequestTimeout {
+			r.c.Header("Connection", "close")
+		}
+		r.fail(e)
+		return false
 	}
-	r.fail(jsonError(err))
-	return false
+	return true
 }
 
 func jsonError(err error) *apiError {
@@ -373,7 +391,7 @@ func jsonKind(goType string) string {
 func (s *Server) list(c *gin.Context) {
 	r := s.req(c)
 	q := c.Request.URL.Query()
-	req := sdk.ListRequest{Project: r.route.Project, Prefix: q.Get("prefix"), PageToken: q.Get("page_token")}
+	req := sdk.ListRequest{Project: r.route.Project, Prefix: q.Get("prefix")}
 	if ps := q.Get("page_size"); ps != "" {
 		n, err := strconv.Atoi(ps)
 		if err != nil || n < 1 || n > sdk.MaxPageSize {
@@ -382,28 +400,36 @@ func (s *Server) list(c *gin.Context) {
 		}
 		req.PageSize = n
 	}
-	if len(req.PageToken) > 4096 {
-		r.fail(invalidArg("page_token", "is not a token this server issued"))
-		return
-	}
 	if err := sdk.ValidateList(req); err != nil {
 		r.fail(mapBackendError(err, opContext{}))
 		return
+	}
+	cur := pageCursor{Backend: r.route.Backend}
+	if tok := q.Get("page_token"); tok != "" {
+		var err error
+		if cur, err = s.pages.open(tok, r.subject, r.route.Project, req.Prefix); err != nil {
+			r.fail(mapBackendError(err, opContext{}))
+			return
+		}
 	}
 	b, ctx, cancel, ok := r.readBackend()
 	if !ok {
 		return
 	}
 	defer cancel()
-	page, err := b.List(ctx, req)
+	metas, next, more, err := s.visiblePage(ctx, b, r, req, cur)
 	if err != nil {
 		r.backendErr(err)
 		return
 	}
-	out := listJSON{Secrets: make([]metaJSON, 0, len(page.Secrets)), NextPageToken: page.NextPageToken}
-	for _, m := range page.Secrets {
-		if s.authz.CanSee(r.subject, r.route.Project, m.Name) {
-			out.Secrets = append(out.Secrets, toMetaJSON(m))
+	out := listJSON{Secrets: make([]metaJSON, 0, len(metas))}
+	for _, m := range metas {
+		out.Secrets = append(out.Secrets, toMetaJSON(m))
+	}
+	if more {
+		if out.NextPageToken, err = s.pages.seal(next, r.subject, r.route.Project, req.Prefix); err != nil {
+			r.backendErr(err)
+			return
 		}
 	}
 	if r.ok() {
@@ -681,7 +707,11 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 				Message: "invalid unset: the patch would remove every key; delete the secret instead"}
 		}
 		if err := sdk.ValidateData(data); err != nil {
-			return sdk.Meta{}, err
+			// The merged map holds stored values the caller may not be
+			// allowed to read: the answer names the limits, never a size
+			// or count computed from them (one bit remains: fits or not).
+			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+				Message: fmt.Sprintf("invalid set: the patched secret would exceed the limits of a secret (at most %d keys and %d bytes of JSON); nothing was changed", sdk.MaxKeys, sdk.MaxPayloadBytes)}
 		}
 		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
 		if err == nil {

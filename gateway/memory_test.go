@@ -225,6 +225,10 @@ func (f fakeAuthz) Allowed(subject, project, action, secret string) bool {
 func (f fakeAuthz) CanSee(subject, project, name string) bool {
 	return f.Allowed(subject, project, ActionList, name)
 }
+func (f fakeAuthz) SeesAll(subject, project string) bool {
+	g, ok := f.grants[subject+"/"+project]
+	return ok && g.prefix == "" && f.Allowed(subject, project, ActionList, "")
+}
 
 // memAuditor records audit lines, and can be made to fail.
 type memAuditor struct {

@@ -48,10 +48,29 @@ func (m *metrics) migrated(source, target, outcome string) {
 	m.mu.Unlock()
 }
 
+// methodLabel maps a request method onto a fixed set, so that a client
+// cannot mint a new time series per request with made-up methods.
+func methodLabel(method string) string {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return method
+	}
+	return "other"
+}
+
+// codeLabel keeps status codes within the range HTTP defines.
+func codeLabel(code int) int {
+	if code < 100 || code > 599 {
+		return 0
+	}
+	return code
+}
+
 func (m *metrics) observe(method, route string, code int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
+	method, code = methodLabel(method), codeLabel(code)
 	s := d.Seconds()
 	m.mu.Lock()
 	defer m.mu.Unlock()

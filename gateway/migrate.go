@@ -206,12 +206,8 @@ func (mg *migrator) validate(r *request, body *MigrationRequest) bool {
 	switch {
 	case body.Source == "":
 		r.fail(invalidArg("source", "is required: the name of a configured backend"))
-	case !mg.backendExists(body.Source):
-		r.fail(invalidArg("source", "backend %q is not configured", body.Source))
 	case body.Target == "":
 		r.fail(invalidArg("target", "is required: the name of a configured backend"))
-	case !mg.backendExists(body.Target):
-		r.fail(invalidArg("target", "backend %q is not configured", body.Target))
 	case body.Source == body.Target:
 		r.fail(invalidArg("target", "must differ from source"))
 	case len(body.Projects) == 0:
@@ -257,6 +253,17 @@ func (mg *migrator) create(c *gin.Context) {
 		seen[p] = true
 		rt, ok := mg.authorize(c, p)
 		if !ok {
+			return
+		}
+		// Backend names are checked only now, for a caller allowed to
+		// migrate the project: before, "not configured" against 404 would
+		// tell any subject which backend names exist.
+		if !mg.backendExists(body.Source) {
+			mg.request(c, p).fail(invalidArg("source", "backend %q is not configured", body.Source))
+			return
+		}
+		if !mg.backendExists(body.Target) {
+			mg.request(c, p).fail(invalidArg("target", "backend %q is not configured", body.Target))
 			return
 		}
 		if rt.Backend != body.Source {

@@ -101,25 +101,54 @@ func TestMigrationDeleteSource(t *testing.T) {
 	}
 }
 
-// A migration that fails to verify never switches, and so never deletes.
+// A migration with a failure never switches, and so never deletes: neither
+// after a conflict (found before anything is written) nor after a copy
+// that was written and then failed its read-back verification.
 func TestMigrationDeleteSourceNeedsCleanRun(t *testing.T) {
-	e := newMigrateEnv(t)
-	ctx := context.Background()
-	seed(t, e.src.memBackend, "payments", 4, func(i int) string { return fmt.Sprint("v", i) })
-	_, err := e.dst.memBackend.Write(ctx, sdk.WriteRequest{Project: "payments", Name: "k01", Data: map[string]string{"v": "different"}, Mode: sdk.WriteCreate})
-	require.NoError(t, err)
-	rep := e.wait(t, e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"},
-		"on_conflict": "fail", "switch": true, "delete_source": true}))
-	require.Equal(t, MigrationFailed, rep.State)
-	require.False(t, rep.Switched)
-	require.Zero(t, rep.Deleted)
-	require.Contains(t, rep.Errors["k01"], "different content")
-	page, err := e.src.memBackend.List(ctx, sdk.ListRequest{Project: "payments"})
-	require.NoError(t, err)
-	require.Len(t, page.Secrets, 4)
-	rt, _ := e.srv.Routing().Lookup("payments")
-	require.Equal(t, "a", rt.Backend)
-	require.False(t, rt.ReadOnly, "writes resume after a failed run")
+	for _, tc := range []struct {
+		name     string
+		prepare  func(t *testing.T, e *migrateEnv)
+		copied   int
+		verified int
+		err      string
+	}{
+		{
+			name: "a conflict",
+			prepare: func(t *testing.T, e *migrateEnv) {
+				_, err := e.dst.memBackend.Write(context.Background(), sdk.WriteRequest{Project: "payments", Name: "k01",
+					Data: map[string]string{"v": "different"}, Mode: sdk.WriteCreate})
+				require.NoError(t, err)
+			},
+			copied: 3, verified: 3, err: "different content",
+		},
+		{
+			name:    "a copy that fails to verify",
+			prepare: func(t *testing.T, e *migrateEnv) { e.dst.readBack = readBackOther("k01") },
+			copied:  4, verified: 3, err: errVerify.Error(),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newMigrateEnv(t)
+			ctx := context.Background()
+			seed(t, e.src.memBackend, "payments", 4, func(i int) string { return fmt.Sprint("v", i) })
+			tc.prepare(t, e)
+			rep := e.wait(t, e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"},
+				"on_conflict": "fail", "switch": true, "delete_source": true}))
+			require.Equal(t, MigrationFailed, rep.State)
+			require.Equal(t, tc.copied, rep.Copied)
+			require.Equal(t, tc.verified, rep.Verified)
+			require.Equal(t, 1, rep.Failed)
+			require.False(t, rep.Switched)
+			require.Zero(t, rep.Deleted)
+			require.Contains(t, rep.Errors["k01"], tc.err)
+			page, err := e.src.memBackend.List(ctx, sdk.ListRequest{Project: "payments"})
+			require.NoError(t, err)
+			require.Len(t, page.Secrets, 4)
+			rt, _ := e.srv.Routing().Lookup("payments")
+			require.Equal(t, "a", rt.Backend)
+			require.False(t, rt.ReadOnly, "writes resume after a failed run")
+		})
+	}
 }
 
 // A gateway shut down mid-migration journals it as running; the next one

@@ -18,13 +18,18 @@ import (
 	"github.com/secretgate/secretgate/sdk"
 )
 
-// hookedBackend wraps a memBackend: reads wait for gate to close, and the
-// first failWrites writes answer ErrUnavailable.
+// hookedBackend wraps a memBackend: reads wait for gate to close, the
+// first failWrites writes answer ErrUnavailable, and readBack (when set)
+// replaces what a successful read answers.
 type hookedBackend struct {
 	*memBackend
 	gate       chan struct{}
 	failWrites atomic.Int64
 	failed     atomic.Int64
+	// readBack models a backend that acknowledges writes and then reads
+	// back something else; set before the backend is used, it must not
+	// modify sec's maps (they may be the store's own).
+	readBack func(sec sdk.Secret) (sdk.Secret, error)
 }
 
 func (h *hookedBackend) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, error) {
@@ -35,7 +40,11 @@ func (h *hookedBackend) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, erro
 			return sdk.Secret{}, ctx.Err()
 		}
 	}
-	return h.memBackend.Read(ctx, ref)
+	sec, err := h.memBackend.Read(ctx, ref)
+	if err == nil && h.readBack != nil {
+		return h.readBack(sec)
+	}
+	return sec, err
 }
 
 func (h *hookedBackend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {

@@ -83,6 +83,9 @@ type Server struct {
 	migrator       *migrator
 	backendTimeout time.Duration
 	locks          [256]chan struct{}
+	pages          *pageSealer
+	authFails      *authFailLimiter
+	readTimeout    time.Duration // of a whole request; tests shorten it
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -97,13 +100,19 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout}
+	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout, readTimeout: readTimeout}
 	if s.backendTimeout <= 0 {
 		s.backendTimeout = DefaultBackendTimeout
 	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
 	}
+	pages, err := newPageSealer()
+	if err != nil {
+		return nil, err
+	}
+	s.pages = pages
+	s.authFails = newAuthFailLimiter(authFailRate, authFailBurst)
 	projects := map[string]string{}
 	for _, p := range cfg.Projects {
 		projects[p.Name] = p.Backend
@@ -181,7 +190,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.engine,
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
+		ReadTimeout:       s.readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -255,10 +264,12 @@ func trimNL(b []byte) []byte {
 // Context keys of the per-request state.
 const (
 	ctxKeyRequestID = "sg.request_id"
-	ctxKeyCause     = "sg.cause"
-	ctxKeySubject   = "sg.subject"
-	ctxKeyAction    = "sg.action"
-	ctxKeyRoute     = "sg.route"
+	// ctxKeyClientRequestID is the X-Request-Id the client sent, if sane.
+	ctxKeyClientRequestID = "sg.client_request_id"
+	ctxKeyCause           = "sg.cause"
+	ctxKeySubject         = "sg.subject"
+	ctxKeyAction          = "sg.action"
+	ctxKeyRoute           = "sg.route"
 )
 
 func (s *Server) newEngine() *gin.Engine {
@@ -279,6 +290,8 @@ func (s *Server) newEngine() *gin.Engine {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		c.Status(http.StatusOK)
 		s.metrics.write(c.Writer, s.backends.Status(), s.migrator.running())
+		fmt.Fprintf(c.Writer, "# HELP secretgate_audit_records_dropped_total Audit records of failed authentication not written because they came faster than the limit.\n"+
+			"# TYPE secretgate_audit_records_dropped_total counter\nsecretgate_audit_records_dropped_total %d\n", s.authFails.droppedCount())
 	})
 
 	v1 := e.Group("/v1/projects/:project/secrets", noStore)
@@ -337,13 +350,15 @@ func (s *Server) recovery(c *gin.Context) {
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// requestIDs accepts a sane incoming X-Request-Id, else makes one, and
-// echoes it in the response.
+// requestIDs gives every request an id of the gateway's own making, echoed
+// in X-Request-Id: a client cannot choose the id under which the audit log
+// files its request. A sane X-Request-Id sent by the client is kept beside
+// it (the audit record's client_request_id), for correlation.
 func (s *Server) requestIDs(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
-	if !requestIDRe.MatchString(id) {
-		id = uuid.NewString()
+	if id := c.GetHeader("X-Request-Id"); requestIDRe.MatchString(id) {
+		c.Set(ctxKeyClientRequestID, id)
 	}
+	id := uuid.NewString()
 	c.Set(ctxKeyRequestID, id)
 	c.Header("X-Request-Id", id)
 	c.Next()

@@ -332,13 +332,22 @@ func TestAuditFailsClosed(t *testing.T) {
 
 func TestRequestIDs(t *testing.T) {
 	h := newHarness(t)
+	// The gateway always makes the id; a client's sane id is kept apart.
 	r := h.do(t, "GET", base, "t-admin", nil, "X-Request-Id", "abc-123")
-	require.Equal(t, "abc-123", r.hdr.Get("X-Request-Id"))
+	id := r.hdr.Get("X-Request-Id")
+	require.Len(t, id, 36)
+	require.NotEqual(t, "abc-123", id)
 	r = h.do(t, "GET", base, "t-admin", nil, "X-Request-Id", "bad id\twith<stuff>")
-	require.NotEqual(t, "bad id\twith<stuff>", r.hdr.Get("X-Request-Id"))
+	require.Len(t, r.hdr.Get("X-Request-Id"), 36)
+	r = h.do(t, "GET", base, "t-admin", nil)
 	require.Len(t, r.hdr.Get("X-Request-Id"), 36)
 	recs := h.audit.records()
-	require.Equal(t, "abc-123", recs[0].RequestID)
+	require.Len(t, recs, 3)
+	require.Equal(t, id, recs[0].RequestID)
+	require.Equal(t, "abc-123", recs[0].ClientRequestID)
+	require.Empty(t, recs[1].ClientRequestID, "an insane client id is dropped")
+	require.Empty(t, recs[2].ClientRequestID)
+	require.NotEqual(t, recs[0].RequestID, recs[1].RequestID)
 }
 
 func TestUnavailableAndReadOnly(t *testing.T) {

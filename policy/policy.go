@@ -128,6 +128,9 @@ func New(subjects []Subject, bindings []Binding) (*Policy, error) {
 		if s.TokenSHA256 == [32]byte{} {
 			return nil, fmt.Errorf("subjects[%d].token_sha256: missing for subject %q", i, s.Name)
 		}
+		if s.TokenSHA256 == HashToken("") {
+			return nil, fmt.Errorf("subjects[%d].token_sha256: the SHA-256 of the empty string, for subject %q: an empty token never authenticates", i, s.Name)
+		}
 		// Two subjects sharing a token would make authentication ambiguous.
 		if j, dup := hashes[s.TokenSHA256]; dup {
 			return nil, fmt.Errorf("subjects[%d].token_sha256: same token hash as subjects[%d] (%q)", i, j, subjects[j].Name)
@@ -292,6 +295,19 @@ func (p *Policy) CanSee(subject, project, name string) bool {
 	for _, i := range p.bySubj[subject] {
 		b := p.bindings[i]
 		if projectMatches(b.Project, project) && RoleAllows(b.Role, ActionList) && covers(b, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// SeesAll reports whether subject may list every secret of project, so a
+// listing needs no filtering: one binding on the project grants list with
+// globs that cover every name.
+func (p *Policy) SeesAll(subject, project string) bool {
+	for _, i := range p.bySubj[subject] {
+		b := p.bindings[i]
+		if projectMatches(b.Project, project) && RoleAllows(b.Role, ActionList) && coversAll(b) {
 			return true
 		}
 	}

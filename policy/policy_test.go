@@ -155,6 +155,11 @@ func TestAuthenticate(t *testing.T) {
 	h := HashToken("tok-s3")
 	_, ok := p.Authenticate(hex.EncodeToString(h[:]))
 	require.False(t, ok)
+	// Authenticate's own guard: even a subject holding the hash of ""
+	// (which New refuses, so built here by hand) is never matched by "".
+	ghost := &Policy{subjects: []Subject{{Name: "ghost", TokenSHA256: HashToken("")}}}
+	_, ok = ghost.Authenticate("")
+	require.False(t, ok, "the empty token must never authenticate")
 	// An empty policy authenticates nobody.
 	empty := mustNew(t, nil, nil)
 	_, ok = empty.Authenticate("tok-s0")
@@ -184,6 +189,7 @@ func TestNewValidation(t *testing.T) {
 		{"bad subject name", []Subject{a, {Name: "bad name", TokenSHA256: b.TokenSHA256}}, nil, `subjects[1].name: "bad name"`},
 		{"duplicate subject", []Subject{a, b, {Name: "alice", TokenSHA256: HashToken("z")}}, nil, `subjects[2].name: duplicate subject "alice" (also subjects[0])`},
 		{"missing hash", []Subject{{Name: "alice"}}, nil, `subjects[0].token_sha256: missing`},
+		{"hash of the empty token", []Subject{a, {Name: "ghost", TokenSHA256: HashToken("")}}, nil, `subjects[1].token_sha256: the SHA-256 of the empty string`},
 		{"duplicate hash", []Subject{a, {Name: "carol", TokenSHA256: a.TokenSHA256}}, nil, `subjects[1].token_sha256: same token hash as subjects[0]`},
 		{"unknown subject", []Subject{a}, []Binding{{Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "bob", Project: "p", Role: RoleAdmin}}, `bindings[1].subject: unknown subject "bob"`},
 		{"unknown role", []Subject{a}, []Binding{{Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "alice", Project: "p", Role: "owner"}}, `bindings[2].role: unknown role "owner"`},

@@ -41,7 +41,7 @@ func main() {
 		duration = flag.Duration("duration", 10*time.Second, "length of each scenario")
 		workers  = flag.Uint64("workers", 32, "concurrent clients")
 		bare     = flag.String("serve-bare", "", "internal: serve the bare gin baseline on this address")
-		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate); empty = all")
+		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate,authflood); empty = all but authflood")
 		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate always uses its own")
 		token    = flag.String("token", "", "bearer token with admin rights on -project (with -config)")
 		project  = flag.String("project", "default", "project to load")
@@ -104,9 +104,9 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 
 	for _, name := range strings.Split(only, ",") {
 		switch name {
-		case "", "bare", "get", "list", "put", "migrate":
+		case "", "bare", "get", "list", "put", "migrate", "authflood":
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate)", name)
+			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate, authflood)", name)
 		}
 	}
 
@@ -134,6 +134,10 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	}
 	if want("migrate") {
 		errs = append(errs, runMigrate(os.Stdout, bin, vaultBin, migrateN))
+	}
+	if only != "" && want("authflood") {
+		// Not part of the default run: it measures a defence, not speed.
+		errs = append(errs, runAuthFlood(os.Stdout, bin, dir, duration, workers))
 	}
 	return errors.Join(errs...)
 }

@@ -76,6 +76,26 @@ func copyCiphertext(t *testing.T, path, fromP, fromN string, fromV int64, toP, t
 	})
 }
 
+// copyIncarnation gives secret toN the incarnation id of secret fromN. The id
+// sits in plain JSON in the metadata record, so whoever can write the file
+// can copy it: then only the project and the name in the AAD stop a
+// ciphertext moved between the two secrets from decrypting. The record is
+// edited as raw JSON, as such a person would.
+func copyIncarnation(t *testing.T, path, fromP, fromN, toP, toN string) {
+	t.Helper()
+	withBolt(t, path, func(tx *bolt.Tx) error {
+		var from, to map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(secretBucket(tx, fromP, fromN).Get(keyRecord), &from))
+		require.NoError(t, json.Unmarshal(secretBucket(tx, toP, toN).Get(keyRecord), &to))
+		require.NotEmpty(t, from["incarnation"], "the metadata record holds the incarnation id")
+		require.NotEqual(t, from["incarnation"], to["incarnation"])
+		to["incarnation"] = from["incarnation"]
+		enc, err := json.Marshal(to)
+		require.NoError(t, err)
+		return secretBucket(tx, toP, toN).Put(keyRecord, enc)
+	})
+}
+
 func TestMovedCiphertextFailsToDecrypt(t *testing.T) {
 	const value = "value-that-must-not-leak"
 	tests := []struct {
@@ -92,7 +112,12 @@ func TestMovedCiphertextFailsToDecrypt(t *testing.T) {
 				iwrite(t, b, "p", "a", map[string]string{"k": value})
 				iwrite(t, b, "p", "b", map[string]string{"k": "other"})
 			},
-			move:    func(t *testing.T, path string) { copyCiphertext(t, path, "p", "a", 1, "p", "b", 1) },
+			// With the incarnation copied too, only the name in the AAD
+			// tells the two secrets apart.
+			move: func(t *testing.T, path string) {
+				copyCiphertext(t, path, "p", "a", 1, "p", "b", 1)
+				copyIncarnation(t, path, "p", "a", "p", "b")
+			},
 			victimP: "p", victimN: "b", victimV: 1,
 		},
 		{
@@ -110,7 +135,10 @@ func TestMovedCiphertextFailsToDecrypt(t *testing.T) {
 				iwrite(t, b, "p", "a", map[string]string{"k": value})
 				iwrite(t, b, "q", "a", map[string]string{"k": "other"})
 			},
-			move:    func(t *testing.T, path string) { copyCiphertext(t, path, "p", "a", 1, "q", "a", 1) },
+			move: func(t *testing.T, path string) {
+				copyCiphertext(t, path, "p", "a", 1, "q", "a", 1)
+				copyIncarnation(t, path, "p", "a", "q", "a")
+			},
 			victimP: "q", victimN: "a", victimV: 1,
 		},
 		{
@@ -369,4 +397,92 @@ func TestAADIsUnambiguous(t *testing.T) {
 	b := secretAAD("a", "bc", 1, make([]byte, idSize))
 	require.NotEqual(t, a, b)
 	require.NotEqual(t, secretAAD("p", "n", 1, make([]byte, idSize)), secretAAD("p", "n", 256, make([]byte, idSize)))
+}
+
+// storedVersion returns a version's ciphertext as stored, from the open
+// backend's database.
+func storedVersion(t *testing.T, b *Backend, project, name string, v int64) []byte {
+	t.Helper()
+	var ct []byte
+	require.NoError(t, b.db.View(func(tx *bolt.Tx) error {
+		ct = append([]byte(nil), secretBucket(tx, project, name).Get(versionKey(v))...)
+		return nil
+	}))
+	require.NotEmpty(t, ct)
+	return ct
+}
+
+// AES-GCM under one key must never see a nonce twice: two ciphertexts under
+// the same nonce XOR to the XOR of their plaintexts, and the tags then give
+// away the authentication key. Every seal draws a fresh random nonce, so no
+// two sealed objects in a database (versions, data keys, the verifier), nor
+// two seals of the same value, share one.
+func TestNoncesNeverRepeat(t *testing.T) {
+	t.Run("seal", func(t *testing.T) {
+		key := make([]byte, keySize)
+		_, err := rand.Read(key)
+		require.NoError(t, err)
+		aead, err := newAEAD(key)
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		var first []byte
+		for i := range 1000 {
+			out, err := seal(aead, []byte{versionFormat1}, []byte("the same value"), []byte("the same aad"))
+			require.NoError(t, err)
+			nonce := string(out[1 : 1+nonceSize])
+			require.False(t, seen[nonce], "seal %d reused a nonce", i)
+			seen[nonce] = true
+			if first == nil {
+				first = out
+				continue
+			}
+			require.False(t, bytes.Equal(first[1+nonceSize:], out[1+nonceSize:]), "seal %d: two seals of the same value must differ", i)
+		}
+	})
+
+	t.Run("stored", func(t *testing.T) {
+		f := newIFixture(t)
+		b := iopen(t, f.settings())
+		same := map[string]string{"k": "the same value everywhere"}
+		for range 3 {
+			iwrite(t, b, "p", "a", same)
+		}
+		iwrite(t, b, "p", "b", same)
+		iwrite(t, b, "q", "a", same)
+		// Version 1 of "c" twice, in the same slot under the same data key:
+		// only the incarnation differs.
+		iwrite(t, b, "p", "c", same)
+		gone := storedVersion(t, b, "p", "c", 1)
+		require.NoError(t, b.Delete(context.Background(), sdk.Ref{Project: "p", Name: "c"}))
+		iwrite(t, b, "p", "c", same)
+		again := storedVersion(t, b, "p", "c", 1)
+		require.False(t, bytes.Equal(gone[1+nonceSize:], again[1+nonceSize:]), "a re-created secret's ciphertext of the same value must differ")
+		require.NoError(t, b.Close())
+
+		versions, deks := snapshot(t, f.db)
+		require.Equal(t, 6, len(versions), "p/a 1-3, p/b 1, p/c 1, q/a 1")
+		require.Equal(t, 2, len(deks))
+		var verifier []byte
+		withBolt(t, f.db, func(tx *bolt.Tx) error {
+			verifier = append([]byte(nil), tx.Bucket(bucketMeta).Get(keyVerifier)...)
+			return nil
+		})
+		where := map[string]string{} // nonce -> what it sealed
+		add := func(what string, nonce []byte) {
+			t.Helper()
+			require.Len(t, nonce, nonceSize)
+			if prev, dup := where[string(nonce)]; dup {
+				t.Fatalf("%s reuses the nonce of %s", what, prev)
+			}
+			where[string(nonce)] = what
+		}
+		add("deleted version p/c/1", gone[1:1+nonceSize])
+		for k, ct := range versions {
+			add("version "+k, ct[1:1+nonceSize])
+		}
+		for p, rec := range deks {
+			add("data key of "+p, rec[idSize:idSize+nonceSize])
+		}
+		add("verifier", verifier[:nonceSize])
+	})
 }
