@@ -3,9 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/secretgate/secretgate/internal/cirequire"
 	"github.com/secretgate/secretgate/internal/testenv"
+	"github.com/secretgate/secretgate/sdk/client"
 )
 
 // webuiDir is gateway/webui seen from this package's directory.
@@ -199,12 +202,16 @@ func TestWebUIServed(t *testing.T) {
 }
 
 // TestWebUIFlow runs gateway/webui/jstest/e2e.mjs: the UI's api.js against
-// the real gateway, as admin, editor and reader. A random canary value is
-// written through it; it must reach the backend and never any output.
+// the real gateway, as admin, editor and reader, then the UI's app.js (on
+// the fake DOM) pasting a PEM key and a CR LF value. A random canary value is
+// written through it; it must reach the backend and never any output, and
+// the multi-line values must be stored byte for byte.
 func TestWebUIFlow(t *testing.T) {
 	node := webuiRequireNode(t)
 	srv := webuiEnv(t)
 	canary := randomCanary(t)
+	pemValue, pemLine := randomPEM(t)
+	crlfValue := canary + "-crlf\r\nsecond line\r\n\r\n"
 	script, err := filepath.Abs(filepath.Join(webuiDir, "jstest", "e2e.mjs"))
 	require.NoError(t, err)
 	stdout, stderr, code := webuiRunNode(t, node, t.TempDir(), []string{
@@ -213,8 +220,10 @@ func TestWebUIFlow(t *testing.T) {
 		"SECRETGATE_EDITOR_TOKEN=" + srv.Token("editor"),
 		"SECRETGATE_READER_TOKEN=" + srv.Token("reader"),
 		"SECRETGATE_CANARY=" + canary,
+		"SECRETGATE_PEM=" + pemValue,
+		"SECRETGATE_CRLF=" + crlfValue,
 	}, script)
-	leaked := strings.Contains(stdout, canary) || strings.Contains(stderr, canary)
+	leaked := strings.Contains(stdout+stderr, canary) || strings.Contains(stdout+stderr, pemLine)
 	if code != 0 && !leaked {
 		t.Fatalf("e2e.mjs exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -234,12 +243,134 @@ func TestWebUIFlow(t *testing.T) {
 	require.True(t, sec.Data["password"] == canary, "the copy holds the value written through api.js")
 	require.Equal(t, "app2", sec.Data["user"])
 
+	// The values pasted in the UI, read back as a workload would.
+	c, err := client.New(srv.URL, srv.Token("admin"))
+	require.NoError(t, err)
+	multi, err := c.Get(context.Background(), "payments", "webui-multiline")
+	require.NoError(t, err)
+	require.Equal(t, []string{"crlf", "pem"}, multi.Keys)
+	sameBytes(t, "pasted PEM", pemValue, multi.Data["pem"])
+	sameBytes(t, "pasted CR LF value", crlfValue, multi.Data["crlf"])
+
 	// Every step was audited, by subject, with no value.
 	audit := srv.Audit()
 	require.Contains(t, audit, `"subject":"editor"`)
 	require.Contains(t, audit, "webui-db")
 	for what, out := range map[string]string{"server stdout": srv.Stdout(), "server stderr": srv.Stderr(), "audit log": audit} {
 		require.False(t, strings.Contains(out, canary), "canary leaked into the %s", what)
+		require.False(t, strings.Contains(out, pemLine), "the PEM leaked into the %s", what)
+	}
+}
+
+// randomPEM is a PEM block of random bytes (LF line breaks, a final one),
+// and one of its lines, to look for in outputs.
+func randomPEM(t *testing.T) (value, line string) {
+	t.Helper()
+	key := make([]byte, 300)
+	_, err := rand.Read(key)
+	require.NoError(t, err)
+	value = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
+	return value, strings.Split(value, "\n")[1]
+}
+
+// webuiRequireBrowser returns the paths of Chromium and of a directory whose
+// node_modules holds puppeteer-core (installed by .ci/run). Without them the
+// browser test is skipped, except in CI (CI=true), where it fails.
+func webuiRequireBrowser(t *testing.T) (chromium, puppeteerDir string) {
+	t.Helper()
+	chromium = os.Getenv("SECRETGATE_CHROMIUM")
+	if chromium == "" {
+		for _, name := range []string{"chromium", "chromium-browser"} {
+			if p, err := exec.LookPath(name); err == nil {
+				chromium = p
+				break
+			}
+		}
+	}
+	if chromium == "" {
+		cirequire.Unavailable(t, "the web UI's browser test needs Chromium: apt-get install chromium, or set SECRETGATE_CHROMIUM")
+	}
+	puppeteerDir = os.Getenv("SECRETGATE_PUPPETEER_DIR")
+	if puppeteerDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cirequire.Unavailable(t, "no cache directory to find puppeteer-core in: "+err.Error())
+		}
+		puppeteerDir = filepath.Join(cache, "secretgate-webui-browser")
+	}
+	if _, err := os.Stat(filepath.Join(puppeteerDir, "node_modules", "puppeteer-core", "package.json")); err != nil {
+		cirequire.Unavailable(t, "the web UI's browser test needs puppeteer-core in "+puppeteerDir+
+			": npm install --no-save --no-package-lock --prefix "+puppeteerDir+" puppeteer-core@24.43.1, or set SECRETGATE_PUPPETEER_DIR")
+	}
+	return chromium, puppeteerDir
+}
+
+// sameBytes checks got against want without printing either (they are
+// secret values): on a difference it names the first differing byte.
+func sameBytes(t *testing.T, what, want, got string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	t.Errorf("%s: stored %d bytes, want %d; first difference at byte %d", what, len(got), len(want), i)
+}
+
+// TestWebUIBrowser runs gateway/webui/jstest/browser.mjs: a real Chromium
+// signs in to the UI of a real gateway, pastes a PEM key and a CR LF value
+// from the clipboard into value fields, types a multi-line value with CR LF
+// line breaks and loads a file with mixed line breaks, and saves. The
+// secret is then read back through the API as a workload would: every
+// value must be stored byte for byte as it was pasted, typed or loaded.
+func TestWebUIBrowser(t *testing.T) {
+	node := webuiRequireNode(t)
+	chromium, puppeteerDir := webuiRequireBrowser(t)
+	srv := webuiEnv(t)
+	canary := randomCanary(t)
+
+	pemValue, pemLine := randomPEM(t)
+	crlfValue := canary + "-pasted\r\nsecond line\r\n\r\nlast line\r\n"
+	typedValue := "first " + canary + "-typed\r\nsecond line\r\n"
+	fileValue := "\ufeff" + canary + "-file\r\nLF line\nCR alone\rno break at the end \u00e9\U0001f511"
+	file := filepath.Join(t.TempDir(), "value.txt")
+	require.NoError(t, os.WriteFile(file, []byte(fileValue), 0o600))
+
+	script, err := filepath.Abs(filepath.Join(webuiDir, "jstest", "browser.mjs"))
+	require.NoError(t, err)
+	stdout, stderr, code := webuiRunNode(t, node, t.TempDir(), []string{
+		"SECRETGATE_ADDR=" + srv.URL,
+		"SECRETGATE_EDITOR_TOKEN=" + srv.Token("editor"),
+		"SECRETGATE_PEM=" + pemValue,
+		"SECRETGATE_CRLF=" + crlfValue,
+		"SECRETGATE_TYPED=" + typedValue,
+		"SECRETGATE_FILE=" + file,
+		"SECRETGATE_CHROMIUM=" + chromium,
+		"SECRETGATE_PUPPETEER_DIR=" + puppeteerDir,
+	}, script)
+	leaked := strings.Contains(stdout+stderr, canary) || strings.Contains(stdout+stderr, pemLine)
+	if code != 0 && !leaked {
+		t.Fatalf("browser.mjs exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	require.False(t, leaked, "a value is in the browser script's output")
+	require.Contains(t, stdout, "webui browser: all steps passed")
+	t.Logf("browser.mjs:\n%s", stdout)
+
+	c, err := client.New(srv.URL, srv.Token("admin"))
+	require.NoError(t, err)
+	s, err := c.Get(context.Background(), "payments", "browser-multiline")
+	require.NoError(t, err)
+	require.Equal(t, []string{"crlf", "file", "pem", "typed"}, s.Keys)
+	sameBytes(t, "pasted PEM", pemValue, s.Data["pem"])
+	sameBytes(t, "pasted CR LF value", crlfValue, s.Data["crlf"])
+	sameBytes(t, "typed CR LF value", typedValue, s.Data["typed"])
+	sameBytes(t, "value from a file", fileValue, s.Data["file"])
+
+	audit := srv.Audit()
+	for what, out := range map[string]string{"server stdout": srv.Stdout(), "server stderr": srv.Stderr(), "audit log": audit} {
+		require.False(t, strings.Contains(out, canary) || strings.Contains(out, pemLine), "a value leaked into the %s", what)
 	}
 }
 

@@ -12,6 +12,14 @@
 // sdk.ErrNotFound, sdk.ErrAlreadyExists, sdk.ErrVersionMismatch,
 // sdk.ErrInvalid, sdk.ErrUnavailable and this package's ErrUnauthenticated,
 // ErrPermissionDenied, ErrPayloadTooLarge and ErrInternal.
+//
+// A write is sent at most once: the client never repeats one by itself, since
+// a write answered 503 or by a dropped connection may still have been stored.
+// Reads may be sent again on a new connection when a kept-alive one turns out
+// to be closed. To retry a write safely, give it If-Match (the version it was
+// meant to replace): if an earlier attempt was applied after all, the retry
+// fails with sdk.ErrVersionMismatch instead of writing twice, and reading
+// the secret back tells which happened.
 package client
 
 import (
@@ -96,7 +104,8 @@ type options struct {
 type Option func(*options)
 
 // WithHTTPClient uses hc as is (its timeout and transport); the TLS options
-// are then ignored.
+// are then ignored. Writes still reach net/http's transports at most once;
+// a RoundTripper of another kind must not retry them by itself either.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
 
 // WithTimeout bounds every request, including reading the body (default 30s).
@@ -185,7 +194,9 @@ func New(addr, token string, opts ...Option) (*Client, error) {
 type requestIDKey struct{}
 
 // WithRequestID makes requests made with ctx carry id as X-Request-Id, to
-// tie them to a caller's own logs; otherwise each request gets a random id.
+// tie them to a caller's own logs: the gateway keeps it as the audit
+// records' client_request_id (their request_id, which an *Error carries, is
+// the gateway's own). Otherwise each request gets a random id.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
@@ -233,6 +244,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
+	if method != http.MethodGet {
+		sendAtMostOnce(req)
+	}
 	rid, _ := ctx.Value(requestIDKey{}).(string)
 	if rid == "" {
 		rid = newRequestID()
@@ -274,6 +288,30 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("client: %s %s: decode response (status %d): %w", method, path, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// sendAtMostOnce keeps net/http from sending a write a second time by itself.
+//
+// A write that reached the gateway may have been applied although no answer
+// came back (the gateway stored it and then the connection, or the plugin
+// answering it, died), so sending it again could apply it twice; even with
+// If-Match, where a duplicate is refused, the 412 would hide that the first
+// attempt was applied. net/http replays a request on a new connection only
+// when it can rewind the body: req.GetBody set, or no body at all. Its HTTP/1
+// transport replays a POST, PUT, PATCH or DELETE only when not a byte of it
+// was written, but its HTTP/2 transport (used with https) also replays after
+// a stream reset with PROTOCOL_ERROR, which proves nothing about whether the
+// server processed the request. So a write carries a body net/http cannot
+// rewind: GetBody is cleared, and a DELETE gets an empty body, which goes out
+// as no body at all over HTTP/1.1 and as an empty DATA frame over HTTP/2.
+// What net/http still retries is a request that never reached a connection
+// (an HTTP/2 connection found unusable before the stream was opened).
+func sendAtMostOnce(req *http.Request) {
+	req.GetBody = nil
+	if req.Body == nil || req.Body == http.NoBody {
+		req.Body = io.NopCloser(bytes.NewReader(nil))
+		req.ContentLength = 0
+	}
 }
 
 func decodeError(resp *http.Response, body []byte, rid string) error {

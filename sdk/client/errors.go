@@ -19,8 +19,11 @@ var (
 	// ErrMigrationInProgress: a write refused while its project migrates;
 	// retry once the migration has ended.
 	ErrMigrationInProgress = errors.New("migration in progress")
-	// ErrUnreachable: no answer from the gateway (connection refused,
-	// timeout, TLS failure). Such errors are also sdk.ErrUnavailable.
+	// ErrUnreachable: no answer from the gateway (connection refused or
+	// reset, timeout, TLS failure). Such errors are also sdk.ErrUnavailable.
+	// A write that fails so may nevertheless have been applied, and the
+	// client never sends it again by itself: retry it with If-Match (see
+	// Update), and read the secret back if that answers a version mismatch.
 	ErrUnreachable = errors.New("cannot reach the gateway")
 )
 
@@ -31,7 +34,7 @@ func (e *transportError) Error() string { return ErrUnreachable.Error() + ": " +
 func (e *transportError) Unwrap() error { return e.err }
 
 // Is makes the error both ErrUnreachable and, like a dead backend,
-// sdk.ErrUnavailable: retrying later may help.
+// sdk.ErrUnavailable: retrying later may help, a write only with If-Match.
 func (e *transportError) Is(target error) bool {
 	return target == ErrUnreachable || target == sdk.ErrUnavailable
 }

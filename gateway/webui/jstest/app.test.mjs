@@ -363,3 +363,186 @@ test('server errors are shown with their request id; a vanished secret leaves th
   await ui.click('alert-dismiss');
   assert.equal(ui.$('alert').textContent, '');
 });
+
+// --- multi-line values: sent byte for byte ---
+
+// A PEM block as a key file holds it: 64-character lines, LF line breaks and
+// a final one. The fake DOM drops line breaks from <input> values and turns
+// CR LF into LF in <textarea> values, as browsers do.
+const PEM = `-----BEGIN PRIVATE KEY-----\n${'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7CANARYpem'.padEnd(64, 'x')}\n${'CANARY-pem-4b1e'.padEnd(64, 'y')}\nAbCd==\n-----END PRIVATE KEY-----\n`;
+const CRLF = 'CANARY-crlf-1\r\nline two\r\n\r\nlast line\r\n';
+
+/** paste does what a browser does: a paste event, then, unless cancelled, the text goes into the field. */
+async function paste(el, text) {
+  const ev = event('paste', { bubbles: true, clipboardData: { getData: (type) => (type === 'text/plain' ? text : '') } });
+  if (el.dispatchEvent(ev)) el.value += text;
+  await settle();
+}
+
+/** pickFile selects a file of these bytes in a file input, as a person would. */
+async function pickFile(input, bytes, name) {
+  const data = bytes instanceof Uint8Array ? bytes : new TextEncoder().encode(bytes);
+  input.files = [{ name, size: data.byteLength, arrayBuffer: async () => data.slice().buffer }];
+  input.dispatchEvent(event('change', { bubbles: true }));
+  await settle();
+}
+
+async function toggle(input, checked) {
+  input.checked = checked;
+  input.dispatchEvent(event('change', { bubbles: true }));
+  await settle();
+}
+
+/** sent is the value of key in the JSON body the UI sent last with method, from the raw body. */
+function sent(gw, method, key) {
+  const r = gw.requests.filter((x) => x.method === method).pop();
+  assert.ok(r, `a ${method} was sent`);
+  const body = JSON.parse(r.raw);
+  const data = body.data || body.set;
+  return data[key];
+}
+
+function assertValueGone(ui, gw, values) {
+  const text = dump(ui.doc);
+  for (const v of values) {
+    for (const line of v.split(/\r?\n/).filter((l) => l.includes('CANARY'))) assert.ok(!text.includes(line), 'a value is in the page');
+  }
+  assertNoValues(ui, gw);
+}
+
+test('a PEM key pasted into a value field keeps its line breaks (add secret)', async () => {
+  const gw = gateway();
+  const ui = await boot(gw);
+  await ui.signIn('tok-editor');
+  await ui.click('add-secret');
+  ui.type('add-name', 'tls');
+  const row = ui.$('add-pairs').querySelector('.row');
+  row.querySelector('.row-key').value = 'key';
+  const single = row.querySelector('.row-value');
+  assert.equal(single.getAttribute('type'), 'password', 'a value starts as a password field');
+  await paste(single, PEM);
+  const multi = row.querySelector('.row-value');
+  assert.equal(multi.localName, 'textarea', 'the field became multi-line');
+  assert.equal(row.querySelector('.value-multi').checked, true);
+  assert.equal(row.querySelector('.value-eol').value, 'lf');
+  assert.equal(multi.value, PEM);
+  const label = ui.$('add-pairs').querySelectorAll('label').find((l) => l.getAttribute('for') === multi.id);
+  assert.ok(label, 'the textarea has the value label');
+  assert.match(row.querySelector('.value-note').textContent, /switched to multi-line, with LF line breaks/);
+  await ui.submit('form-add');
+  assert.equal(sent(gw, 'POST', 'key'), PEM, 'the PEM went out byte for byte');
+  assert.ok(gw.requests.find((r) => r.method === 'POST').raw.includes(JSON.stringify(PEM)), 'as one JSON string with its \\n escapes');
+  assert.equal(gw.secrets.get('billing/tls').data.key, PEM, 'stored in the project shown first');
+  assert.ok(!ui.$('dlg-add').open);
+  assertValueGone(ui, gw, [PEM]);
+});
+
+test('CR LF values: chosen, pasted, or loaded from a file, sent byte for byte (set one key)', async () => {
+  const gw = gateway();
+  const ui = await boot(gw);
+  await ui.signIn('tok-editor');
+  ui.$('project').value = 'payments';
+  ui.$('project').dispatchEvent(event('change'));
+  await settle();
+  await ui.openSecret('stripe');
+  const field = () => ui.$('set-value-box').querySelector('.value-field');
+  const q = (sel) => field().querySelector(sel);
+
+  // Typed in the multi-line field with CR LF chosen: the textarea holds LF, CR LF goes out.
+  await ui.click('act-set');
+  ui.type('set-key', 'crlf');
+  await toggle(q('.value-multi'), true);
+  assert.equal(q('.row-value').localName, 'textarea');
+  assert.ok(!q('.value-eol').parentElement.hidden, 'the line break choice shows with multi-line');
+  q('.value-eol').value = 'crlf';
+  ui.type('set-value', CRLF);
+  assert.equal(ui.$('set-value').value, CRLF.replace(/\r\n/g, '\n'), 'a textarea reports LF');
+  await ui.submit('form-set');
+  assert.equal(sent(gw, 'PATCH', 'crlf'), CRLF);
+  assert.equal(gw.secrets.get('payments/stripe').data.crlf, CRLF);
+  assert.ok(!ui.$('dlg-set').open);
+
+  // Pasted into the password field: CR LF is recognised and kept.
+  await ui.click('act-set');
+  ui.type('set-key', 'pasted');
+  await paste(ui.$('set-value'), CRLF);
+  assert.equal(q('.row-value').localName, 'textarea');
+  assert.equal(q('.value-eol').value, 'crlf');
+  await ui.submit('form-set');
+  assert.equal(sent(gw, 'PATCH', 'pasted'), CRLF);
+
+  // Pasted into the multi-line field: the line break choice follows the paste.
+  await ui.click('act-set');
+  ui.type('set-key', 'pasted2');
+  await toggle(q('.value-multi'), true);
+  await paste(ui.$('set-value'), CRLF);
+  assert.equal(q('.value-eol').value, 'crlf');
+  await ui.submit('form-set');
+  assert.equal(sent(gw, 'PATCH', 'pasted2'), CRLF);
+
+  // Mixed line breaks cannot go through a form: refused, nothing altered, nothing sent.
+  const before = gw.requests.length;
+  await ui.click('act-set');
+  ui.type('set-key', 'mixed');
+  await paste(ui.$('set-value'), 'a\r\nb\nc');
+  assert.equal(ui.$('set-value').value, '', 'the paste was refused');
+  assert.equal(q('.row-value').localName, 'input');
+  assert.match(q('.value-note').textContent, /mixes kinds of line break.*load the value from a file/);
+  await toggle(q('.value-multi'), true);
+  ui.type('set-value', 'one\ntwo');
+  await paste(ui.$('set-value'), '\r\nthree');
+  assert.equal(ui.$('set-value').value, 'one\ntwo', 'CR LF pasted into an LF value was refused');
+  assert.match(q('.value-note').textContent, /other line breaks than the value/);
+  await toggle(q('.value-multi'), false);
+  assert.equal(q('.value-multi').checked, true, 'back to one line would drop the line breaks');
+  assert.match(q('.value-note').textContent, /remove them before switching to a single line/);
+
+  // A file keeps any bytes of UTF-8 text: mixed line breaks, a lone CR, a byte order mark.
+  const exact = '\ufeffCANARY-file-77\r\nb\nc\r\u00e9\u{1f511}\n';
+  await pickFile(q('.value-file'), exact, 'key.txt');
+  assert.match(q('.value-note').textContent, /content of the file “key\.txt” \(\d+ bytes\), sent exactly/);
+  assert.equal(q('.row-value').disabled, true, 'the typed value is set aside');
+  assert.equal(q('.value-file').value, '', 'the file input keeps no file');
+  await ui.submit('form-set');
+  assert.equal(gw.requests.length, before + 2, 'one PATCH (and the versions read after it)');
+  assert.equal(sent(gw, 'PATCH', 'mixed'), exact);
+  assert.equal(gw.secrets.get('payments/stripe').data.mixed, exact);
+
+  // A file that is not UTF-8 is refused, naming the file only.
+  await ui.click('act-set');
+  ui.type('set-key', 'binary');
+  await pickFile(q('.value-file'), new Uint8Array([0x41, 0xff, 0x42]), 'blob.bin');
+  assert.match(q('.value-note').textContent, /invalid value: file "blob\.bin" is not UTF-8 text/);
+  assert.equal(q('.row-value').disabled, false);
+  const n = gw.requests.length;
+  await ui.submit('form-set');
+  assert.match(ui.$('set-error').textContent, /“binary” has no value/);
+  assert.equal(gw.requests.length, n, 'nothing sent');
+  await ui.click(ui.$('dlg-set').querySelector('button.cancel'));
+  assertValueGone(ui, gw, [CRLF, exact]);
+});
+
+test('a value loaded from a file is forgotten after the request, even a refused one (replace values)', async () => {
+  const gw = gateway();
+  const ui = await boot(gw);
+  await ui.signIn('tok-editor');
+  ui.$('project').value = 'payments';
+  ui.$('project').dispatchEvent(event('change'));
+  await settle();
+  await ui.openSecret('stripe');
+  await ui.click('act-replace');
+  const row = ui.$('replace-pairs').querySelector('.row');
+  assert.equal(row.querySelector('.row-key').value, 'api_key');
+  await pickFile(row.querySelector('.value-file'), PEM, 'key.pem');
+  gw.bump('payments', 'stripe');
+  await ui.submit('form-replace');
+  assert.match(ui.$('replace-error').textContent, /version_mismatch/);
+  assert.equal(sent(gw, 'PUT', 'api_key'), PEM);
+  assert.equal(row.querySelector('.value-note').textContent, '', 'the file is gone');
+  const n = gw.requests.length;
+  await ui.submit('form-replace');
+  assert.match(ui.$('replace-error').textContent, /“api_key” has no value/);
+  assert.equal(gw.requests.length, n);
+  await ui.click(ui.$('dlg-replace').querySelector('button.cancel'));
+  assertValueGone(ui, gw, [PEM]);
+});

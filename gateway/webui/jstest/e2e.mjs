@@ -1,12 +1,18 @@
 // e2e.mjs drives the web UI's API client (static/api.js, the file the
-// gateway embeds and serves) against a real gateway with node's fetch.
-// internal/e2e/webui_test.go starts the gateway and runs it with:
+// gateway embeds and serves) against a real gateway with node's fetch, and
+// then the UI itself (static/app.js on the fake DOM of the unit tests) to
+// write multi-line values. internal/e2e/webui_test.go starts the gateway,
+// runs it with:
 //
 //   SECRETGATE_ADDR          http://127.0.0.1:PORT
 //   SECRETGATE_ADMIN_TOKEN   admin on every project
 //   SECRETGATE_EDITOR_TOKEN  editor on payments and billing (no secrets.read)
 //   SECRETGATE_READER_TOKEN  reader on payments
 //   SECRETGATE_CANARY        a value to write; it must never be printed
+//   SECRETGATE_PEM           a PEM block (LF line breaks) to paste in the UI
+//   SECRETGATE_CRLF          a value with CR LF line breaks to paste in the UI
+//
+// and reads the values back through the API.
 //
 // It prints one "ok - step" line per step and exits 0, or prints the failed
 // step and exits 1. It never prints a value (errors of the API never hold
@@ -16,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import { APIError, Client } from '../static/api.js';
+import { Document, Storage, event } from './fakedom.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -197,6 +204,50 @@ async function main() {
     await rejects(editor.delete('payments', 'webui-db'), 'not_found', 404, 'delete twice');
     const left = await editor.listAll('payments', { prefix: 'webui-' });
     check(left.map((m) => m.name).join(',') === 'webui-a1,webui-a2,webui-a3,webui-db-copy', `left: ${left.map((m) => m.name)}`);
+  });
+
+  await run('the UI writes a pasted PEM key and a pasted CR LF value (app.js on the fake DOM)', async () => {
+    const settle = async () => {
+      for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
+    };
+    const until = async (what, cond) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+      check(cond(), what);
+    };
+    // A browser's paste: the event, then (unless cancelled) the text goes in.
+    const paste = async (el, text) => {
+      const ev = event('paste', { bubbles: true, clipboardData: { getData: (type) => (type === 'text/plain' ? text : '') } });
+      if (el.dispatchEvent(ev)) el.value += text;
+      await settle();
+    };
+    const doc = new Document(await readFile(fileURLToPath(new URL('../static/index.html', import.meta.url)), 'utf8'));
+    globalThis.document = doc;
+    globalThis.window = { sessionStorage: new Storage() };
+    // The page's same-origin requests, to the gateway.
+    const nodeFetch = globalThis.fetch;
+    globalThis.fetch = (url, init) => nodeFetch(new URL(url, addr), init);
+    const $ = (id) => doc.getElementById(id);
+    await import('../static/app.js');
+    await settle();
+    $('token').value = env('SECRETGATE_EDITOR_TOKEN');
+    $('sign-in-form').querySelector('button[type="submit"]').click();
+    await until('signed in', () => !$('workspace').hidden);
+    $('project').value = 'payments';
+    $('project').dispatchEvent(event('change'));
+    await until('the list of payments', () => /project “payments”/.test($('secrets-caption').textContent));
+    $('add-secret').click();
+    $('add-name').value = 'webui-multiline';
+    $('add-pair').click();
+    const rows = $('add-pairs').querySelectorAll('.row');
+    rows[0].querySelector('.row-key').value = 'pem';
+    await paste(rows[0].querySelector('.row-value'), env('SECRETGATE_PEM'));
+    rows[1].querySelector('.row-key').value = 'crlf';
+    await paste(rows[1].querySelector('.row-value'), env('SECRETGATE_CRLF'));
+    check(rows[1].querySelector('.value-eol').value === 'crlf', 'CR LF recognised in the paste');
+    $('form-add').querySelector('button[type="submit"]').click();
+    await until('the secret was created', () => /Created secret “webui-multiline” \(version 1\)/.test($('status').textContent));
+    const m = await editor.metadata('payments', 'webui-multiline');
+    check(sameSet(m.keys, ['crlf', 'pem']), `keys: ${m.keys}`);
   });
 }
 

@@ -2,9 +2,14 @@
 // parses index.html (well-formed, as the Go tests keep it) and implements
 // the element API app.js uses. Selectors are simple compounds only
 // (tag, .class, #id, [attr="value"]), which is all app.js needs.
+// Form controls treat line breaks as browsers do (HTML's value
+// sanitization): a single-line <input> drops CR and LF from what it is
+// given, and a <textarea> reports CR LF and CR as LF.
 // Not a test file itself (node --test runs *.test.mjs).
 
 const VOID = new Set(['meta', 'link', 'input', 'br', 'img', 'hr']);
+// Input types whose value is one line: browsers strip CR and LF from it.
+const SINGLE_LINE = new Set(['text', 'password', 'search', 'tel', 'url', 'email']);
 
 class Node {
   constructor() {
@@ -119,6 +124,7 @@ export class Element extends Node {
       return sel ? sel.value : '';
     }
     if (this.localName === 'option') return this.getAttribute('value') ?? this.textContent;
+    if (this.localName === 'textarea') return (this._value ?? this.textContent).replace(/\r\n?/g, '\n');
     return this._value ?? this.getAttribute('value') ?? '';
   }
   set value(v) {
@@ -126,7 +132,13 @@ export class Element extends Node {
       for (const o of this.querySelectorAll('option')) o._selected = o.value === String(v);
       return;
     }
-    this._value = String(v);
+    let s = String(v);
+    if (this.localName === 'input' && SINGLE_LINE.has(this.type)) s = s.replace(/[\r\n]/g, '');
+    if (this.localName === 'input' && this.type === 'file') {
+      if (s !== '') throw new Error('InvalidStateError: a file input can only be cleared');
+      this.files = [];
+    }
+    this._value = s;
   }
   get checked() {
     return this._checked ?? this.hasAttribute('checked');
@@ -135,7 +147,7 @@ export class Element extends Node {
     this._checked = !!v;
   }
   reset() {
-    for (const el of this.querySelectorAll('input')) {
+    for (const el of [...this.querySelectorAll('input'), ...this.querySelectorAll('textarea')]) {
       el._value = null;
       el._checked = null;
     }

@@ -17,7 +17,7 @@ export class FakeGateway {
   constructor(tokens) {
     this.tokens = tokens;
     this.secrets = new Map(); // "project/name" -> {project, name, data, labels, versions: [{version, created_at}]}
-    this.requests = []; // {method, path, query, headers, body}
+    this.requests = []; // {method, path, query, headers, body, raw}: raw is the body as sent
     this.failNext = null; // {status, code, message}: the next request answers this
     this.seq = 0;
     this.clock = Date.UTC(2025, 5, 1, 10, 0, 0);
@@ -57,7 +57,7 @@ export class FakeGateway {
     const u = new URL(url, 'http://ui.test');
     const headers = Object.fromEntries(Object.entries(init.headers || {}).map(([k, v]) => [k.toLowerCase(), v]));
     const body = init.body === undefined ? undefined : JSON.parse(init.body);
-    const req = { method: init.method || 'GET', path: u.pathname, query: Object.fromEntries(u.searchParams), headers, body };
+    const req = { method: init.method || 'GET', path: u.pathname, query: Object.fromEntries(u.searchParams), headers, body, raw: init.body };
     this.requests.push(req);
     const rid = headers['x-request-id'] || `fake-${++this.seq}`;
     const answer = (status, json, extra = {}) =>

@@ -113,3 +113,47 @@ test('upsertSorted keeps the list sorted by name', () => {
   assert.deepEqual(F.upsertSorted(list, { name: 'a', v: 2 }), [{ name: 'a', v: 2 }, { name: 'c', v: 1 }]);
   assert.equal(list.length, 2, 'the input is not changed');
 });
+
+test('lineBreaks tells LF, CR LF, none and mixed apart', () => {
+  const cases = [
+    ['', 'none'],
+    ['one line', 'none'],
+    ['a\nb\n', 'lf'],
+    ['a\r\nb\r\n', 'crlf'],
+    ['\r\n', 'crlf'],
+    ['a\r\nb\n', 'mixed'],
+    ['a\rb', 'mixed'],
+    ['a\r\rb\r\n', 'mixed'],
+    ['a\n\r', 'mixed'],
+  ];
+  for (const [text, want] of cases) assert.equal(F.lineBreaks(text), want, JSON.stringify(text));
+});
+
+test('withLineBreaks sets every line break and changes nothing else', () => {
+  const cases = [
+    ['a\nb\n', 'lf', 'a\nb\n'],
+    ['a\nb\n', 'crlf', 'a\r\nb\r\n'],
+    ['\n\nx\n', 'crlf', '\r\n\r\nx\r\n'],
+    ['a\r\nb', 'lf', 'a\nb'],
+    ['a\r\nb', 'crlf', 'a\r\nb'],
+    ['a\rb', 'crlf', 'a\r\nb'],
+    ['  spaced \t\u00e9\u{1f511}  ', 'crlf', '  spaced \t\u00e9\u{1f511}  '],
+    ['', 'crlf', ''],
+  ];
+  for (const [text, eol, want] of cases) assert.equal(F.withLineBreaks(text, eol), want, `${JSON.stringify(text)} ${eol}`);
+  assert.throws(() => F.withLineBreaks('a', 'cr'), invalidOf('line breaks'));
+});
+
+test('fileText keeps a file exactly, byte order mark included, and refuses what is not UTF-8', () => {
+  const enc = (s) => new TextEncoder().encode(s);
+  const text = '\ufeffkey\r\nb\nc\r\u00e9\u{1f511}\n';
+  assert.equal(F.fileText(enc(text), 'k.pem'), text);
+  assert.deepEqual(enc(F.fileText(enc(text).buffer, 'k.pem')), enc(text), 'an ArrayBuffer too, byte for byte');
+  assert.equal(F.fileText(new Uint8Array(0), 'empty'), '');
+  for (const bad of [[0xff], [0x41, 0xc3], [0xed, 0xa0, 0x80] /* a UTF-16 surrogate */, [0xc0, 0xaf] /* overlong */]) {
+    assert.throws(() => F.fileText(new Uint8Array(bad), 'x.bin'), (e) => invalidOf('value')(e) && e.message.includes('"x.bin" is not UTF-8 text'));
+  }
+  assert.throws(() => F.fileText(new Uint8Array(F.maxFileBytes + 1), 'big'), (e) => invalidOf('value')(e) && /larger than 1048576 bytes/.test(e.message));
+  F.checkFileSize(F.maxFileBytes, 'fits');
+  assert.throws(() => F.checkFileSize(F.maxFileBytes + 1, 'big'), invalidOf('value'));
+});

@@ -140,6 +140,66 @@ export function copyRequest({ fromProject, name, toProject, as, overwrite }) {
   return body;
 }
 
+// --- multi-line values ---
+//
+// A browser cannot hold every value in a form control: an <input> drops
+// line breaks from what is typed or pasted, and a <textarea> reports every
+// line break as "\n" whatever was typed or pasted (CR LF and CR become LF).
+// So a multi-line value is entered in a textarea with an explicit choice of
+// line break ("lf" or "crlf") that is applied when the value is sent, and a
+// value that must be kept exactly as some bytes are (mixed line breaks, a
+// byte order mark) is loaded from a file instead.
+
+/** maxFileBytes: a value file larger than the gateway's request limit (1 MiB) cannot be sent. */
+export const maxFileBytes = 1 << 20;
+
+/**
+ * lineBreaks tells which line breaks text holds: "none", "lf", "crlf", or
+ * "mixed" (more than one kind, or a CR alone).
+ */
+export function lineBreaks(text) {
+  const s = String(text ?? '');
+  const crlf = (s.match(/\r\n/g) || []).length;
+  const cr = (s.match(/\r/g) || []).length;
+  const lf = (s.match(/\n/g) || []).length;
+  if (cr === 0 && lf === 0) return 'none';
+  if (cr === 0) return 'lf';
+  if (crlf === cr && crlf === lf) return 'crlf';
+  return 'mixed';
+}
+
+/**
+ * withLineBreaks gives text (as a textarea reports it) every line break as
+ * eol says: "lf" ("\n") or "crlf" ("\r\n"). Nothing else changes.
+ */
+export function withLineBreaks(text, eol) {
+  if (eol !== 'lf' && eol !== 'crlf') throw invalid('line breaks', 'must be LF or CR LF');
+  const lf = String(text ?? '').replace(/\r\n?/g, '\n');
+  return eol === 'crlf' ? lf.replace(/\n/g, '\r\n') : lf;
+}
+
+/**
+ * fileText is a value file's content, exactly: its bytes must be UTF-8 (the
+ * API's values are text), and a byte order mark is kept as a character
+ * rather than dropped. Errors name the file, never its content.
+ */
+export function fileText(bytes, name) {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  checkFileSize(view.byteLength, name);
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(view);
+  } catch {
+    throw invalid('value', `${fileWhat(name)} is not UTF-8 text, and values are text`);
+  }
+}
+
+/** checkFileSize refuses, before reading it, a value file too large to send. */
+export function checkFileSize(size, name) {
+  if (size > maxFileBytes) throw invalid('value', `${fileWhat(name)} is larger than ${maxFileBytes} bytes, the gateway's request limit`);
+}
+
+const fileWhat = (name) => `file ${JSON.stringify(String(name ?? ''))}`;
+
 /** prefixFilter checks the list filter ("" = no filter). */
 export function prefixFilter(s) {
   const p = String(s ?? '').trim();

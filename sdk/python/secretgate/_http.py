@@ -35,7 +35,11 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # hardly ever sent on a connection the other side is closing.
 IDLE_LIMIT = 30.0
 # Methods that may be sent again when a reused connection turns out to have
-# been closed before any answer arrived.
+# been closed before any answer arrived. Never a write, not even one with
+# If-Match: the gateway may have received and applied it before the
+# connection died, and a replay would apply it twice, or with If-Match answer
+# 412 for a write that was in fact applied. The caller decides (see
+# Unreachable).
 _REPLAYABLE = frozenset({"GET", "HEAD"})
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")

@@ -55,8 +55,9 @@ _log = logging.getLogger("secretgate")
 def request_id(value: str) -> Iterator[None]:
     """Send ``value`` as ``X-Request-Id`` on the requests made inside the block
     (by this task and the tasks it starts), to tie the gateway's audit records
-    to the caller's own logs. Outside such a block every request gets a fresh
-    uuid4."""
+    to the caller's own logs: the gateway keeps it as the records'
+    ``client_request_id`` (their ``request_id``, which errors carry, is the
+    gateway's own). Outside such a block every request gets a fresh uuid4."""
     if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
         raise ValueError("a request id must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
     token = _request_id.set(value)

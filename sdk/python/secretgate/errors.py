@@ -95,7 +95,12 @@ class PayloadTooLarge(SecretgateError):
 class Unavailable(SecretgateError):
     """503 ``backend_unavailable``: the project's backend is down or
     restarting, or the audit log cannot be written. ``retry_after`` is the
-    server's ``Retry-After`` in seconds, when it sent one."""
+    server's ``Retry-After`` in seconds, when it sent one.
+
+    A write answered so may nevertheless have been stored (its plugin died
+    after storing it). The client never sends a write twice by itself: retry
+    it with ``if_match``, and read the secret back if that raises
+    :class:`VersionMismatch`."""
 
     def __init__(
         self,
@@ -112,8 +117,9 @@ class Unavailable(SecretgateError):
 class Unreachable(Unavailable):
     """No answer from the gateway: connection refused or reset, TLS failure,
     timeout, or an answer that is not HTTP. It is an :class:`Unavailable`, as
-    in the Go client, because retrying later may help; after a timeout a
-    write may nevertheless have been applied."""
+    in the Go client, because retrying later may help; but a write that
+    reached the gateway (a reset, a timeout) may nevertheless have been
+    applied, so retry writes only with ``if_match``."""
 
 
 class MigrationInProgress(SecretgateError):

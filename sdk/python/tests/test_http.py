@@ -9,6 +9,7 @@ import json
 import time
 import unittest
 import uuid
+from collections.abc import Awaitable, Callable
 
 from stub import METADATA, Request, StubServer, answer, error_answer, free_port, json_answer  # first: see stub
 
@@ -161,6 +162,62 @@ class PoolTest(unittest.IsolatedAsyncioTestCase):
             with self.assertRaisesRegex(RuntimeError, "closed"):
                 await client.secrets.describe("db")
         self.assertEqual(len(srv.requests), 1)
+
+
+# Every write of the API, as a call on a client. A write that reached the
+# gateway may have been applied though no answer came back (the gateway
+# stored it, then the connection or the plugin died), so the client must
+# never send one twice by itself, with or without if_match: a replay either
+# applies it again or, with if_match, answers VersionMismatch for a write that
+# was applied.
+WRITES: list[tuple[str, Callable[[Client], Awaitable[object]]]] = [
+    ("create", lambda c: c.secrets.create("db", {"k": "v"})),
+    ("update", lambda c: c.secrets.update("db", {"k": "v"})),
+    ("update with if_match", lambda c: c.secrets.update("db", {"k": "v"}, if_match=3)),
+    ("patch", lambda c: c.secrets.patch("db", {"k": "v"})),
+    ("patch with if_match", lambda c: c.secrets.patch("db", {"k": "v"}, if_match=3)),
+    ("delete", lambda c: c.secrets.delete("db")),
+    ("delete with if_match", lambda c: c.secrets.delete("db", if_match=3)),
+    ("copy", lambda c: c.secrets.copy("db", to_project="other")),
+    ("start migration", lambda c: c.migrations.start("a", "b", ["default"])),
+]
+
+
+class WriteOnceTest(unittest.IsolatedAsyncioTestCase):
+    async def _send_write(
+        self, write: Callable[[Client], Awaitable[object]], *, reused: bool, unavailable: bool
+    ) -> None:
+        """Send one write to a stub that reads it in full, then closes the
+        connection without a word (or answers 503); assert it arrived once."""
+
+        def handler(r: Request) -> bytes | None:
+            if r.method == "GET":
+                return json_answer(200, METADATA)
+            if unavailable:
+                return error_answer(503, "backend_unavailable", "retry later", [("Retry-After", "1")])
+            return None
+
+        async with StubServer(handler) as srv, Client(srv.addr, TOKEN, timeout=5) as client:
+            if reused:
+                # A first exchange leaves a keep-alive connection that the
+                # write then goes out on.
+                await client.secrets.describe("db")
+            with self.assertRaises(Unavailable) as cm:
+                await write(client)
+            self.assertIs(type(cm.exception), Unavailable if unavailable else Unreachable)
+        writes = [r.method for r in srv.requests if r.method != "GET"]
+        self.assertEqual(len(writes), 1, f"the write arrived {len(writes)} times")
+
+    async def test_write_is_not_resent(self) -> None:
+        cases = [
+            ("dropped on a fresh connection", False, False),
+            ("dropped on a reused connection", True, False),
+            ("answered 503", True, True),
+        ]
+        for case, reused, unavailable in cases:
+            for name, write in WRITES:
+                with self.subTest(case=case, write=name):
+                    await self._send_write(write, reused=reused, unavailable=unavailable)
 
 
 class FailureTest(unittest.IsolatedAsyncioTestCase):
