@@ -66,7 +66,7 @@ func runAuthFlood(w io.Writer, bin, dir string, duration time.Duration, workers 
 	if err != nil {
 		return fmt.Errorf("probe under flood: %w", err)
 	}
-	fmt.Fprintf(w, "\nauth flood: %d clients sending POSTs with a wrong token (%.0f req/s, codes %v); one client's sequential GETs:\n", workers, m.Throughput, m.StatusCodes)
+	fmt.Fprintf(w, "\nauth flood: %d clients sending POSTs with a wrong token (%.0f req/s, codes %v); one client's sequential GETs:\n", workers, m.Rate, m.StatusCodes)
 	fmt.Fprintf(w, "  idle:        p50 %s (%d GETs)\n", idle.Round(time.Microsecond), idleN)
 	fmt.Fprintf(w, "  under flood: p50 %s (%d GETs)\n", loaded.Round(time.Microsecond), loadedN)
 	return nil
