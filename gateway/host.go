@@ -17,7 +17,9 @@ import (
 )
 
 // Supervision timings. A dead process is noticed within checkInterval, a
-// hung or failing one within pingInterval*maxPingFailures.
+// hung or failing one within pingInterval*maxPingFailures: a SIGSTOPped
+// plugin is SIGKILLed and replaced 3-4.5 s after it stopped (the next ping
+// starts within pingInterval, then maxPingFailures pings time out).
 const (
 	checkInterval   = 100 * time.Millisecond
 	pingInterval    = time.Second
@@ -28,6 +30,10 @@ const (
 	configureTimout = 30 * time.Second
 )
 
+// PluginStopTimeout bounds Host.Close: every plugin is stopped in parallel,
+// each within sdk.KillTimeout; the rest is a margin for scheduling.
+const PluginStopTimeout = sdk.KillTimeout + time.Second
+
 // PluginSpec says how to start and configure one backend's plugin.
 type PluginSpec struct {
 	Backend  string // the backend's name in the configuration
@@ -37,10 +43,12 @@ type PluginSpec struct {
 	Settings map[string]string
 }
 
-// process is what the host needs of a running plugin (*sdk.Plugin).
+// process is what the host needs of a running plugin (*sdk.Plugin). Kill
+// and ForceKill return in bounded time, whatever state the process is in.
 type process interface {
 	Backend() sdk.Backend
-	Kill()
+	Kill()      // graceful first
+	ForceKill() // SIGKILL at once, for a plugin that does not answer
 	Exited() bool
 	Pid() int
 }
@@ -210,6 +218,9 @@ func (h *Host) supervise(m *managed) {
 	defer check.Stop()
 	lastPing := time.Now()
 	failures := 0
+	// missed: the last failed ping got no answer within pingTimeout, as
+	// opposed to an answer saying that the backend behind it is down.
+	missed := false
 	backoff := backoffMin
 	var nextTry time.Time
 	for {
@@ -232,7 +243,13 @@ func (h *Host) supervise(m *managed) {
 				continue
 			}
 			if proc != nil {
-				proc.Kill()
+				if missed || proc.Exited() {
+					// A graceful stop of a plugin that does not answer
+					// could only wait out sdk.KillGrace.
+					proc.ForceKill()
+				} else {
+					proc.Kill()
+				}
 			}
 			err := h.startOne(h.ctx, m)
 			if err != nil {
@@ -246,7 +263,7 @@ func (h *Host) supervise(m *managed) {
 			}
 			m.restarts.Add(1)
 			h.log.Info("backend plugin restarted", "backend", m.spec.Backend)
-			failures, backoff, nextTry, lastPing = 0, backoffMin, time.Time{}, time.Now()
+			failures, missed, backoff, nextTry, lastPing = 0, false, backoffMin, time.Time{}, time.Now()
 			continue
 		}
 		if time.Since(lastPing) < pingInterval {
@@ -255,18 +272,23 @@ func (h *Host) supervise(m *managed) {
 		lastPing = time.Now()
 		pctx, cancel := context.WithTimeout(h.ctx, pingTimeout)
 		err := backend.Ping(pctx)
+		timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil {
 			if h.ctx.Err() != nil {
 				return
 			}
 			failures++
+			missed = timedOut
 			if m.up.Swap(false) {
 				h.log.Warn("backend failed its health ping", "backend", m.spec.Backend, "error", err)
 			}
+			if failures >= maxPingFailures && missed {
+				h.log.Warn("backend plugin does not answer, killing it", "backend", m.spec.Backend, "pid", proc.Pid(), "missed_pings", failures)
+			}
 			continue
 		}
-		failures = 0
+		failures, missed = 0, false
 		if !m.up.Swap(true) {
 			h.log.Info("backend is available again", "backend", m.spec.Backend)
 		}
@@ -363,26 +385,50 @@ func (h *Host) PingAll(ctx context.Context) map[string]error {
 	return failed
 }
 
-// Close stops supervision and kills every plugin process.
+// Close stops supervision and kills every plugin process, in parallel,
+// returning within PluginStopTimeout even when a plugin does not answer.
 func (h *Host) Close() {
 	if h.closed.Swap(true) {
 		return
 	}
 	h.cancel()
-	h.wg.Wait()
 	var wg sync.WaitGroup
 	for _, m := range h.plugins {
-		m.up.Store(false)
+		up := m.up.Swap(false)
 		m.mu.Lock()
 		p := m.proc
 		m.proc = nil
 		m.mu.Unlock()
 		if p != nil {
 			wg.Add(1)
-			go func() { defer wg.Done(); p.Kill() }()
+			go func() {
+				defer wg.Done()
+				if up {
+					p.Kill()
+				} else {
+					// Down means dead or failing its pings: a graceful
+					// stop could only time out.
+					p.ForceKill()
+				}
+			}()
 		}
 	}
-	wg.Wait()
+	// Supervisors are waited for after the kills, not before: one may be
+	// killing the same plugin, and a start it has under way sees closed
+	// and stops what it started.
+	wg.Add(1)
+	go func() { defer wg.Done(); h.wg.Wait() }()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(PluginStopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		// Every kill is bounded, so this is a backstop: what is left dies
+		// with the gateway (Pdeathsig).
+		h.log.Error("plugins did not stop in time", "timeout", PluginStopTimeout.String())
+	}
 }
 
 // prefixWriter prefixes every line with the backend's name. go-plugin

@@ -21,12 +21,36 @@ type fakeProc struct {
 	b      *memBackend
 	pid    int
 	exited atomic.Bool
+	hung   atomic.Bool // Ping gets no answer, as from a SIGSTOPped plugin
+	// firstKill is how the process was ended: killGraceful or killForced
+	// (later calls, no-ops in sdk.Plugin, do not count).
+	firstKill atomic.Int32
 }
 
-func (p *fakeProc) Backend() sdk.Backend { return p.b }
-func (p *fakeProc) Kill()                { p.exited.Store(true) }
+const (
+	killGraceful int32 = iota + 1
+	killForced
+)
+
+func (p *fakeProc) Backend() sdk.Backend { return hangingPing{Backend: p.b, hung: &p.hung} }
+func (p *fakeProc) Kill()                { p.firstKill.CompareAndSwap(0, killGraceful); p.exited.Store(true) }
+func (p *fakeProc) ForceKill()           { p.firstKill.CompareAndSwap(0, killForced); p.exited.Store(true) }
 func (p *fakeProc) Exited() bool         { return p.exited.Load() }
 func (p *fakeProc) Pid() int             { return p.pid }
+
+// hangingPing is a backend whose Ping waits for its deadline while hung.
+type hangingPing struct {
+	sdk.Backend
+	hung *atomic.Bool
+}
+
+func (h hangingPing) Ping(ctx context.Context) error {
+	if h.hung.Load() {
+		<-ctx.Done()
+		return fmt.Errorf("ping: %w", ctx.Err())
+	}
+	return h.Backend.Ping(ctx)
+}
 
 type fakeLauncher struct {
 	mu       sync.Mutex
@@ -102,6 +126,37 @@ func TestHostMarksFailingPingsDown(t *testing.T) {
 	p.b.mu.Unlock()
 	require.Eventually(t, func() bool { return !h.Status()["v"] }, 3*time.Second, 10*time.Millisecond)
 	require.NotEmpty(t, h.PingAll(context.Background()))
+}
+
+// TestHostKillsAfterFailedPings: after maxPingFailures failed pings the
+// plugin is replaced; one that gave no answer is SIGKILLed at once (a
+// graceful stop would wait on it), one that answered "down" is asked to stop.
+func TestHostKillsAfterFailedPings(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(p *fakeProc)
+		kill int32
+	}{
+		{"missed pings", func(p *fakeProc) { p.hung.Store(true) }, killForced},
+		{"answered pings", func(p *fakeProc) { p.b.mu.Lock(); p.b.down = true; p.b.mu.Unlock() }, killGraceful},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fl := &fakeLauncher{}
+			h, err := StartHost(context.Background(), []PluginSpec{{Backend: "v", Path: "/bin/sg"}}, HostOptions{Logger: quietLogger(), launch: fl.launch})
+			require.NoError(t, err)
+			t.Cleanup(h.Close)
+			p := fl.last()
+			tc.fail(p)
+			bound := pingInterval + maxPingFailures*(pingTimeout+checkInterval) + time.Second
+			require.Eventually(t, func() bool { return h.Restarts("v") == 1 }, bound, 10*time.Millisecond)
+			require.Equal(t, tc.kill, p.firstKill.Load(), "1: graceful Kill, 2: ForceKill")
+			require.NotEqual(t, p, fl.last(), "a new process serves")
+			_, err = h.Backend("v")
+			require.NoError(t, err)
+		})
+	}
 }
 
 func TestHostRefusesChecksumMismatch(t *testing.T) {

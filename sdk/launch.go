@@ -46,9 +46,14 @@ type Plugin struct {
 	client  *plugin.Client
 	backend Backend
 	pid     int
+	proc    *os.Process // nil until started
 
-	killOnce sync.Once
-	killed   chan struct{} // closed by Kill; releases the starter thread
+	stopOnce   sync.Once     // starts go-plugin's Kill, once
+	forceAt    time.Time     // when graceful stopping gives way to SIGKILL; set by stopOnce
+	clientDone chan struct{} // closed when go-plugin's Kill has returned
+	groupOnce  sync.Once     // SIGKILLs the process group, once
+	killOnce   sync.Once
+	killed     chan struct{} // closed by Kill; releases the starter thread
 }
 
 // Backend returns the plugin as an sdk.Backend. Its calls fail with an error
@@ -61,15 +66,67 @@ func (p *Plugin) Pid() int { return p.pid }
 // Exited reports whether the plugin process has ended.
 func (p *Plugin) Exited() bool { return p.client.Exited() }
 
-// Kill ends the plugin: gracefully if it answers within two seconds, by
-// SIGKILL otherwise, then kills whatever is left of its process group.
-// It is safe to call more than once and from several goroutines.
-func (p *Plugin) Kill() {
-	p.killOnce.Do(func() {
-		p.client.Kill()
-		killGroup(p.pid)
-		close(p.killed)
+// Kill bounds. go-plugin's own Kill sends the plugin a Shutdown RPC without
+// a deadline: a plugin that is alive but does not answer (SIGSTOPped,
+// deadlocked, swapped out) holds it forever. So the graceful path gets
+// KillGrace, then the process group is SIGKILLed, which ends the RPC (go-plugin
+// cancels it when the process exits); reapWait bounds the wait for go-plugin
+// to notice the exit.
+const (
+	// KillGrace is how long Kill lets a plugin stop gracefully.
+	KillGrace = 2 * time.Second
+	reapWait  = time.Second
+	// KillTimeout bounds Kill; ForceKill returns within a second.
+	KillTimeout = KillGrace + reapWait
+)
+
+// Kill ends the plugin: gracefully if it stops within KillGrace, by SIGKILL
+// otherwise, then kills whatever is left of its process group. It returns
+// within KillTimeout even when the plugin does not answer at all.
+// It is safe to call more than once and from several goroutines, together
+// with ForceKill.
+func (p *Plugin) Kill() { p.stop(KillGrace) }
+
+// ForceKill SIGKILLs the plugin's process group at once, without asking it
+// to stop: for a plugin that is hung or missed its health pings, where the
+// graceful path could only time out. It returns within a second.
+func (p *Plugin) ForceKill() { p.stop(0) }
+
+func (p *Plugin) stop(grace time.Duration) {
+	if grace <= 0 {
+		p.sigkillGroup()
+	}
+	p.stopOnce.Do(func() {
+		p.forceAt = time.Now().Add(grace)
+		// Still called after a SIGKILL: it reaps the process and ends
+		// go-plugin's goroutines and connection.
+		go func() {
+			p.client.Kill()
+			close(p.clientDone)
+		}()
 	})
+	if grace > 0 {
+		// forceAt is shared, so that a second Kill during the first does
+		// not extend the grace.
+		waitFor(p.clientDone, time.Until(p.forceAt))
+	}
+	// After a graceful exit this takes down what the plugin left running;
+	// otherwise it ends the plugin itself.
+	p.sigkillGroup()
+	waitFor(p.clientDone, reapWait)
+	p.killOnce.Do(func() { close(p.killed) })
+}
+
+func (p *Plugin) sigkillGroup() { p.groupOnce.Do(func() { killGroup(p.proc) }) }
+
+// waitFor waits until ch is closed, or for d at most.
+func waitFor(ch <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // Launch starts a plugin executable built with Serve and connects to it over
@@ -145,7 +202,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 		},
 	})
 
-	p := &Plugin{path: cmd.Path, client: client, killed: make(chan struct{})}
+	p := &Plugin{path: cmd.Path, client: client, clientDone: make(chan struct{}), killed: make(chan struct{})}
 	started := make(chan error, 1)
 	go p.start(cmd, started)
 	select {
@@ -194,7 +251,7 @@ func (p *Plugin) start(cmd *exec.Cmd, started chan<- error) {
 	gc.exited = p.client.Exited
 	p.backend = gc
 	if cmd.Process != nil {
-		p.pid = cmd.Process.Pid
+		p.proc, p.pid = cmd.Process, cmd.Process.Pid
 	}
 	started <- nil
 	<-p.killed

@@ -269,6 +269,90 @@ func TestPluginKilledByHost(t *testing.T) {
 	require.ErrorIs(t, p.Backend().Ping(bg(t)), sdk.ErrUnavailable)
 }
 
+// TestPluginKillStoppedIsBounded: a plugin that is alive but never answers
+// (SIGSTOPped) is still ended in bounded time. go-plugin's own Kill waits
+// for its Shutdown RPC without a deadline, i.e. forever here.
+func TestPluginKillStoppedIsBounded(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the test stops the plugin with SIGSTOP")
+	}
+	// slack absorbs scheduling on a loaded machine; it stays below KillGrace
+	// so that ForceKill cannot pass while still trying a graceful stop.
+	const slack = time.Second
+	const stagger = 200 * time.Millisecond
+	kill, force := (*sdk.Plugin).Kill, (*sdk.Plugin).ForceKill
+	tests := []struct {
+		name  string
+		kills []func(*sdk.Plugin) // each started stagger after the previous one
+		limit time.Duration
+	}{
+		{"Kill", []func(*sdk.Plugin){kill}, sdk.KillTimeout + slack},
+		{"ForceKill", []func(*sdk.Plugin){force}, slack},
+		{"Kill during Kill", []func(*sdk.Plugin){kill, kill}, sdk.KillTimeout + slack},
+		// The ForceKills end the Kill's grace: all return soon after them.
+		{"ForceKill during Kill", []func(*sdk.Plugin){kill, force, force}, 2*stagger + slack},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plugintest.StartPlugin(t, nil)
+			pid := p.Pid()
+			// Registered after StartPlugin's Kill, so it runs first: a test
+			// that fails must not leave a stopped plugin behind.
+			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			sigstop(t, pid)
+
+			start := time.Now()
+			var wg sync.WaitGroup
+			for i, k := range tc.kills {
+				if i > 0 {
+					time.Sleep(stagger)
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); k(p) }()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(hangLimit):
+				t.Fatalf("killing a SIGSTOPped plugin did not return within %s", hangLimit)
+			}
+			took := time.Since(start)
+			t.Logf("%s of a SIGSTOPped plugin returned after %s", tc.name, took.Round(time.Millisecond))
+			require.Less(t, took, tc.limit)
+			require.False(t, alive(pid), "the plugin must be gone, not left stopped")
+			require.True(t, p.Exited())
+			require.ErrorIs(t, p.Backend().Ping(bg(t)), sdk.ErrUnavailable)
+
+			again := time.Now()
+			p.Kill()
+			p.ForceKill()
+			require.Less(t, time.Since(again), slack, "killing a dead plugin again returns at once")
+		})
+	}
+}
+
+// sigstop stops pid and waits until every thread of it has stopped: the
+// stop is asynchronous, and a thread still running could yet answer a call.
+func sigstop(t *testing.T, pid int) {
+	t.Helper()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	require.Eventually(t, func() bool {
+		stats, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+		if err != nil || len(stats) == 0 {
+			return false
+		}
+		for _, f := range stats {
+			stat, err := os.ReadFile(f)
+			i := bytes.LastIndexByte(stat, ')') // the state follows the command name
+			if err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	}, hangLimit, time.Millisecond, "process %d did not stop", pid)
+}
+
 // TestPluginKillLeavesNoOrphans: what the plugin started dies with it.
 func TestPluginKillLeavesNoOrphans(t *testing.T) {
 	if runtime.GOOS != "linux" {

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 )
@@ -13,9 +14,10 @@ func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// killGroup kills what is left of the plugin's process group.
-func killGroup(pid int) {
-	if pid > 0 {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+// killGroup SIGKILLs the plugin's process group: the plugin, stopped or
+// not, and whatever it started.
+func killGroup(proc *os.Process) {
+	if proc != nil && proc.Pid > 0 {
+		_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 	}
 }

@@ -2,10 +2,18 @@
 
 package sdk
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
-// On other systems the plugin runs in the host's process group; go-plugin's
-// Kill ends the plugin process itself.
+// On other systems the plugin runs in the host's process group.
 func setProcAttr(*exec.Cmd) {}
 
-func killGroup(int) {}
+// killGroup kills the plugin process itself. os.Process knows once it was
+// reaped, so a late call never hits a reused pid.
+func killGroup(proc *os.Process) {
+	if proc != nil {
+		_ = proc.Kill()
+	}
+}

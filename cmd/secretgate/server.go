@@ -30,7 +30,9 @@ const (
 	exitStart  = 3 // a valid configuration could not be started (plugin, port, audit file)
 )
 
-// drainTimeout bounds how long SIGTERM waits for in-flight requests.
+// drainTimeout bounds the whole shutdown on SIGTERM: in-flight requests get
+// all of it but gateway.PluginStopTimeout, which is kept for stopping the
+// plugins afterwards (bounded even when one hangs).
 const drainTimeout = 20 * time.Second
 
 type serverFlags struct {
@@ -113,6 +115,24 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 	if err != nil {
 		return &exitError{code: exitStart, err: err}
 	}
+	// SIGHUP reopens the audit log: logrotate renames the file, then signals.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-sigCtx.Done():
+				return
+			case <-hup:
+				if err := srv.ReopenAudit(); err != nil {
+					logger.Error("SIGHUP: reopening the audit log failed", "error", err)
+					continue
+				}
+				logger.Info("SIGHUP: audit log reopened")
+			}
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
@@ -146,8 +166,9 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 	case <-sigCtx.Done():
 	}
 	stop() // a second signal now kills the process the default way
-	logger.Info("shutting down: draining in-flight requests", "timeout", drainTimeout.String())
-	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	requestDrain := drainTimeout - gateway.PluginStopTimeout
+	logger.Info("shutting down: draining in-flight requests", "timeout", requestDrain.String())
+	dctx, cancel := context.WithTimeout(context.Background(), requestDrain)
 	defer cancel()
 	err = srv.Shutdown(dctx)
 	<-served
