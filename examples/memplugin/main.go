@@ -11,7 +11,8 @@
 //   - ExpectedVersion (and Delete's ref.Version) is check-and-set, done
 //     atomically with the write: here the mutex makes it so;
 //   - never hand out a map you keep: copy in, copy out;
-//   - List is sorted by name and paged with a token only this backend reads.
+//   - List is sorted by name and paged with sdk.PageNames (or its token
+//     codec, sdk.EncodePageToken and sdk.DecodePageToken).
 //
 // Build it with `go build`, then register the binary in secretgate.yaml with
 // its SHA-256 (`secretgate plugin sha256 ./memplugin`).
@@ -19,7 +20,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"sort"
 	"strings"
 	"sync"
@@ -175,35 +175,30 @@ func (m *memory) Delete(ctx context.Context, ref sdk.Ref) error {
 	return nil
 }
 
-// List pages through the names in byte order. The page token is the last
-// name of the previous page, base64-encoded so that callers treat it as
-// opaque; a token that does not decode to a name is ErrInvalid.
+// List pages through the names in byte order with sdk.PageNames, which
+// also makes and checks the page tokens: opaque, bound to the project and
+// prefix, ErrInvalid when replayed elsewhere or altered. A store that can
+// seek in name order (a B-tree, a sorted index) would call
+// sdk.DecodePageToken and sdk.EncodePageToken itself instead of building
+// the whole slice of names.
 func (m *memory) List(_ context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := sdk.ValidateList(req); err != nil {
 		return sdk.ListPage{}, err
-	}
-	after := ""
-	if req.PageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(req.PageToken)
-		if err != nil || sdk.ValidateName(string(b)) != nil {
-			return sdk.ListPage{}, sdk.Invalid("page_token", "is not a token from a previous page")
-		}
-		after = string(b)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var names []string
 	for name := range m.projects[req.Project] {
-		if strings.HasPrefix(name, req.Prefix) && name > after {
+		if strings.HasPrefix(name, req.Prefix) {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
-	page := sdk.ListPage{}
-	if size := sdk.PageSize(req.PageSize); len(names) > size {
-		names = names[:size]
-		page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(names[size-1]))
+	names, next, err := sdk.PageNames(names, req)
+	if err != nil {
+		return sdk.ListPage{}, err
 	}
+	page := sdk.ListPage{NextPageToken: next}
 	for _, name := range names {
 		s := m.projects[req.Project][name]
 		page.Secrets = append(page.Secrets, s.meta(req.Project, name, len(s.versions)))

@@ -616,8 +616,9 @@ func (b *Backend) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMeta,
 // byte-order sort (ListSecrets SortBy=name has an unspecified collation),
 // so each call scans the project's secrets with a name-prefix filter
 // (Filter "name: Prefix match, case-sensitive"), 100 per ListSecrets call,
-// and pages by the last name returned. Every secret present during the
-// whole listing appears exactly once, in order.
+// and pages by the last name returned, in sdk's token (bound to the project
+// and prefix). Every secret present during the whole listing appears exactly
+// once, in order.
 func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := b.ready(); err != nil {
 		return sdk.ListPage{}, err
@@ -625,13 +626,9 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 	if err := sdk.ValidateList(req); err != nil {
 		return sdk.ListPage{}, err
 	}
-	var after string
-	if req.PageToken != "" {
-		t, err := decodePageToken(req.PageToken, req.Project, req.Prefix)
-		if err != nil {
-			return sdk.ListPage{}, err
-		}
-		after = t.After
+	after, err := sdk.DecodePageToken(req)
+	if err != nil {
+		return sdk.ListPage{}, err
 	}
 	type entry struct {
 		name string
@@ -668,7 +665,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 	var next string
 	if len(entries) > size {
 		entries = entries[:size]
-		next = encodePageToken(pageToken{Project: req.Project, Prefix: req.Prefix, After: entries[size-1].name})
+		next = sdk.EncodePageToken(req, entries[size-1].name)
 	}
 	page := sdk.ListPage{Secrets: make([]sdk.Meta, 0, len(entries)), NextPageToken: next}
 	for _, e := range entries {

@@ -1,7 +1,6 @@
 package aws
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"regexp"
 	"strconv"
@@ -263,34 +262,6 @@ func parseTags(s string) (map[string]string, error) {
 		return nil, sdk.Invalid("tags", "holds %d tags; AWS allows %d per secret and this backend uses 2", len(out), maxTags)
 	}
 	return out, nil
-}
-
-// pageToken is the opaque List continuation: the last name returned, bound
-// to the project and prefix it was issued for.
-type pageToken struct {
-	Project string `json:"p"`
-	Prefix  string `json:"x,omitempty"`
-	After   string `json:"a"`
-}
-
-func encodePageToken(t pageToken) string {
-	b, _ := json.Marshal(t) // three strings always marshal
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodePageToken(s string, project, prefix string) (pageToken, error) {
-	var t pageToken
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &t)
-	}
-	if err != nil || t.After == "" {
-		return pageToken{}, sdk.Invalid("page_token", "is not a token this backend issued")
-	}
-	if t.Project != project || t.Prefix != prefix {
-		return pageToken{}, sdk.Invalid("page_token", "was issued for another project or prefix")
-	}
-	return t, nil
 }
 
 func validatePrefix(p string) error {

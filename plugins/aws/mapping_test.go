@@ -183,25 +183,6 @@ func tagKeys(tags []types.Tag) []string {
 	return ks
 }
 
-func TestPageToken(t *testing.T) {
-	tok := encodePageToken(pageToken{Project: "p", Prefix: "db", After: "db-2"})
-	got, err := decodePageToken(tok, "p", "db")
-	require.NoError(t, err)
-	require.Equal(t, "db-2", got.After)
-	require.NotContains(t, tok, "db-2", "the token is opaque")
-
-	for _, c := range []struct{ tok, project, prefix string }{
-		{"garbage!", "p", "db"},
-		{encodePageToken(pageToken{Project: "p", After: ""}), "p", ""},
-		{tok, "q", "db"},
-		{tok, "p", ""},
-	} {
-		_, err := decodePageToken(c.tok, c.project, c.prefix)
-		require.ErrorIs(t, err, sdk.ErrInvalid)
-		require.ErrorContains(t, err, "page_token")
-	}
-}
-
 func TestValidatePrefix(t *testing.T) {
 	for _, ok := range []string{"", "secretgate/", "a/b_c+d=e.f@g-h/"} {
 		require.NoError(t, validatePrefix(ok), ok)

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -420,39 +418,17 @@ func (b *Backend) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMeta,
 	return out, err
 }
 
-// pageTokenPrefix marks the tokens this backend issues: "f1." followed by
-// the unpadded base64url of the last name returned.
-const pageTokenPrefix = "f1."
-
-func encodePageToken(last string) string {
-	return pageTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(last))
-}
-
-func decodePageToken(tok string) (string, error) {
-	bad := sdk.Invalid("page_token", "is not a page token this backend issued")
-	rest, ok := strings.CutPrefix(tok, pageTokenPrefix)
-	if !ok {
-		return "", bad
-	}
-	name, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil || sdk.ValidateName(string(name)) != nil {
-		return "", bad
-	}
-	return string(name), nil
-}
-
 // List walks the project's secrets bucket in key (byte) order, from the
-// prefix or just past the page token's name. Metadata only.
+// prefix or just past the page token's name. Metadata only. The cursor seeks
+// straight to the page, so List uses sdk's token codec rather than
+// sdk.PageNames, which would need every name of the project.
 func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := sdk.ValidateList(req); err != nil {
 		return sdk.ListPage{}, err
 	}
-	var after string
-	if req.PageToken != "" {
-		var err error
-		if after, err = decodePageToken(req.PageToken); err != nil {
-			return sdk.ListPage{}, err
-		}
+	after, err := sdk.DecodePageToken(req)
+	if err != nil {
+		return sdk.ListPage{}, err
 	}
 	unlock, err := b.begin(ctx)
 	if err != nil {
@@ -487,7 +463,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(page.Secrets) == size {
-				page.NextPageToken = encodePageToken(page.Secrets[size-1].Name)
+				page.NextPageToken = sdk.EncodePageToken(req, page.Secrets[size-1].Name)
 				break
 			}
 			name := string(k)

@@ -2,7 +2,6 @@ package gcp
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -325,7 +324,7 @@ func (b *Backend) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMeta,
 // page tokens follow its own order; so every page lists all of the
 // project's secret names (names only, one ListSecrets sweep), sorts them,
 // and continues after the last name of the previous page, which is what the
-// page token holds.
+// page token holds (sdk's token, bound to the project and prefix).
 func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := b.ready(); err != nil {
 		return sdk.ListPage{}, err
@@ -333,13 +332,9 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 	if err := sdk.ValidateList(req); err != nil {
 		return sdk.ListPage{}, err
 	}
-	after := ""
-	if req.PageToken != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(req.PageToken)
-		if err != nil || sdk.ValidateName(string(raw)) != nil {
-			return sdk.ListPage{}, sdk.Invalid("page_token", "is not a token this backend issued")
-		}
-		after = string(raw)
+	after, err := sdk.DecodePageToken(req)
+	if err != nil {
+		return sdk.ListPage{}, err
 	}
 	size := sdk.PageSize(req.PageSize)
 
@@ -350,7 +345,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 		st   state
 	}
 	var all []candidate
-	_, err := retry(ctx, func(ctx context.Context) error {
+	_, err = retry(ctx, func(ctx context.Context) error {
 		all = all[:0]
 		it := b.client.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{Parent: b.parent(), Filter: filter, PageSize: 1000})
 		for {
@@ -411,7 +406,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 		i += len(batch)
 	}
 	if i < len(all) {
-		page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(all[i-1].name))
+		page.NextPageToken = sdk.EncodePageToken(req, all[i-1].name)
 	}
 	return page, nil
 }

@@ -2,42 +2,20 @@ package vault
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/secretgate/secretgate/sdk"
 )
 
-// pageTokenMarker starts every decoded page token, so that a token this
-// plugin never issued is recognised as invalid.
-const pageTokenMarker = "vault-after:"
-
-func encodePageToken(lastName string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenMarker + lastName))
-}
-
-func decodePageToken(tok string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return "", sdk.Invalid("page_token", "is not a page token of this backend")
-	}
-	name, ok := strings.CutPrefix(string(b), pageTokenMarker)
-	if !ok || sdk.ValidateName(name) != nil {
-		return "", sdk.Invalid("page_token", "is not a page token of this backend")
-	}
-	return name, nil
-}
-
 // List pages over the project's names. Vault's LIST returns every name of a
 // folder at once and no metadata, so each page costs one LIST of the whole
 // project plus one Describe per listed name (one data read, and a metadata
 // read for secrets past version 1), at most listConcurrency at a time. The
-// page token is the last name returned: pages stay consistent while secrets
-// come and go, and a secret deleted between the LIST and its Describe is
-// left out.
+// page token is sdk.PageNames': the last name of the page, bound to the
+// project and prefix. Pages stay consistent while secrets come and go, and a
+// secret deleted between the LIST and its Describe is left out.
 func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := b.configured(); err != nil {
 		return sdk.ListPage{}, err
@@ -45,49 +23,25 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 	if err := sdk.ValidateList(req); err != nil {
 		return sdk.ListPage{}, err
 	}
-	after := ""
-	if req.PageToken != "" {
-		name, err := decodePageToken(req.PageToken)
-		if err != nil {
-			return sdk.ListPage{}, err
-		}
-		after = name
+	// Refused before the round trip to Vault, which PageNames would follow.
+	if _, err := sdk.DecodePageToken(req); err != nil {
+		return sdk.ListPage{}, err
 	}
 	names, err := b.listNames(ctx, req.Project)
 	if err != nil {
 		return sdk.ListPage{}, err
 	}
 	sort.Strings(names)
-	start := sort.SearchStrings(names, after)
-	if start < len(names) && names[start] == after && after != "" {
-		start++
-	}
-	var page []string
-	size := sdk.PageSize(req.PageSize)
-	more := false
-	for _, n := range names[start:] {
-		if !strings.HasPrefix(n, req.Prefix) {
-			if n > req.Prefix { // sorted: nothing further matches
-				break
-			}
-			continue
-		}
-		if len(page) == size {
-			more = true
-			break
-		}
-		page = append(page, n)
+	page, next, err := sdk.PageNames(names, req)
+	if err != nil {
+		return sdk.ListPage{}, err
 	}
 
 	metas, err := b.describeAll(ctx, req.Project, page)
 	if err != nil {
 		return sdk.ListPage{}, err
 	}
-	out := sdk.ListPage{Secrets: metas}
-	if more {
-		out.NextPageToken = encodePageToken(page[len(page)-1])
-	}
-	return out, nil
+	return sdk.ListPage{Secrets: metas, NextPageToken: next}, nil
 }
 
 // describeAll describes names with bounded concurrency, keeping their order

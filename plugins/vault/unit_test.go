@@ -120,17 +120,6 @@ func TestLabelValueEncoding(t *testing.T) {
 	require.Equal(t, map[string]string{"env": "prod"}, got)
 }
 
-func TestPageToken(t *testing.T) {
-	tok := encodePageToken("db-password")
-	name, err := decodePageToken(tok)
-	require.NoError(t, err)
-	require.Equal(t, "db-password", name)
-	for _, bad := range []string{"garbage", "!!!", encodePageToken("../x"), "ZGItcGFzc3dvcmQ"} {
-		_, err := decodePageToken(bad)
-		require.ErrorIs(t, err, sdk.ErrInvalid, "token %q", bad)
-	}
-}
-
 func TestClassify(t *testing.T) {
 	ctx := context.Background()
 	cancelled, cancel := context.WithCancel(ctx)

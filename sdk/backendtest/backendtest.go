@@ -19,7 +19,8 @@
 //
 // What the suite expects beyond sdk's doc comments:
 //   - List orders names by bytes (Go's string order) across pages;
-//   - a page token the backend never issued is ErrInvalid;
+//   - a page token the backend never issued, or issued for another project
+//     or prefix, is ErrInvalid;
 //   - Keys in every Meta, including list entries, are the sorted keys of the
 //     latest version; times are UTC;
 //   - checks that depend on Capabilities are skipped, with a message, when

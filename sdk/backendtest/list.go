@@ -18,6 +18,7 @@ func listTests() []subtest {
 		{"ListPrefix", testListPrefix},
 		{"ListEmptyProject", testListEmptyProject},
 		{"ListBadPageToken", testListBadPageToken},
+		{"ListPageTokenReplay", testListPageTokenReplay},
 	}
 }
 
@@ -160,4 +161,45 @@ func testListBadPageToken(t *testing.T, s *suite) {
 	s.create(t, ctx, p, "one", map[string]string{"k": "v"}, nil)
 	_, err := s.b.List(ctx, sdk.ListRequest{Project: p, PageToken: "%%% not a page token \x01 %%%"})
 	requireIs(t, err, sdk.ErrInvalid, "List with a page token the backend never issued")
+}
+
+// testListPageTokenReplay: a page token continues only the listing it came
+// from. Replayed with another project or prefix it is bad input, not a
+// position to list from: otherwise a token names a place in a listing the
+// caller was never given (the gateway scopes lists by project and glob).
+func testListPageTokenReplay(t *testing.T, s *suite) {
+	ctx, p, q := ctxFor(t), newProject(t), newProject(t)
+	created := []string{"app-1", "app-2", "app-3"}
+	// The other project holds the same names, so a backend that ignores the
+	// binding would answer a plausible page rather than fail by accident.
+	s.createMany(t, ctx, p, created)
+	s.createMany(t, ctx, q, created)
+
+	issued := sdk.ListRequest{Project: p, Prefix: "app", PageSize: 1}
+	first, err := s.b.List(ctx, issued)
+	require.NoError(t, err, "List(prefix=%q, page_size=1)", issued.Prefix)
+	require.NotEmpty(t, first.NextPageToken, "List of 3 secrets with page_size=1 has a next page")
+
+	cont := issued
+	cont.PageToken = first.NextPageToken
+	cont.PageSize = 0 // the page size is the caller's to change between pages
+	page, err := s.b.List(ctx, cont)
+	require.NoError(t, err, "the token continues the listing it came from")
+	require.Equal(t, []string{"app-2", "app-3"}, names(page.Secrets), "the page after the token")
+
+	for _, c := range []struct {
+		what string
+		req  sdk.ListRequest
+	}{
+		{"another project", sdk.ListRequest{Project: q, Prefix: "app"}},
+		{"no prefix", sdk.ListRequest{Project: p}},
+		{"a longer prefix", sdk.ListRequest{Project: p, Prefix: "app-"}},
+		{"a shorter prefix", sdk.ListRequest{Project: p, Prefix: "ap"}},
+		{"another project and no prefix", sdk.ListRequest{Project: q}},
+	} {
+		c.req.PageToken = first.NextPageToken
+		c.req.PageSize = 1
+		page, err := s.b.List(ctx, c.req)
+		requireIs(t, err, sdk.ErrInvalid, fmt.Sprintf("List with a page token issued for project %q prefix %q, replayed on %s (answered %d secrets)", p, issued.Prefix, c.what, len(page.Secrets)))
+	}
 }
