@@ -1,10 +1,17 @@
 package gateway
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/sdk"
 )
 
 // Every answer of a secret route, success or error, keeps out of caches.
@@ -108,4 +115,33 @@ func TestPatchIfMatchIsCheckedBeforeWriting(t *testing.T) {
 	// The current ETag works.
 	r = h.do(t, "PATCH", base+"/db", "t-admin", map[string]any{"set": map[string]string{"user": "v"}}, "If-Match", `"2"`)
 	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+}
+
+// A backend's quota refusal is 429 with the limit named and Retry-After,
+// not a generic 503.
+func TestThrottledBackendAnswers429(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		err        error
+		retryAfter string
+	}{
+		{"with delay", sdk.Throttled("GCP Secret Manager: 600 reads per minute per project", 2500*time.Millisecond), "3"},
+		{"without delay", sdk.Throttled("AWS: 50 writes per second", 0), "1"},
+		{"wrapped", fmt.Errorf("reading db: %w", sdk.Throttled("per-secret writes", 40*time.Second)), "40"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			c, _ := gin.CreateTestContext(w)
+			abortWith(c, mapBackendError(tc.err, opContext{project: "p", name: "db", backend: "cloud"}))
+			require.Equal(t, http.StatusTooManyRequests, w.Code)
+			require.Equal(t, tc.retryAfter, w.Header().Get("Retry-After"))
+			var e errorBody
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &e))
+			require.Equal(t, CodeBackendThrottled, e.Error.Code)
+			var te *sdk.ThrottleError
+			require.ErrorAs(t, tc.err, &te)
+			require.Contains(t, e.Error.Message, te.Limit)
+			require.Contains(t, e.Error.Message, `"cloud"`)
+		})
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,7 +23,10 @@ const (
 	CodeVersionMismatch    = "version_mismatch"
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeBackendUnavailable = "backend_unavailable"
-	CodeInternal           = "internal"
+	// CodeBackendThrottled (429): the backend's service refused the call
+	// for a quota or rate limit; Retry-After says when to try again.
+	CodeBackendThrottled = "backend_throttled"
+	CodeInternal         = "internal"
 	// CodeRequestTimeout (408): the request body arrived too slowly.
 	CodeRequestTimeout = "request_timeout"
 	// CodeMigrationInProgress (409): a write to a project that a migration
@@ -38,6 +43,8 @@ type apiError struct {
 	Message string
 	// cause is kept for the server log of 500s; it is never sent.
 	cause error
+	// retryAfter, when set, is sent as Retry-After (whole seconds, at least 1).
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -96,6 +103,12 @@ func mapBackendError(err error, op opContext) *apiError {
 		return newAPIError(http.StatusConflict, CodeAlreadyExists, "secret %q already exists in project %q", op.name, op.project)
 	case errors.Is(err, sdk.ErrVersionMismatch):
 		return newAPIError(http.StatusPreconditionFailed, CodeVersionMismatch, "secret %q in project %q is not at the expected version", op.name, op.project)
+	case errors.Is(err, sdk.ErrThrottled):
+		te := &sdk.ThrottleError{Limit: "a quota of the backend's service"}
+		errors.As(err, &te)
+		wait := max(te.RetryAfter, time.Second)
+		return &apiError{Status: http.StatusTooManyRequests, Code: CodeBackendThrottled, retryAfter: wait,
+			Message: fmt.Sprintf("backend %q refused the call for a limit of its service (%s); retry after %s", op.backend, te.Limit, retrySeconds(wait)+"s")}
 	case errors.Is(err, sdk.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(op.backend)
 	case errors.Is(err, sdk.ErrPermission):
@@ -109,9 +122,17 @@ func unavailable(backend string) *apiError {
 	return newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "backend %q is unavailable, retry later", backend)
 }
 
+// retrySeconds renders d as whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
 // abortWith writes the error envelope and stops the handler chain.
 func abortWith(c *gin.Context, e *apiError) {
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.retryAfter > 0:
+		c.Header("Retry-After", retrySeconds(e.retryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		c.Header("Retry-After", "1")
 	}
 	if e.Status == http.StatusInternalServerError && e.Message == "internal error" {

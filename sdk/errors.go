@@ -3,6 +3,7 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The typed errors every Backend returns. They survive the plugin's gRPC hop
@@ -14,7 +15,34 @@ var (
 	ErrInvalid         = errors.New("invalid argument")
 	ErrUnavailable     = errors.New("backend unavailable")
 	ErrPermission      = errors.New("permission denied by backend")
+	// ErrThrottled: the backend's service refused the call for a quota or
+	// rate limit; retrying after a while helps, at once does not. Return
+	// it as a *ThrottleError (Throttled) to say which limit and when.
+	ErrThrottled = errors.New("backend quota or rate limit exceeded")
 )
+
+// ThrottleError is an ErrThrottled that says which limit was hit (a short
+// phrase naming the service's quota, never a value) and, when the service
+// says or documents it, how long to wait before retrying.
+type ThrottleError struct {
+	Limit      string        // e.g. "GCP Secret Manager: 600 reads per minute per project"
+	RetryAfter time.Duration // 0 = unknown
+}
+
+func (e *ThrottleError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%s (%s); retry after %s", ErrThrottled, e.Limit, e.RetryAfter)
+	}
+	return fmt.Sprintf("%s (%s)", ErrThrottled, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrThrottled) hold for every ThrottleError.
+func (e *ThrottleError) Is(target error) bool { return target == ErrThrottled }
+
+// Throttled returns a *ThrottleError naming the limit that was hit.
+func Throttled(limit string, retryAfter time.Duration) error {
+	return &ThrottleError{Limit: limit, RetryAfter: retryAfter}
+}
 
 // FieldError is an ErrInvalid that names the offending field, so that the
 // gateway can answer 400 with a message a person can act on. It never

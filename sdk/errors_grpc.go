@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	backendpb "github.com/secretgate/secretgate/sdk/proto"
 )
@@ -34,6 +36,17 @@ func toStatus(err error) error {
 		return st.Err()
 	case errors.Is(err, ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrThrottled):
+		// The limit and the delay travel as google.rpc details.
+		te := &ThrottleError{Limit: "unnamed limit"}
+		errors.As(err, &te)
+		st, derr := status.New(codes.ResourceExhausted, err.Error()).WithDetails(
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Description: te.Limit}}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(te.RetryAfter)})
+		if derr != nil {
+			return status.Error(codes.ResourceExhausted, err.Error())
+		}
+		return st.Err()
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrAlreadyExists):
@@ -96,6 +109,22 @@ func fromStatus(ctx context.Context, err error, exited func() bool) error {
 			}
 		}
 		return wrapRemote(msg, ErrInvalid)
+	case codes.ResourceExhausted:
+		te := &ThrottleError{}
+		for _, d := range st.Details() {
+			switch d := d.(type) {
+			case *errdetails.QuotaFailure:
+				if v := d.GetViolations(); len(v) > 0 {
+					te.Limit = v[0].GetDescription()
+				}
+			case *errdetails.RetryInfo:
+				te.RetryAfter = d.GetRetryDelay().AsDuration()
+			}
+		}
+		if te.Limit == "" {
+			te.Limit = "unnamed limit"
+		}
+		return wrapRemote(msg, te)
 	case codes.NotFound:
 		return wrapRemote(msg, ErrNotFound)
 	case codes.AlreadyExists:

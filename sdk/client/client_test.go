@@ -348,3 +348,21 @@ func TestPatchLabels(t *testing.T) {
 	_, err = c.SetLabels(ctx, "payments", "db", map[string]string{"Bad Key": "x"}, 0)
 	require.ErrorIs(t, err, sdk.ErrInvalid)
 }
+
+func TestThrottledAnswerIsErrThrottled(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"code":"backend_throttled","message":"backend \"gcp\" refused the call for a limit of its service (600 reads per minute); retry after 30s"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL, "tok")
+	require.NoError(t, err)
+	_, err = c.Get(context.Background(), "p", "db")
+	require.ErrorIs(t, err, sdk.ErrThrottled)
+	require.NotErrorIs(t, err, sdk.ErrUnavailable)
+	var apiErr *client.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, 30*time.Second, apiErr.RetryAfter)
+}

@@ -50,6 +50,11 @@ const (
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeBackendUnavailable = "backend_unavailable"
 	CodeInternal           = "internal"
+	// CodeBackendThrottled (429): the backend's cloud service refused the
+	// call for a quota or rate limit; RetryAfter says when to try again.
+	CodeBackendThrottled = "backend_throttled"
+	// CodeRequestTimeout (408): the request did not arrive in full in time.
+	CodeRequestTimeout = "request_timeout"
 	// CodeMigrationInProgress: the project is being migrated to another
 	// backend and takes no writes until that ends.
 	CodeMigrationInProgress = "migration_in_progress"
@@ -64,6 +69,7 @@ var codeSentinel = map[string]error{
 	CodeVersionMismatch:     sdk.ErrVersionMismatch,
 	CodePayloadTooLarge:     ErrPayloadTooLarge,
 	CodeBackendUnavailable:  sdk.ErrUnavailable,
+	CodeBackendThrottled:    sdk.ErrThrottled,
 	CodeInternal:            ErrInternal,
 	CodeMigrationInProgress: ErrMigrationInProgress,
 }
@@ -80,6 +86,7 @@ var codeForStatus = map[int]string{
 	http.StatusRequestEntityTooLarge: CodePayloadTooLarge,
 	http.StatusBadGateway:            CodeBackendUnavailable,
 	http.StatusServiceUnavailable:    CodeBackendUnavailable,
+	http.StatusTooManyRequests:       CodeBackendThrottled,
 	http.StatusGatewayTimeout:        CodeBackendUnavailable,
 	http.StatusInternalServerError:   CodeInternal,
 }
@@ -91,7 +98,7 @@ type APIError struct {
 	Code       string // e.g. "not_found"
 	Message    string
 	RequestID  string        // X-Request-Id of the exchange, for the audit log
-	RetryAfter time.Duration // from Retry-After on 503, else 0
+	RetryAfter time.Duration // from Retry-After (503, 429), else 0
 }
 
 func (e *APIError) Error() string {

@@ -114,6 +114,12 @@ class Unavailable(SecretgateError):
         self.retry_after = retry_after
 
 
+class Throttled(Unavailable):
+    """429 ``backend_throttled``: the backend's cloud service refused the
+    call for a quota or rate limit, which the message names. Retry after
+    ``retry_after`` seconds; at once will not help."""
+
+
 class Unreachable(Unavailable):
     """No answer from the gateway: connection refused or reset, TLS failure,
     timeout, or an answer that is not HTTP. It is an :class:`Unavailable`, as
@@ -141,6 +147,7 @@ _CODE_CLASSES: dict[str, type[SecretgateError]] = {
     "version_mismatch": VersionMismatch,
     "payload_too_large": PayloadTooLarge,
     "backend_unavailable": Unavailable,
+    "backend_throttled": Throttled,
     "migration_in_progress": MigrationInProgress,
     "internal": InternalError,
 }
@@ -155,6 +162,7 @@ _STATUS_CODES: dict[int, str] = {
     409: "already_exists",
     412: "version_mismatch",
     413: "payload_too_large",
+    429: "backend_throttled",
     500: "internal",
     502: "backend_unavailable",
     503: "backend_unavailable",
