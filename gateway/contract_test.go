@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +147,20 @@ func TestThrottledBackendAnswers429(t *testing.T) {
 			require.Contains(t, e.Error.Message, `"cloud"`)
 		})
 	}
+}
+
+// net/http's error log (a line per bad TLS handshake) is rate-limited, and
+// says how many lines it dropped.
+func TestHTTPErrorLogIsBounded(t *testing.T) {
+	var buf bytes.Buffer
+	w := &slogWriter{log: slog.New(slog.NewTextHandler(&buf, nil)), limit: newBurstLimiter(httpLogRate, httpLogBurst)}
+	now := time.Unix(0, 0)
+	w.limit.now = func() time.Time { return now }
+	for i := 0; i < 10000; i++ {
+		_, _ = w.Write([]byte("http: TLS handshake error from 127.0.0.1:1: EOF\n"))
+	}
+	require.Equal(t, httpLogBurst, strings.Count(buf.String(), "\n"))
+	now = now.Add(time.Second)
+	_, _ = w.Write([]byte("http: TLS handshake error from 127.0.0.1:2: EOF\n"))
+	require.Contains(t, buf.String(), fmt.Sprintf("similar_lines_dropped=%d", 10000-httpLogBurst))
 }

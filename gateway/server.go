@@ -84,7 +84,7 @@ type Server struct {
 	backendTimeout time.Duration
 	locks          [256]chan struct{}
 	pages          *pageSealer
-	authFails      *authFailLimiter
+	authFails      *burstLimiter
 	readTimeout    time.Duration // of a whole request; tests shorten it
 
 	mu     sync.Mutex
@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pages = pages
-	s.authFails = newAuthFailLimiter(authFailRate, authFailBurst)
+	s.authFails = newBurstLimiter(authFailRate, authFailBurst)
 	projects := map[string]string{}
 	for _, p := range cfg.Projects {
 		projects[p.Name] = p.Backend
@@ -194,7 +194,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(&slogWriter{log: s.log}, "", 0),
+		ErrorLog:          log.New(&slogWriter{log: s.log, limit: newBurstLimiter(httpLogRate, httpLogBurst)}, "", 0),
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -246,10 +246,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// slogWriter sends net/http's own error log (TLS handshakes, ...) to slog.
-type slogWriter struct{ log *slog.Logger }
+// slogWriter sends net/http's own error log (TLS handshakes, ...) to slog,
+// at a bounded rate: every bad connection writes a line, and connections
+// cost a client nothing. A line after a pause says how many were dropped.
+type slogWriter struct {
+	log   *slog.Logger
+	limit *burstLimiter
+}
 
 func (w *slogWriter) Write(b []byte) (int, error) {
+	if !w.limit.allow() {
+		return len(b), nil
+	}
+	if n := w.limit.takeDropped(); n > 0 {
+		w.log.Warn("http server", "message", string(trimNL(b)), "similar_lines_dropped", n)
+		return len(b), nil
+	}
 	w.log.Warn("http server", "message", string(trimNL(b)))
 	return len(b), nil
 }
