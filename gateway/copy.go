@@ -102,7 +102,7 @@ func (s *Server) copySecret(c *gin.Context) {
 		return
 	}
 	src.version = sec.Version
-	if !src.ok() {
+	if !src.auditSuccess() {
 		return
 	}
 

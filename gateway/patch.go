@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/secretgate/secretgate/sdk"
+)
+
+// PATCH: a read-modify-write of one secret, serialized per secret in this
+// gateway and by check-and-set everywhere else.
+
+// patchAttempts bounds the read + check-and-set loop of PATCH when another
+// writer (another gateway, or a PUT) keeps changing the secret.
+const patchAttempts = 16
+
+func (s *Server) patch(c *gin.Context) {
+	r := s.req(c)
+	if !r.secretName() {
+		return
+	}
+	var body patchBody
+	if !r.decodeJSON(&body) {
+		return
+	}
+	expected, ok := r.ifMatch()
+	if !ok || !r.validatePatch(body) || !r.allowed(ActionUpdate) || !r.writable() {
+		return
+	}
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
+		return
+	}
+	defer cancel()
+	// Patches of one secret through this gateway take turns, so they do
+	// not waste each other's writes; check-and-set still guards against
+	// every other writer.
+	unlock, err := s.lockSecret(ctx, r.route.Project, r.secret)
+	if err != nil {
+		r.backendErr(err)
+		return
+	}
+	defer unlock()
+	m, err := s.patchLoop(ctx, r, b, body, expected)
+	if err != nil {
+		r.backendErr(err)
+		return
+	}
+	r.written(m, http.StatusOK)
+}
+
+func (r *request) validatePatch(body patchBody) bool {
+	if len(body.Set) == 0 && len(body.Unset) == 0 && body.Labels == nil {
+		r.fail(invalidArg("set", "a patch needs at least one key in set or unset, or labels"))
+		return false
+	}
+	if err := sdk.ValidateLabels(body.Labels); err != nil {
+		r.fail(mapBackendError(err, opContext{}))
+		return false
+	}
+	for _, k := range sortedKeys(body.Set) {
+		if err := sdk.ValidateKey(k); err != nil {
+			var fe *sdk.FieldError
+			errors.As(err, &fe)
+			r.fail(invalidArg("set", "%s", fe.Reason))
+			return false
+		}
+	}
+	for _, k := range body.Unset {
+		if err := sdk.ValidateKey(k); err != nil {
+			var fe *sdk.FieldError
+			errors.As(err, &fe)
+			r.fail(invalidArg("unset", "%s", fe.Reason))
+			return false
+		}
+		if _, both := body.Set[k]; both {
+			r.fail(invalidArg("unset", "key %q is also in set", k))
+			return false
+		}
+	}
+	return true
+}
+
+// patchLoop reads the latest version, applies the patch and writes it with
+// check-and-set, retrying with jittered backoff when another writer got
+// there first. With If-Match there is no retry: a mismatch is the answer.
+func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body patchBody, expected int64) (sdk.Meta, error) {
+	ref := sdk.Ref{Project: r.route.Project, Name: r.secret}
+	for attempt := 0; attempt < patchAttempts; attempt++ {
+		cur, err := b.Read(ctx, ref)
+		if err != nil {
+			return sdk.Meta{}, err
+		}
+		if expected > 0 && cur.Version != expected {
+			return sdk.Meta{}, sdk.VersionMismatch(ref.Project, ref.Name, expected, cur.Version)
+		}
+		data := sdk.CloneData(cur.Data)
+		if data == nil {
+			data = map[string]string{}
+		}
+		for k, v := range body.Set {
+			data[k] = v
+		}
+		for _, k := range body.Unset {
+			delete(data, k)
+		}
+		if len(data) == 0 {
+			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+				Message: "invalid unset: the patch would remove every key; delete the secret instead"}
+		}
+		if err := sdk.ValidateData(data); err != nil {
+			// The merged map holds stored values the caller may not be
+			// allowed to read: the answer names the limits, never a size
+			// or count computed from them (one bit remains: fits or not).
+			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+				Message: fmt.Sprintf("invalid set: the patched secret would exceed the limits of a secret (at most %d keys and %d bytes of JSON); nothing was changed", sdk.MaxKeys, sdk.MaxPayloadBytes)}
+		}
+		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, sdk.ErrVersionMismatch) || expected > 0 {
+			return sdk.Meta{}, err
+		}
+		if err := sleepJitter(ctx, attempt); err != nil {
+			return sdk.Meta{}, err
+		}
+	}
+	return sdk.Meta{}, &apiError{Status: http.StatusPreconditionFailed, Code: CodeVersionMismatch,
+		Message: fmt.Sprintf("secret %q kept changing during %d patch attempts; retry", r.secret, patchAttempts)}
+}
+
+// sleepJitter waits a random time up to 2ms * 2^attempt (capped at 250ms).
+func sleepJitter(ctx context.Context, attempt int) error {
+	return sdk.Sleep(ctx, sdk.Jitter(min(2*time.Millisecond<<min(attempt, 8), 250*time.Millisecond)))
+}
+
+// lockSecret takes one of 256 striped locks for a secret, honouring ctx.
+func (s *Server) lockSecret(ctx context.Context, project, name string) (func(), error) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(project))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(name))
+	l := s.locks[h.Sum32()%uint32(len(s.locks))]
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for concurrent patches: %w", ctx.Err())
+	}
+}
