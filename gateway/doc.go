@@ -37,6 +37,7 @@
 //   - config.go, authz.go, routing.go: configuration, the policy adapter,
 //     and the project -> backend table.
 //
-// The contract (routes, shapes, codes, permissions, paging) is README.md's
-// "HTTP API reference" and "Permissions".
+// The contract (routes, shapes, codes, paging) is docs/api.md; the
+// permission table is docs/permissions.md; the request path is drawn in
+// docs/architecture.md.
 package gateway

@@ -13,7 +13,7 @@ import (
 	"github.com/secretgate/secretgate/sdk"
 )
 
-// Error codes of the HTTP API (README.md, "HTTP API reference": Errors).
+// Error codes of the HTTP API (docs/api.md, "Errors").
 const (
 	CodeInvalidArgument    = "invalid_argument"
 	CodeUnauthenticated    = "unauthenticated"

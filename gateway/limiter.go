@@ -9,7 +9,7 @@ import (
 // writes as fast as it can send requests: burstLimiter lets records through
 // at a steady rate with a burst, refuses the rest, and counts what it
 // refused. It bounds the audit records of failed authentication (their
-// count is secretgate_audit_records_dropped_total; README.md, "Audit log":
+// count is secretgate_audit_records_dropped_total; docs/configuration.md, "Audit log":
 // during a flood the log keeps a sample of the failures plus the count,
 // records of authenticated requests are never dropped) and net/http's own
 // error log (a TLS handshake error per bad connection).

@@ -20,7 +20,7 @@ import (
 // a key drawn from crypto/rand when the process starts, and bound by the
 // AAD to the subject, the project and the prefix, so a token is useless to
 // anyone else, elsewhere, or after a restart (each answers 400
-// invalid_argument on page_token). Docs: README.md, "Listing and paging".
+// invalid_argument on page_token). Docs: docs/api.md, "Listing".
 
 // pageTokenPrefix versions the token format.
 const pageTokenPrefix = "p1."

@@ -100,7 +100,7 @@ func (m *migration) update(f func(r *MigrationReport)) {
 // migrator runs migrations inside the gateway. Values travel source plugin
 // -> gateway memory -> target plugin and are never stored elsewhere.
 //
-// Semantics (README, "Migrating between backends", says the same to users):
+// Semantics (docs/migrations.md says the same to users):
 //   - While a migration (not a dry run) copies, its projects are read-only:
 //     writes answer 409 migration_in_progress, so no write can land in the
 //     source after its listing and be lost by the switch. Reads go on.

@@ -1,7 +1,7 @@
 package gateway
 
 // The /v1/migrations routes: validate and authorize a migration request,
-// start it, and report on it (README.md, "Migrating between backends").
+// start it, and report on it (docs/migrations.md).
 
 import (
 	"net/http"

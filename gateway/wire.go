@@ -6,9 +6,9 @@ import (
 	"github.com/secretgate/secretgate/sdk"
 )
 
-// The JSON shapes of the secret routes (README.md, "HTTP API reference").
+// The JSON shapes of the secret routes (docs/api.md).
 
-// metaJSON is the metadata of a secret (README.md, "HTTP API reference").
+// metaJSON is the metadata of a secret (docs/api.md).
 type metaJSON struct {
 	Project string            `json:"project"`
 	Name    string            `json:"name"`

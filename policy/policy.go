@@ -29,7 +29,7 @@ import (
 // the command line; an unknown action is simply never allowed.
 type Action = string
 
-// The actions of the permission table (README.md, "Permissions").
+// The actions of the permission table (docs/permissions.md).
 const (
 	ActionList    Action = "secrets.list"   // list names and describe metadata
 	ActionRead    Action = "secrets.read"   // read values
@@ -55,7 +55,7 @@ const (
 	RoleAdmin  = "admin"
 )
 
-// roleActions is the permission table (README.md, "Permissions"). An editor writes values
+// roleActions is the permission table (docs/permissions.md). An editor writes values
 // it can never read back; a reader reads values it can never change.
 var roleActions = map[string][]Action{
 	RoleViewer: {ActionList},

@@ -19,7 +19,7 @@ func mustNew(t *testing.T, subjects []Subject, bindings []Binding) *Policy {
 	return p
 }
 
-// The permission table of README.md, written out independently of roleActions so that
+// The permission table of docs/permissions.md, written out independently of roleActions so that
 // a change to one without the other fails.
 var wantTable = map[string]map[Action]bool{
 	RoleViewer: {ActionList: true},

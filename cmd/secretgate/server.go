@@ -50,8 +50,8 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the gateway (--config FILE, or --dev for a local development server)",
 		Long: `Run the secretgate gateway.
 
-With --config FILE it serves what the file describes (see the README's
-configuration reference); SECRETGATE_* environment variables override it.
+With --config FILE it serves what the file describes (see docs/configuration.md in the
+repository); SECRETGATE_* environment variables override it.
 
 With --dev it needs no file: it listens on 127.0.0.1:8270 (or --listen),
 keeps secrets with the built-in file backend under ./.secretgate/ (or

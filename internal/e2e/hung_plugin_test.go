@@ -25,8 +25,8 @@ const (
 	// next ping and 3 s for three pings to time out, then kills the plugin
 	// and starts a new one (a few hundred ms; more on a loaded machine).
 	hungRecoveryBound = 10 * time.Second
-	// documentedDrain is the README's "drains in-flight requests (up to
-	// 20 s)": SIGTERM must end the gateway within it, plugins included.
+	// documentedDrain is docs/configuration.md's "exits within 20 s" on
+	// SIGTERM: the gateway must end within it, plugins included.
 	documentedDrain = 20 * time.Second
 )
 

@@ -1,7 +1,7 @@
 // Package clienttest serves an in-memory imitation of the secretgate HTTP API
 // for unit tests of API clients (sdk/client and the CLI). It follows the
 // routes, shapes, status codes, ETag/If-Match and error envelope of
-// README.md ("HTTP API reference") and enforces a real policy.Policy, but it is not the gateway: no
+// docs/api.md and enforces a real policy.Policy, but it is not the gateway: no
 // backends, no audit, no persistence. End-to-end tests use the real binary.
 package clienttest
 
