@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Audit phases. A mutation writes an intent record before the backend is
@@ -325,7 +327,7 @@ func trimPartial(f *os.File, truncate func(*os.File, int64) error) error {
 // without a token slow every other request down. The background sync
 // flushes it within a second.
 func syncedUnderMutations(rec AuditRecord) bool {
-	if rec.Outcome == CodeUnauthenticated {
+	if rec.Outcome == api.CodeUnauthenticated {
 		return false
 	}
 	return rec.Phase == PhaseIntent || rec.Action != "" && isMutation(rec.Action)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretgate/secretgate/sdk/api"
 	"github.com/stretchr/testify/require"
 )
 
@@ -155,7 +156,7 @@ func TestAuditRemovesPartialRecordAtOpen(t *testing.T) {
 // flood of them cannot hold the audit lock through an fsync each.
 func TestAuditSyncsUnauthenticatedRecordsInTheBackground(t *testing.T) {
 	unauth := func(action string) AuditRecord {
-		return AuditRecord{RequestID: "r", Action: action, Phase: PhaseOutcome, Outcome: CodeUnauthenticated}
+		return AuditRecord{RequestID: "r", Action: action, Phase: PhaseOutcome, Outcome: api.CodeUnauthenticated}
 	}
 	tests := []struct {
 		name   string
@@ -169,7 +170,7 @@ func TestAuditSyncsUnauthenticatedRecordsInTheBackground(t *testing.T) {
 		{"unauthenticated read", FsyncMutations, unauth(ActionRead), 0},
 		{"intent of a create", FsyncMutations, AuditRecord{Subject: "s", Action: ActionCreate, Phase: PhaseIntent}, 1},
 		{"outcome of a create", FsyncMutations, AuditRecord{Subject: "s", Action: ActionCreate, Phase: PhaseOutcome, Outcome: "ok"}, 1},
-		{"denied delete", FsyncMutations, AuditRecord{Subject: "s", Action: ActionDelete, Phase: PhaseOutcome, Outcome: CodePermissionDenied}, 1},
+		{"denied delete", FsyncMutations, AuditRecord{Subject: "s", Action: ActionDelete, Phase: PhaseOutcome, Outcome: api.CodePermissionDenied}, 1},
 		{"read", FsyncMutations, readRecord("r"), 0},
 		{"unauthenticated create, policy always", FsyncAlways, unauth(ActionCreate), 1},
 		{"intent, policy interval", FsyncInterval, AuditRecord{Subject: "s", Action: ActionCreate, Phase: PhaseIntent}, 0},
@@ -204,7 +205,7 @@ func BenchmarkAuditWrite(b *testing.B) {
 		rec    AuditRecord
 	}{
 		{"read", FsyncMutations, readRecord("r")},
-		{"unauthenticated create", FsyncMutations, AuditRecord{RequestID: "r", Project: "p", Action: ActionCreate, Secret: "db", Phase: PhaseOutcome, Outcome: CodeUnauthenticated}},
+		{"unauthenticated create", FsyncMutations, AuditRecord{RequestID: "r", Project: "p", Action: ActionCreate, Secret: "db", Phase: PhaseOutcome, Outcome: api.CodeUnauthenticated}},
 	}
 	for _, bc := range benches {
 		b.Run(bc.name, func(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // The middleware of every secret route: who is calling, and may they know
@@ -18,7 +19,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	hs := c.Request.Header.Values("Authorization")
 	if len(hs) > 1 {
 		// Proxies and servers disagree on which of two wins; refuse to guess.
-		s.failAuth(r, newAPIError(http.StatusBadRequest, CodeInvalidArgument, "invalid Authorization: the header was sent %d times; send it once", len(hs)))
+		s.failAuth(r, newAPIError(http.StatusBadRequest, api.CodeInvalidArgument, "invalid Authorization: the header was sent %d times; send it once", len(hs)))
 		return
 	}
 	h := ""
@@ -29,13 +30,13 @@ func (s *Server) authenticate(c *gin.Context) {
 	token = strings.TrimSpace(token)
 	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="secretgate"`)
-		s.failAuth(r, newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token in the Authorization header"))
+		s.failAuth(r, newAPIError(http.StatusUnauthorized, api.CodeUnauthenticated, "missing bearer token in the Authorization header"))
 		return
 	}
 	subject, ok := s.authz.Authenticate(token)
 	if !ok || subject == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="secretgate", error="invalid_token"`)
-		s.failAuth(r, newAPIError(http.StatusUnauthorized, CodeUnauthenticated, "invalid bearer token"))
+		s.failAuth(r, newAPIError(http.StatusUnauthorized, api.CodeUnauthenticated, "invalid bearer token"))
 		return
 	}
 	c.Set(ctxKeySubject, subject)
@@ -68,7 +69,7 @@ func (s *Server) authorizeProject(c *gin.Context) {
 	}
 	rt, routed := s.routing.Lookup(project)
 	if !s.authz.HasAnyBinding(r.subject, project) || !routed {
-		r.fail(newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", project))
+		r.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", project))
 		return
 	}
 	c.Set(ctxKeyRoute, rt)

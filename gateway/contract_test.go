@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Every answer of a secret route, success or error, keeps out of caches.
@@ -60,13 +61,13 @@ func TestAuditRecordsNameSubjectActionAndSecret(t *testing.T) {
 	}{
 		{"create", "POST", base, "t-editor", map[string]any{"name": "n1", "data": map[string]string{"k": canary}}, "editor", ActionCreate, "n1", "ok", true},
 		{"read", "GET", base + "/db", "t-reader", nil, "reader", ActionRead, "db", "ok", false},
-		{"read denied", "GET", base + "/db", "t-editor", nil, "editor", ActionRead, "db", CodePermissionDenied, false},
+		{"read denied", "GET", base + "/db", "t-editor", nil, "editor", ActionRead, "db", api.CodePermissionDenied, false},
 		{"metadata", "GET", base + "/db/metadata", "t-reader", nil, "reader", ActionList, "db", "ok", false},
 		{"replace", "PUT", base + "/db", "t-editor", map[string]any{"data": map[string]string{"k": canary}}, "editor", ActionUpdate, "db", "ok", true},
 		{"patch", "PATCH", base + "/db", "t-editor", map[string]any{"set": map[string]string{"k": canary}}, "editor", ActionUpdate, "db", "ok", true},
 		{"delete", "DELETE", base + "/db", "t-editor", nil, "editor", ActionDelete, "db", "ok", true},
 		{"list", "GET", base, "t-reader", nil, "reader", ActionList, "", "ok", false},
-		{"not found", "GET", base + "/nope", "t-reader", nil, "reader", ActionRead, "nope", CodeNotFound, false},
+		{"not found", "GET", base + "/nope", "t-reader", nil, "reader", ActionRead, "nope", api.CodeNotFound, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,7 +111,7 @@ func TestPatchIfMatchIsCheckedBeforeWriting(t *testing.T) {
 	r = h.do(t, "PATCH", base+"/db", "t-admin", map[string]any{"set": map[string]string{"user": "mallory"}}, "If-Match", `"1"`)
 	require.Equal(t, http.StatusPreconditionFailed, r.code, "%s", r.body)
 	code, _ := errCode(t, r)
-	require.Equal(t, CodeVersionMismatch, code)
+	require.Equal(t, api.CodeVersionMismatch, code)
 	require.Equal(t, writes, h.mem.writes, "no write may reach the backend")
 	sec := h.mem.secrets[key("payments", "db")]
 	require.Equal(t, int64(2), sec.meta.Version)
@@ -138,9 +139,9 @@ func TestThrottledBackendAnswers429(t *testing.T) {
 			abortWith(c, mapBackendError(tc.err, opContext{project: "p", name: "db", backend: "cloud"}))
 			require.Equal(t, http.StatusTooManyRequests, w.Code)
 			require.Equal(t, tc.retryAfter, w.Header().Get("Retry-After"))
-			var e errorBody
+			var e api.ErrorBody
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &e))
-			require.Equal(t, CodeBackendThrottled, e.Error.Code)
+			require.Equal(t, api.CodeBackendThrottled, e.Error.Code)
 			var te *sdk.ThrottleError
 			require.ErrorAs(t, tc.err, &te)
 			require.Contains(t, e.Error.Message, te.Limit)

@@ -6,20 +6,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
-
-// copyBody is the body of POST /v1/projects/{p}/secrets/{name}/copy.
-type copyBody struct {
-	// ToProject defaults to the source project (then As must differ).
-	ToProject string `json:"to_project"`
-	// As names the copy; it defaults to the source name.
-	As string `json:"as"`
-	// Version picks a source version; 0 is the latest.
-	Version int64 `json:"version"`
-	// Overwrite replaces an existing target secret (a new version of it)
-	// instead of answering 409 already_exists.
-	Overwrite bool `json:"overwrite"`
-}
 
 // copySecret copies one secret (data and labels of one version) to another
 // name or project, across backends if the projects live on different ones.
@@ -36,7 +24,7 @@ func (s *Server) copySecret(c *gin.Context) {
 	if !src.secretName() {
 		return
 	}
-	var body copyBody
+	var body api.CopyRequest
 	if !src.decodeJSON(&body) {
 		return
 	}
@@ -65,7 +53,7 @@ func (s *Server) copySecret(c *gin.Context) {
 	src.version = body.Version
 	if !s.authz.Allowed(src.subject, src.route.Project, ActionRead, src.secret) {
 		if !s.authz.Allowed(src.subject, src.route.Project, ActionMigrate, "") {
-			src.fail(newAPIError(http.StatusForbidden, CodePermissionDenied, "copying secret %q out of project %q needs %s on it or %s on the project, not granted to %q",
+			src.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "copying secret %q out of project %q needs %s on it or %s on the project, not granted to %q",
 				src.secret, src.route.Project, ActionRead, ActionMigrate, src.subject))
 			return
 		}
@@ -78,7 +66,7 @@ func (s *Server) copySecret(c *gin.Context) {
 	}
 	rt, routed := s.routing.Lookup(body.ToProject)
 	if !routed || !s.authz.HasAnyBinding(dst.subject, body.ToProject) {
-		dst.fail(newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", body.ToProject))
+		dst.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", body.ToProject))
 		return
 	}
 	dst.route = rt

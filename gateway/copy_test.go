@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // copyHarness: "payments" on backend a, "billing" on backend b, "locked" on
@@ -96,7 +97,7 @@ func TestCopySecret(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.code, "%s", r.body)
 	require.NotContains(t, string(r.body), canary)
 	require.Equal(t, "/v1/projects/billing/secrets/stripe-key", r.hdr.Get("Location"))
-	var meta metaJSON
+	var meta api.Metadata
 	require.NoError(t, json.Unmarshal(r.body, &meta))
 	require.Equal(t, "billing", meta.Project)
 	require.Equal(t, int64(1), meta.Version)
@@ -153,25 +154,25 @@ func TestListProjects(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, r.code)
 	for _, tc := range []struct {
 		token string
-		want  []projectJSON
+		want  []api.Project
 	}{
-		{"t-admin", []projectJSON{
+		{"t-admin", []api.Project{
 			{Name: "billing", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
 			{Name: "locked", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
 			{Name: "payments", Actions: []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}},
 		}},
-		{"t-reader", []projectJSON{
+		{"t-reader", []api.Project{
 			{Name: "billing", Actions: []string{ActionList, ActionCreate}},
 			{Name: "payments", Actions: []string{ActionList, ActionRead}},
 		}},
-		{"t-viewer", []projectJSON{{Name: "billing", Actions: []string{ActionList}}}},
+		{"t-viewer", []api.Project{{Name: "billing", Actions: []string{ActionList}}}},
 	} {
 		r := h.do(t, "GET", "/v1/projects", tc.token, nil)
 		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
 		require.Equal(t, "no-store", r.hdr.Get("Cache-Control"))
 		var got struct {
 			Subject  string
-			Projects []projectJSON
+			Projects []api.Project
 		}
 		require.NoError(t, json.Unmarshal(r.body, &got))
 		require.Equal(t, tc.want, got.Projects, tc.token)
@@ -204,7 +205,7 @@ func TestPatchLabels(t *testing.T) {
 			require.Contains(t, string(r.body), "invalid_argument")
 			continue
 		}
-		var m metaJSON
+		var m api.Metadata
 		require.NoError(t, json.Unmarshal(r.body, &m))
 		require.Equal(t, tc.labels, m.Labels, "%v", tc.body)
 	}

@@ -11,28 +11,10 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
-// Error codes of the HTTP API (docs/api.md, "Errors").
-const (
-	CodeInvalidArgument    = "invalid_argument"
-	CodeUnauthenticated    = "unauthenticated"
-	CodePermissionDenied   = "permission_denied"
-	CodeNotFound           = "not_found"
-	CodeAlreadyExists      = "already_exists"
-	CodeVersionMismatch    = "version_mismatch"
-	CodePayloadTooLarge    = "payload_too_large"
-	CodeBackendUnavailable = "backend_unavailable"
-	// CodeBackendThrottled (429): the backend's service refused the call
-	// for a quota or rate limit; Retry-After says when to try again.
-	CodeBackendThrottled = "backend_throttled"
-	CodeInternal         = "internal"
-	// CodeRequestTimeout (408): the request body arrived too slowly.
-	CodeRequestTimeout = "request_timeout"
-	// CodeMigrationInProgress (409): a write to a project that a migration
-	// is copying, or a second migration of it.
-	CodeMigrationInProgress = "migration_in_progress"
-)
+// The error codes are api.Code* (sdk/api: the wire types, written once).
 
 // apiError is an answer of the API that is not a success. Message is built by
 // the gateway from names and rules only: never from a request body, so it can
@@ -54,20 +36,11 @@ func newAPIError(status int, code, format string, args ...any) *apiError {
 }
 
 func invalidArg(field, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+	return &apiError{Status: http.StatusBadRequest, Code: api.CodeInvalidArgument,
 		Message: fmt.Sprintf("invalid %s: %s", field, fmt.Sprintf(format, args...))}
 }
 
-// errorBody is the JSON envelope of every error.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
+// api.ErrorBody is the JSON envelope of every error.
 // opContext says what the gateway was doing when a backend failed, so that
 // messages name the secret and the backend rather than quoting the backend's
 // own error text.
@@ -90,36 +63,36 @@ func mapBackendError(err error, op opContext) *apiError {
 		// Backend contract never carry values.
 		return invalidArg(fe.Field, "%s", fe.Reason)
 	case errors.Is(err, sdk.ErrInvalid):
-		return newAPIError(http.StatusBadRequest, CodeInvalidArgument, "the backend rejected the request as invalid")
+		return newAPIError(http.StatusBadRequest, api.CodeInvalidArgument, "the backend rejected the request as invalid")
 	case errors.Is(err, sdk.ErrNotFound):
 		if op.version > 0 {
-			return newAPIError(http.StatusNotFound, CodeNotFound, "version %d of secret %q not found in project %q", op.version, op.name, op.project)
+			return newAPIError(http.StatusNotFound, api.CodeNotFound, "version %d of secret %q not found in project %q", op.version, op.name, op.project)
 		}
 		if op.name == "" {
-			return newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", op.project)
+			return newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", op.project)
 		}
-		return newAPIError(http.StatusNotFound, CodeNotFound, "secret %q not found in project %q", op.name, op.project)
+		return newAPIError(http.StatusNotFound, api.CodeNotFound, "secret %q not found in project %q", op.name, op.project)
 	case errors.Is(err, sdk.ErrAlreadyExists):
-		return newAPIError(http.StatusConflict, CodeAlreadyExists, "secret %q already exists in project %q", op.name, op.project)
+		return newAPIError(http.StatusConflict, api.CodeAlreadyExists, "secret %q already exists in project %q", op.name, op.project)
 	case errors.Is(err, sdk.ErrVersionMismatch):
-		return newAPIError(http.StatusPreconditionFailed, CodeVersionMismatch, "secret %q in project %q is not at the expected version", op.name, op.project)
+		return newAPIError(http.StatusPreconditionFailed, api.CodeVersionMismatch, "secret %q in project %q is not at the expected version", op.name, op.project)
 	case errors.Is(err, sdk.ErrThrottled):
 		te := &sdk.ThrottleError{Limit: "a quota of the backend's service"}
 		errors.As(err, &te)
 		wait := max(te.RetryAfter, time.Second)
-		return &apiError{Status: http.StatusTooManyRequests, Code: CodeBackendThrottled, retryAfter: wait,
+		return &apiError{Status: http.StatusTooManyRequests, Code: api.CodeBackendThrottled, retryAfter: wait,
 			Message: fmt.Sprintf("backend %q refused the call for a limit of its service (%s); retry after %s", op.backend, te.Limit, retrySeconds(wait)+"s")}
 	case errors.Is(err, sdk.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(op.backend)
 	case errors.Is(err, sdk.ErrPermission):
-		return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal,
+		return &apiError{Status: http.StatusInternalServerError, Code: api.CodeInternal,
 			Message: fmt.Sprintf("backend %q refused the gateway's own credentials", op.backend), cause: err}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
+	return &apiError{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error", cause: err}
 }
 
 func unavailable(backend string) *apiError {
-	return newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "backend %q is unavailable, retry later", backend)
+	return newAPIError(http.StatusServiceUnavailable, api.CodeBackendUnavailable, "backend %q is unavailable, retry later", backend)
 }
 
 // retrySeconds renders d as whole seconds, rounded up, at least 1.
@@ -141,7 +114,7 @@ func abortWith(c *gin.Context, e *apiError) {
 	if e.cause != nil {
 		c.Set(ctxKeyCause, e.cause)
 	}
-	c.AbortWithStatusJSON(e.Status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}})
+	c.AbortWithStatusJSON(e.Status, api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: e.Message}})
 }
 
 // fieldReason is the reason of a validation error, to be reported under

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // The secret routes but PATCH (patch.go): validate, check the action,
@@ -47,9 +48,9 @@ func (s *Server) list(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	out := listJSON{Secrets: make([]metaJSON, 0, len(metas))}
+	out := api.SecretList{Secrets: make([]api.Metadata, 0, len(metas))}
 	for _, m := range metas {
-		out.Secrets = append(out.Secrets, toMetaJSON(m))
+		out.Secrets = append(out.Secrets, toMetadata(m))
 	}
 	if more {
 		if out.NextPageToken, err = s.pages.seal(next, r.subject, r.route.Project, req.Prefix); err != nil {
@@ -97,7 +98,7 @@ func (s *Server) get(c *gin.Context) {
 	if data == nil {
 		data = map[string]string{}
 	}
-	c.JSON(http.StatusOK, secretJSON{metaJSON: toMetaJSON(sec.Meta), Data: data})
+	c.JSON(http.StatusOK, api.Secret{Metadata: toMetadata(sec.Meta), Data: data})
 }
 
 func (s *Server) metadata(c *gin.Context) {
@@ -118,7 +119,7 @@ func (s *Server) metadata(c *gin.Context) {
 	r.version = m.Version
 	if r.auditSuccess() {
 		setETag(c, m.Version)
-		c.JSON(http.StatusOK, toMetaJSON(m))
+		c.JSON(http.StatusOK, toMetadata(m))
 	}
 }
 
@@ -137,9 +138,9 @@ func (s *Server) versions(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	out := versionsJSON{Versions: make([]versionJSON, 0, len(vs))}
+	out := api.VersionList{Versions: make([]api.Version, 0, len(vs))}
 	for _, v := range vs {
-		out.Versions = append(out.Versions, versionJSON{Version: v.Version, CreatedAt: formatTime(v.CreatedAt)})
+		out.Versions = append(out.Versions, api.Version{Version: v.Version, CreatedAt: utc(v.CreatedAt)})
 	}
 	if r.auditSuccess() {
 		c.JSON(http.StatusOK, out)
@@ -147,7 +148,7 @@ func (s *Server) versions(c *gin.Context) {
 }
 
 // validateWrite checks data and labels, naming fields.
-func (r *request) validateWrite(body writeBody) bool {
+func (r *request) validateWrite(body api.WriteRequest) bool {
 	if body.Data == nil {
 		r.fail(invalidArg("data", "is required: an object of key/value strings"))
 		return false
@@ -173,12 +174,12 @@ func (r *request) written(m sdk.Meta, status int) {
 	if status == http.StatusCreated {
 		r.c.Header("Location", "/v1/projects/"+m.Project+"/secrets/"+m.Name)
 	}
-	r.c.JSON(status, toMetaJSON(m))
+	r.c.JSON(status, toMetadata(m))
 }
 
 func (s *Server) create(c *gin.Context) {
 	r := s.req(c)
-	var body writeBody
+	var body api.WriteRequest
 	if !r.decodeJSON(&body) {
 		return
 	}
@@ -212,7 +213,7 @@ func (s *Server) replace(c *gin.Context) {
 	if !r.secretName() {
 		return
 	}
-	var body writeBody
+	var body api.WriteRequest
 	if !r.decodeJSON(&body) {
 		return
 	}

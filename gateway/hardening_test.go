@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretgate/secretgate/sdk/api"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,7 +33,7 @@ func (h *harness) listAll(t *testing.T, token, query string) []string {
 		}
 		r := h.do(t, "GET", base+"?"+q, token, nil)
 		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
-		var page listJSON
+		var page api.SecretList
 		require.NoError(t, json.Unmarshal(r.body, &page))
 		if page.NextPageToken != "" {
 			require.NotEmpty(t, page.Secrets, "an empty page with a token (%s)", q)
@@ -69,7 +70,7 @@ func TestListNeverRevealsHiddenNames(t *testing.T) {
 
 	// Tokens are sealed: nothing in one spells a name.
 	r := h.do(t, "GET", base+"?page_size=1", "t-stripe", nil)
-	var page listJSON
+	var page api.SecretList
 	require.NoError(t, json.Unmarshal(r.body, &page))
 	require.NotEmpty(t, page.NextPageToken)
 	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(page.NextPageToken, pageTokenPrefix))
@@ -95,7 +96,7 @@ func TestListNeverRevealsHiddenNames(t *testing.T) {
 			r := h.do(t, "GET", tc.path, tc.token, nil)
 			require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
 			code, msg := errCode(t, r)
-			require.Equal(t, CodeInvalidArgument, code)
+			require.Equal(t, api.CodeInvalidArgument, code)
 			require.Contains(t, msg, "invalid page_token")
 		})
 	}
@@ -148,7 +149,7 @@ func TestNoInputIsSilentlyAltered(t *testing.T) {
 			r := h.do(t, tc.method, tc.path, "t-admin", tc.body)
 			require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
 			code, msg := errCode(t, r)
-			require.Equal(t, CodeInvalidArgument, code)
+			require.Equal(t, api.CodeInvalidArgument, code)
 			require.True(t, strings.HasPrefix(msg, "invalid "+tc.field+":"), "message %q should name %s", msg, tc.field)
 			// Nothing was stored: db is still version 1 with its value,
 			// and n was not created.
@@ -191,7 +192,7 @@ func TestFailedAuthenticationCannotFloodTheAuditLog(t *testing.T) {
 	}
 	unauth := 0
 	for _, rec := range h.audit.records() {
-		if rec.Outcome == CodeUnauthenticated {
+		if rec.Outcome == api.CodeUnauthenticated {
 			unauth++
 		}
 	}
@@ -253,7 +254,7 @@ func TestSlowBodyAnswers408(t *testing.T) {
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode, "%s", got)
-	require.Contains(t, string(got), CodeRequestTimeout)
+	require.Contains(t, string(got), api.CodeRequestTimeout)
 	require.NotContains(t, string(got), canary)
 	require.Nil(t, h.mem.secrets[key("payments", "slow")])
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Migration tuning.
@@ -18,60 +20,12 @@ const (
 	journalSaveEvery      = time.Second
 )
 
-// Migration states. A migration cut short by a shutdown or a crash stays
-// "running" in the journal and is resumed when the gateway starts.
-const (
-	MigrationRunning   = "running"
-	MigrationSucceeded = "succeeded"
-	MigrationFailed    = "failed"
-)
-
-// MigrationRequest is the body of POST /v1/migrations.
-type MigrationRequest struct {
-	Source       string   `json:"source"`
-	Target       string   `json:"target"`
-	Projects     []string `json:"projects"`
-	Versions     string   `json:"versions"`
-	OnConflict   string   `json:"on_conflict"`
-	DryRun       bool     `json:"dry_run"`
-	Switch       bool     `json:"switch"`
-	DeleteSource bool     `json:"delete_source"`
-	Workers      int      `json:"workers"`
-}
-
-// MigrationReport is the request and the progress of one migration. It
-// holds names and counts only: never a value. It is also the journal's
-// record, so it carries everything a resume needs.
-type MigrationReport struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
-	MigrationRequest
-	Switched bool `json:"switched"`
-	Total    int  `json:"total"`
-	Copied   int  `json:"copied"`
-	Skipped  int  `json:"skipped"`
-	Failed   int  `json:"failed"`
-	Verified int  `json:"verified"`
-	// Deleted counts source secrets removed by delete_source; Kept counts
-	// those left in the source because the target holds different content
-	// (on_conflict skip).
-	Deleted int `json:"deleted"`
-	Kept    int `json:"kept"`
-	// Resumed counts the restarts of the gateway this migration survived.
-	Resumed    int               `json:"resumed"`
-	Errors     map[string]string `json:"errors"`
-	StartedBy  string            `json:"started_by"`
-	RequestID  string            `json:"request_id"`
-	StartedAt  string            `json:"started_at"`
-	FinishedAt string            `json:"finished_at,omitempty"`
-}
-
 type migration struct {
 	mu  sync.Mutex
-	rep MigrationReport
+	rep api.MigrationReport
 }
 
-func (m *migration) snapshot() MigrationReport {
+func (m *migration) snapshot() api.MigrationReport {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.rep
@@ -88,10 +42,10 @@ func (m *migration) snapshot() MigrationReport {
 func (m *migration) running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.rep.State == MigrationRunning
+	return m.rep.State == api.MigrationRunning
 }
 
-func (m *migration) update(f func(r *MigrationReport)) {
+func (m *migration) update(f func(r *api.MigrationReport)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&m.rep)
@@ -228,7 +182,7 @@ func (mg *migrator) release(projects []string) {
 // pauseWrites turns the projects read-only while secrets are copied, so
 // none is lost between the listing and the switch. A dry run writes
 // nothing and pauses nothing; after the switch writes go to the target.
-func (mg *migrator) pauseWrites(rep MigrationReport) {
+func (mg *migrator) pauseWrites(rep api.MigrationReport) {
 	if rep.DryRun || rep.Switched {
 		return
 	}
@@ -239,7 +193,7 @@ func (mg *migrator) pauseWrites(rep MigrationReport) {
 	}
 }
 
-func (mg *migrator) resumeWrites(rep MigrationReport) {
+func (mg *migrator) resumeWrites(rep api.MigrationReport) {
 	if rep.DryRun {
 		return
 	}
@@ -282,7 +236,7 @@ func (mg *migrator) run(m *migration) {
 	ctx := mg.ctx
 	spec := m.snapshot()
 	if !spec.Switched {
-		m.update(func(r *MigrationReport) {
+		m.update(func(r *api.MigrationReport) {
 			r.Total, r.Copied, r.Skipped, r.Failed, r.Verified = 0, 0, 0, 0, 0
 			r.Errors = map[string]string{}
 		})
@@ -299,7 +253,7 @@ func (mg *migrator) run(m *migration) {
 		mg.resumeWrites(spec)
 	}
 	if rep := m.snapshot(); rep.Switched && rep.DeleteSource {
-		m.update(func(r *MigrationReport) { r.Deleted, r.Kept = 0, 0 })
+		m.update(func(r *api.MigrationReport) { r.Deleted, r.Kept = 0, 0 })
 		for _, p := range spec.Projects {
 			mg.deleteFromSource(ctx, m, rep, p)
 		}
@@ -315,7 +269,7 @@ func (mg *migrator) run(m *migration) {
 // the overlay; if the overlay cannot be written the old binding is put
 // back, so a restart never serves a project from a backend that was not
 // chosen (and delete_source never empties a source still in use).
-func (mg *migrator) switchProjects(m *migration, spec MigrationReport) {
+func (mg *migrator) switchProjects(m *migration, spec api.MigrationReport) {
 	for _, p := range spec.Projects {
 		if err := mg.s.routing.SetBackend(p, spec.Target); err != nil {
 			mg.fail(m, "project:"+p, fmt.Errorf("switch: %w", err))
@@ -324,7 +278,7 @@ func (mg *migrator) switchProjects(m *migration, spec MigrationReport) {
 	if m.snapshot().Failed == 0 {
 		err := mg.saveOverlay()
 		if err == nil {
-			m.update(func(r *MigrationReport) { r.Switched = true })
+			m.update(func(r *api.MigrationReport) { r.Switched = true })
 			return
 		}
 		mg.s.log.Error("migration: the routing overlay cannot be saved; the switch is undone", "migration", spec.ID, "error", err)
@@ -356,10 +310,10 @@ func (mg *migrator) finish(m *migration) {
 	// Release before the report turns final, so that a client that sees
 	// the end can start the next migration of these projects at once.
 	mg.release(rep.Projects)
-	m.update(func(r *MigrationReport) {
-		r.State = MigrationSucceeded
+	m.update(func(r *api.MigrationReport) {
+		r.State = api.MigrationSucceeded
 		if r.Failed > 0 {
-			r.State = MigrationFailed
+			r.State = api.MigrationFailed
 		}
 		r.FinishedAt = formatTime(time.Now())
 	})
@@ -390,12 +344,12 @@ func (mg *migrator) resume() {
 			rep.Workers = defaultMigrateWorkers
 		}
 		m := &migration{rep: rep}
-		if rep.State != MigrationRunning {
+		if rep.State != api.MigrationRunning {
 			mg.remember(m)
 			continue
 		}
 		if why := mg.resumable(&m.rep); why != "" {
-			m.rep.State, m.rep.FinishedAt = MigrationFailed, formatTime(time.Now())
+			m.rep.State, m.rep.FinishedAt = api.MigrationFailed, formatTime(time.Now())
 			m.rep.Failed++
 			m.rep.Errors["resume"] = why
 			mg.remember(m)
@@ -404,7 +358,7 @@ func (mg *migrator) resume() {
 		}
 		m.rep.Resumed++
 		if _, busy := mg.claim(m); busy != "" {
-			m.rep.State, m.rep.FinishedAt = MigrationFailed, formatTime(time.Now())
+			m.rep.State, m.rep.FinishedAt = api.MigrationFailed, formatTime(time.Now())
 			m.rep.Errors["resume"] = fmt.Sprintf("project %q is claimed by another interrupted migration", busy)
 			mg.remember(m)
 			continue
@@ -422,7 +376,7 @@ func (mg *migrator) resume() {
 // resumable checks that an interrupted migration's projects are bound as it
 // left them. A journal that missed the switch (the overlay was saved, then
 // the gateway died) is recognised by every project being on the target.
-func (mg *migrator) resumable(rep *MigrationReport) string {
+func (mg *migrator) resumable(rep *api.MigrationReport) string {
 	if !mg.backendExists(rep.Source) || !mg.backendExists(rep.Target) {
 		return fmt.Sprintf("backend %q or %q is no longer configured", rep.Source, rep.Target)
 	}

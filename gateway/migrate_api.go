@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // registerMigrations adds the migration routes to the engine.
@@ -38,11 +39,11 @@ func (mg *migrator) authorize(c *gin.Context, project string) (Route, bool) {
 	}
 	rt, routed := mg.s.routing.Lookup(project)
 	if !mg.s.authz.HasAnyBinding(r.subject, project) || !routed {
-		r.fail(newAPIError(http.StatusNotFound, CodeNotFound, "project %q not found", project))
+		r.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", project))
 		return Route{}, false
 	}
 	if !mg.s.authz.Allowed(r.subject, project, ActionMigrate, "") {
-		r.fail(newAPIError(http.StatusForbidden, CodePermissionDenied, "%s on project %q is not granted to %q", ActionMigrate, project, r.subject))
+		r.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "%s on project %q is not granted to %q", ActionMigrate, project, r.subject))
 		return Route{}, false
 	}
 	return rt, true
@@ -57,7 +58,7 @@ func (mg *migrator) backendExists(name string) bool {
 	return false
 }
 
-func (mg *migrator) validate(r *request, body *MigrationRequest) bool {
+func (mg *migrator) validate(r *request, body *api.MigrationRequest) bool {
 	switch {
 	case body.Source == "":
 		r.fail(invalidArg("source", "is required: the name of a configured backend"))
@@ -83,7 +84,7 @@ func (mg *migrator) validate(r *request, body *MigrationRequest) bool {
 
 func (mg *migrator) create(c *gin.Context) {
 	r := mg.request(c, "")
-	var body MigrationRequest
+	var body api.MigrationRequest
 	if !r.decodeJSON(&body) {
 		return
 	}
@@ -130,13 +131,15 @@ func (mg *migrator) create(c *gin.Context) {
 	sort.Strings(projects)
 
 	body.Projects = projects
-	m := &migration{rep: MigrationReport{
-		ID: uuid.NewString(), State: MigrationRunning, MigrationRequest: body, Errors: map[string]string{},
-		StartedBy: c.GetString(ctxKeySubject), RequestID: requestID(c), StartedAt: formatTime(time.Now()),
+	m := &migration{rep: api.MigrationReport{
+		ID: uuid.NewString(), State: api.MigrationRunning,
+		Source: body.Source, Target: body.Target, Projects: body.Projects, Versions: body.Versions,
+		OnConflict: body.OnConflict, DryRun: body.DryRun, Switch: body.Switch, DeleteSource: body.DeleteSource, Workers: body.Workers,
+		Errors: map[string]string{}, StartedBy: c.GetString(ctxKeySubject), RequestID: requestID(c), StartedAt: formatTime(time.Now()),
 	}}
 	id := m.rep.ID
 	if other, busy := mg.claim(m); busy != "" {
-		mg.request(c, busy).fail(newAPIError(http.StatusConflict, CodeMigrationInProgress, "project %q is already being migrated by migration %s", busy, other))
+		mg.request(c, busy).fail(newAPIError(http.StatusConflict, api.CodeMigrationInProgress, "project %q is already being migrated by migration %s", busy, other))
 		return
 	}
 	for _, p := range projects {
@@ -144,14 +147,17 @@ func (mg *migrator) create(c *gin.Context) {
 		rr.route.Backend = body.Source
 		if !rr.auditIntent() {
 			mg.release(projects)
-			m.update(func(rep *MigrationReport) { rep.State = MigrationFailed; rep.FinishedAt = formatTime(time.Now()) })
+			m.update(func(rep *api.MigrationReport) {
+				rep.State = api.MigrationFailed
+				rep.FinishedAt = formatTime(time.Now())
+			})
 			return
 		}
 	}
 	mg.pauseWrites(m.snapshot())
 	mg.saveJournal()
 	mg.start(m)
-	c.JSON(http.StatusAccepted, gin.H{"id": id})
+	c.JSON(http.StatusAccepted, api.MigrationStarted{ID: id})
 }
 
 func (mg *migrator) get(c *gin.Context) {
@@ -166,12 +172,12 @@ func (mg *migrator) get(c *gin.Context) {
 			return
 		}
 	}
-	r.fail(newAPIError(http.StatusNotFound, CodeNotFound, "migration not found"))
+	r.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "migration not found"))
 }
 
 // canSee: a migration is visible to subjects allowed to migrate every one
 // of its projects.
-func (mg *migrator) canSee(c *gin.Context, rep MigrationReport) bool {
+func (mg *migrator) canSee(c *gin.Context, rep api.MigrationReport) bool {
 	subject := c.GetString(ctxKeySubject)
 	for _, p := range rep.Projects {
 		if !mg.s.authz.Allowed(subject, p, ActionMigrate, "") {
@@ -188,11 +194,11 @@ func (mg *migrator) list(c *gin.Context) {
 		ms = append(ms, mg.all[id])
 	}
 	mg.mu.Unlock()
-	out := make([]MigrationReport, 0, len(ms))
+	out := make([]api.MigrationReport, 0, len(ms))
 	for _, m := range ms {
 		if rep := m.snapshot(); mg.canSee(c, rep) {
 			out = append(out, rep)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"migrations": out})
+	c.JSON(http.StatusOK, api.MigrationList{Migrations: out})
 }

@@ -9,11 +9,12 @@ import (
 	"sync"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 func (mg *migrator) fail(m *migration, key string, err error) {
 	msg := errorText(err)
-	mg.countWith(m, outcomeFailed, func(r *MigrationReport) { r.Errors[key] = msg })
+	mg.countWith(m, outcomeFailed, func(r *api.MigrationReport) { r.Errors[key] = msg })
 }
 
 // Outcomes of one secret, as counted in reports and in metrics.
@@ -31,10 +32,10 @@ const (
 func (mg *migrator) count(m *migration, outcome string) { mg.countWith(m, outcome, nil) }
 
 // countWith also applies more to the report, in the same update.
-func (mg *migrator) countWith(m *migration, outcome string, more func(r *MigrationReport)) {
+func (mg *migrator) countWith(m *migration, outcome string, more func(r *api.MigrationReport)) {
 	var src, dst string
 	var dry bool
-	m.update(func(r *MigrationReport) {
+	m.update(func(r *api.MigrationReport) {
 		if more != nil {
 			more(r)
 		}
@@ -133,18 +134,18 @@ func forEach(ctx context.Context, names []string, workers int, f func(name strin
 	wg.Wait()
 }
 
-func (mg *migrator) runProject(ctx context.Context, m *migration, spec MigrationReport, project string) {
+func (mg *migrator) runProject(ctx context.Context, m *migration, spec api.MigrationReport, project string) {
 	names, err := mg.listNames(ctx, spec.Source, project)
 	if err != nil {
 		mg.fail(m, "project:"+project, fmt.Errorf("listing the source: %w", err))
 		return
 	}
-	m.update(func(r *MigrationReport) { r.Total += len(names) })
+	m.update(func(r *api.MigrationReport) { r.Total += len(names) })
 	forEach(ctx, names, spec.Workers, func(name string) { mg.copyOne(ctx, m, spec, project, name) })
 }
 
 // key of a secret in a report: project/name when several projects move.
-func reportKey(spec MigrationReport, project, name string) string {
+func reportKey(spec api.MigrationReport, project, name string) string {
 	if len(spec.Projects) > 1 {
 		return project + "/" + name
 	}
@@ -161,7 +162,7 @@ func (mg *migrator) readSecret(ctx context.Context, backend string, ref sdk.Ref)
 	return sec, err
 }
 
-func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationReport, project, name string) {
+func (mg *migrator) copyOne(ctx context.Context, m *migration, spec api.MigrationReport, project, name string) {
 	key := reportKey(spec, project, name)
 	ref := sdk.Ref{Project: project, Name: name}
 	latest, err := mg.readSecret(ctx, spec.Source, ref)
@@ -265,7 +266,7 @@ func (mg *migrator) copyOne(ctx context.Context, m *migration, spec MigrationRep
 // deleteFromSource runs after a verified, persisted switch: it deletes from
 // the source each secret whose latest version in the target has the same
 // digest, compared again now, and keeps every other one.
-func (mg *migrator) deleteFromSource(ctx context.Context, m *migration, spec MigrationReport, project string) {
+func (mg *migrator) deleteFromSource(ctx context.Context, m *migration, spec api.MigrationReport, project string) {
 	names, err := mg.listNames(ctx, spec.Source, project)
 	if err != nil {
 		mg.fail(m, "project:"+project, fmt.Errorf("listing the source for delete_source: %w", err))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 func seed(t *testing.T, b *memBackend, project string, n int, value func(i int) string) {
@@ -82,7 +83,7 @@ func TestMigrationDeleteSource(t *testing.T) {
 
 	rep := e.wait(t, e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"},
 		"on_conflict": "skip", "switch": true, "delete_source": true, "workers": 3}))
-	require.Equal(t, MigrationSucceeded, rep.State, "%+v", rep)
+	require.Equal(t, api.MigrationSucceeded, rep.State, "%+v", rep)
 	require.True(t, rep.Switched)
 	require.Equal(t, 9, rep.Deleted)
 	require.Equal(t, 1, rep.Kept)
@@ -134,7 +135,7 @@ func TestMigrationDeleteSourceNeedsCleanRun(t *testing.T) {
 			tc.prepare(t, e)
 			rep := e.wait(t, e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"},
 				"on_conflict": "fail", "switch": true, "delete_source": true}))
-			require.Equal(t, MigrationFailed, rep.State)
+			require.Equal(t, api.MigrationFailed, rep.State)
 			require.Equal(t, tc.copied, rep.Copied)
 			require.Equal(t, tc.verified, rep.Verified)
 			require.Equal(t, 1, rep.Failed)
@@ -176,13 +177,13 @@ func TestMigrationResumesAfterShutdown(t *testing.T) {
 	var j migrationJournal
 	require.NoError(t, json.Unmarshal(raw, &j))
 	require.Len(t, j.Migrations, 1)
-	require.Equal(t, MigrationRunning, j.Migrations[0].State)
+	require.Equal(t, api.MigrationRunning, j.Migrations[0].State)
 	require.False(t, j.Migrations[0].Switched)
 
 	close(src.gate)
 	second := newMigrateEnvAt(t, dir, src, dst, "a")
 	rep := second.wait(t, id)
-	require.Equal(t, MigrationSucceeded, rep.State, "%+v", rep)
+	require.Equal(t, api.MigrationSucceeded, rep.State, "%+v", rep)
 	require.Equal(t, 1, rep.Resumed)
 	require.Equal(t, 25, rep.Total)
 	require.Equal(t, 25, rep.Copied+rep.Skipped)
@@ -195,10 +196,10 @@ func TestMigrationResumesAfterShutdown(t *testing.T) {
 	third := newMigrateEnvAt(t, dir, src, dst, "a")
 	r := third.h.do(t, "GET", "/v1/migrations", "t-admin", nil)
 	require.Equal(t, http.StatusOK, r.code)
-	var list struct{ Migrations []MigrationReport }
+	var list struct{ Migrations []api.MigrationReport }
 	require.NoError(t, json.Unmarshal(r.body, &list))
 	require.Len(t, list.Migrations, 1)
-	require.Equal(t, MigrationSucceeded, list.Migrations[0].State)
+	require.Equal(t, api.MigrationSucceeded, list.Migrations[0].State)
 	require.Equal(t, 1, list.Migrations[0].Resumed)
 	rt, _ = third.srv.Routing().Lookup("payments")
 	require.Equal(t, "b", rt.Backend, "the overlay still applies")
@@ -219,7 +220,7 @@ func TestMigrationNotResumedAfterRebind(t *testing.T) {
 
 	second := newMigrateEnvAt(t, dir, src, dst, "b")
 	rep := second.wait(t, id)
-	require.Equal(t, MigrationFailed, rep.State)
+	require.Equal(t, api.MigrationFailed, rep.State)
 	require.Contains(t, rep.Errors["resume"], `project "payments" is bound to backend "b"`)
 	rt, _ := second.srv.Routing().Lookup("payments")
 	require.False(t, rt.ReadOnly)
@@ -234,14 +235,14 @@ func TestMigrationListIsBounded(t *testing.T) {
 	var first, last string
 	for i := range journalKeep + 5 {
 		id := e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"}, "dry_run": true})
-		require.Equal(t, MigrationSucceeded, e.wait(t, id).State)
+		require.Equal(t, api.MigrationSucceeded, e.wait(t, id).State)
 		if i == 0 {
 			first = id
 		}
 		last = id
 	}
 	r := e.h.do(t, "GET", "/v1/migrations", "t-admin", nil)
-	var list struct{ Migrations []MigrationReport }
+	var list struct{ Migrations []api.MigrationReport }
 	require.NoError(t, json.Unmarshal(r.body, &list))
 	require.Len(t, list.Migrations, journalKeep)
 	require.Equal(t, last, list.Migrations[journalKeep-1].ID)
@@ -264,16 +265,16 @@ func TestMigrationResumeRecognisesALandedSwitch(t *testing.T) {
 	dst := &hookedBackend{memBackend: newMemBackend()}
 	seed(t, src.memBackend, "payments", 3, func(i int) string { return fmt.Sprint("v", i) })
 	seed(t, dst.memBackend, "payments", 3, func(i int) string { return fmt.Sprint("v", i) })
-	rep := MigrationReport{ID: "0b7e6a53-5d35-4d4e-9a8a-2f9c3f1d6c11", State: MigrationRunning,
-		MigrationRequest: MigrationRequest{Source: "a", Target: "b", Projects: []string{"payments"}, Versions: "latest",
-			OnConflict: "fail", Switch: true, DeleteSource: true, Workers: 2},
+	rep := api.MigrationReport{ID: "0b7e6a53-5d35-4d4e-9a8a-2f9c3f1d6c11", State: api.MigrationRunning,
+		Source: "a", Target: "b", Projects: []string{"payments"}, Versions: "latest",
+		OnConflict: "fail", Switch: true, DeleteSource: true, Workers: 2,
 		Total: 3, Copied: 3, Verified: 3, Errors: map[string]string{}, StartedBy: "admin"}
-	require.NoError(t, writeState(filepath.Join(dir, journalFile), migrationJournal{Migrations: []MigrationReport{rep}}))
+	require.NoError(t, writeState(filepath.Join(dir, journalFile), migrationJournal{Migrations: []api.MigrationReport{rep}}))
 	require.NoError(t, writeState(filepath.Join(dir, routingOverlayFile), routingOverlay{Projects: map[string]string{"payments": "b"}}))
 
 	e := newMigrateEnvAt(t, dir, src, dst, "a")
 	got := e.wait(t, rep.ID)
-	require.Equal(t, MigrationSucceeded, got.State, "%+v", got)
+	require.Equal(t, api.MigrationSucceeded, got.State, "%+v", got)
 	require.True(t, got.Switched)
 	require.Equal(t, 1, got.Resumed)
 	require.Equal(t, 3, got.Copied, "the copy was not redone")

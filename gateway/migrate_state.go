@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Two small state files live in the directory of the audit log, both JSON,
@@ -33,7 +35,7 @@ type routingOverlay struct {
 }
 
 type migrationJournal struct {
-	Migrations []MigrationReport `json:"migrations"`
+	Migrations []api.MigrationReport `json:"migrations"`
 }
 
 func (mg *migrator) statePath(file string) string {
@@ -142,7 +144,7 @@ func (mg *migrator) saveOverlay() error {
 }
 
 // loadJournal reads the saved reports, oldest first.
-func (mg *migrator) loadJournal() []MigrationReport {
+func (mg *migrator) loadJournal() []api.MigrationReport {
 	path := mg.statePath(journalFile)
 	if path == "" {
 		return nil
@@ -170,7 +172,7 @@ func (mg *migrator) saveJournal() {
 		ms = append(ms, mg.all[id])
 	}
 	mg.mu.Unlock()
-	j := migrationJournal{Migrations: make([]MigrationReport, 0, len(ms))}
+	j := migrationJournal{Migrations: make([]api.MigrationReport, 0, len(ms))}
 	for _, m := range ms {
 		j.Migrations = append(j.Migrations, m.snapshot())
 	}

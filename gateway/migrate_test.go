@@ -16,6 +16,7 @@ import (
 
 	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // hookedBackend wraps a memBackend: reads wait for gate to close, the
@@ -112,14 +113,14 @@ func newMigrateEnvAt(t *testing.T, stateDir string, src, dst *hookedBackend, pay
 }
 
 // wait polls a migration until it ends.
-func (e *migrateEnv) wait(t *testing.T, id string) MigrationReport {
+func (e *migrateEnv) wait(t *testing.T, id string) api.MigrationReport {
 	t.Helper()
-	var rep MigrationReport
+	var rep api.MigrationReport
 	require.Eventually(t, func() bool {
 		r := e.h.do(t, "GET", "/v1/migrations/"+id, "t-admin", nil)
 		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
 		require.NoError(t, json.Unmarshal(r.body, &rep))
-		return rep.State != MigrationRunning
+		return rep.State != api.MigrationRunning
 	}, 30*time.Second, 20*time.Millisecond)
 	return rep
 }
@@ -159,15 +160,15 @@ func TestMigrationEngine(t *testing.T) {
 	require.Equal(t, http.StatusConflict, r.code, "%s", r.body)
 	close(src.gate)
 
-	var rep MigrationReport
+	var rep api.MigrationReport
 	require.Eventually(t, func() bool {
 		r := h.do(t, "GET", "/v1/migrations/"+started.ID, "t-admin", nil)
 		require.Equal(t, http.StatusOK, r.code, "%s", r.body)
 		require.NotContains(t, string(r.body), canary)
 		require.NoError(t, json.Unmarshal(r.body, &rep))
-		return rep.State != MigrationRunning
+		return rep.State != api.MigrationRunning
 	}, 30*time.Second, 20*time.Millisecond)
-	require.Equal(t, MigrationSucceeded, rep.State, "%+v", rep)
+	require.Equal(t, api.MigrationSucceeded, rep.State, "%+v", rep)
 	require.Equal(t, 20, rep.Total)
 	require.Equal(t, 20, rep.Verified)
 	require.True(t, rep.Switched)
@@ -245,7 +246,7 @@ func TestMigrationResumesPartialHistory(t *testing.T) {
 	var started struct{ ID string }
 	require.NoError(t, json.Unmarshal(r.body, &started))
 	rep := e.wait(t, started.ID)
-	require.Equal(t, MigrationSucceeded, rep.State, "%+v", rep)
+	require.Equal(t, api.MigrationSucceeded, rep.State, "%+v", rep)
 	require.Equal(t, 1, rep.Copied)
 	require.Equal(t, 1, rep.Verified)
 	for v := int64(1); v <= 3; v++ {

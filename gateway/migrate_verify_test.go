@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // readBackOther makes a target read back, for the secret name, a value
@@ -67,7 +68,7 @@ func TestMigrationVerifiesReadBack(t *testing.T) {
 				e.dst.readBack = tc.readBack
 				rep := e.wait(t, e.start(t, map[string]any{"source": "a", "target": "b", "projects": []string{"payments"},
 					"versions": versions, "on_conflict": "fail", "switch": true}))
-				require.Equal(t, MigrationFailed, rep.State, "%+v", rep)
+				require.Equal(t, api.MigrationFailed, rep.State, "%+v", rep)
 				require.Equal(t, 4, rep.Total)
 				require.Equal(t, 4, rep.Copied, "every secret was written")
 				require.Equal(t, 3, rep.Verified, "the secret read back different is not counted verified")

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // PATCH: a read-modify-write of one secret, serialized per secret in this
@@ -25,7 +26,7 @@ func (s *Server) patch(c *gin.Context) {
 	if !r.secretName() {
 		return
 	}
-	var body patchBody
+	var body api.PatchRequest
 	if !r.decodeJSON(&body) {
 		return
 	}
@@ -55,7 +56,7 @@ func (s *Server) patch(c *gin.Context) {
 	r.written(m, http.StatusOK)
 }
 
-func (r *request) validatePatch(body patchBody) bool {
+func (r *request) validatePatch(body api.PatchRequest) bool {
 	if len(body.Set) == 0 && len(body.Unset) == 0 && body.Labels == nil {
 		r.fail(invalidArg("set", "a patch needs at least one key in set or unset, or labels"))
 		return false
@@ -90,7 +91,7 @@ func (r *request) validatePatch(body patchBody) bool {
 // patchLoop reads the latest version, applies the patch and writes it with
 // check-and-set, retrying with jittered backoff when another writer got
 // there first. With If-Match there is no retry: a mismatch is the answer.
-func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body patchBody, expected int64) (sdk.Meta, error) {
+func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body api.PatchRequest, expected int64) (sdk.Meta, error) {
 	ref := sdk.Ref{Project: r.route.Project, Name: r.secret}
 	for attempt := 0; attempt < patchAttempts; attempt++ {
 		cur, err := b.Read(ctx, ref)
@@ -111,14 +112,14 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 			delete(data, k)
 		}
 		if len(data) == 0 {
-			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: api.CodeInvalidArgument,
 				Message: "invalid unset: the patch would remove every key; delete the secret instead"}
 		}
 		if err := sdk.ValidateData(data); err != nil {
 			// The merged map holds stored values the caller may not be
 			// allowed to read: the answer names the limits, never a size
 			// or count computed from them (one bit remains: fits or not).
-			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument,
+			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: api.CodeInvalidArgument,
 				Message: fmt.Sprintf("invalid set: the patched secret would exceed the limits of a secret (at most %d keys and %d bytes of JSON); nothing was changed", sdk.MaxKeys, sdk.MaxPayloadBytes)}
 		}
 		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
@@ -132,7 +133,7 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 			return sdk.Meta{}, err
 		}
 	}
-	return sdk.Meta{}, &apiError{Status: http.StatusPreconditionFailed, Code: CodeVersionMismatch,
+	return sdk.Meta{}, &apiError{Status: http.StatusPreconditionFailed, Code: api.CodeVersionMismatch,
 		Message: fmt.Sprintf("secret %q kept changing during %d patch attempts; retry", r.secret, patchAttempts)}
 }
 

@@ -4,16 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/secretgate/secretgate/sdk/api"
 )
-
-// projectJSON is one entry of GET /v1/projects.
-type projectJSON struct {
-	Name string `json:"name"`
-	// Actions are those granted on every secret of the project; a binding
-	// narrowed by secret globs adds nothing here but may allow more on the
-	// secrets its globs match.
-	Actions []string `json:"actions"`
-}
 
 var projectActions = []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete, ActionMigrate}
 
@@ -23,12 +15,12 @@ var projectActions = []string{ActionList, ActionRead, ActionCreate, ActionUpdate
 // the operator's business.
 func (s *Server) listProjects(c *gin.Context) {
 	subject := c.GetString(ctxKeySubject)
-	out := []projectJSON{}
+	out := []api.Project{}
 	for _, rt := range s.routing.Projects() {
 		if !s.authz.HasAnyBinding(subject, rt.Project) {
 			continue
 		}
-		p := projectJSON{Name: rt.Project, Actions: []string{}}
+		p := api.Project{Name: rt.Project, Actions: []string{}}
 		for _, a := range projectActions {
 			if s.authz.Allowed(subject, rt.Project, a, "") {
 				p.Actions = append(p.Actions, a)
@@ -36,5 +28,5 @@ func (s *Server) listProjects(c *gin.Context) {
 		}
 		out = append(out, p)
 	}
-	c.JSON(http.StatusOK, gin.H{"subject": subject, "projects": out})
+	c.JSON(http.StatusOK, api.ProjectList{Subject: subject, Projects: out})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // request carries one secret route's state from authorization to the
@@ -75,7 +76,7 @@ func (r *request) auditIntent() bool {
 }
 
 func auditUnavailable(err error) *apiError {
-	return &apiError{Status: http.StatusServiceUnavailable, Code: CodeBackendUnavailable,
+	return &apiError{Status: http.StatusServiceUnavailable, Code: api.CodeBackendUnavailable,
 		Message: "the audit log cannot be written, so the request was refused", cause: err}
 }
 
@@ -95,7 +96,7 @@ func (r *request) allowed(action string) bool {
 	if r.s.authz.Allowed(r.subject, r.route.Project, action, r.secret) {
 		return true
 	}
-	r.fail(newAPIError(http.StatusForbidden, CodePermissionDenied, "%s on secret %q in project %q is not granted to %q", action, r.secret, r.route.Project, r.subject))
+	r.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "%s on secret %q in project %q is not granted to %q", action, r.secret, r.route.Project, r.subject))
 	return false
 }
 
@@ -106,7 +107,7 @@ func (r *request) writable() bool {
 	}
 	// 409, not 503: retrying soon will not help, and no write is ever
 	// accepted into the old backend only to be lost by the switch.
-	r.fail(newAPIError(http.StatusConflict, CodeMigrationInProgress, "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
+	r.fail(newAPIError(http.StatusConflict, api.CodeMigrationInProgress, "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
 	return false
 }
 
@@ -213,7 +214,7 @@ func jsonError(err error) *apiError {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &mbe):
-		return newAPIError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		return newAPIError(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
 	case errors.Is(err, io.EOF):
 		return invalidArg("body", "is empty; a JSON object is required")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -244,7 +245,7 @@ func jsonKind(goType string) string {
 		return "an object of strings"
 	case "[]string":
 		return "an array of strings"
-	case "gateway.writeBody", "gateway.patchBody":
+	case "api.WriteRequest", "api.PatchRequest", "api.CopyRequest", "api.MigrationRequest":
 		return "a JSON object"
 	}
 	return "of type " + goType

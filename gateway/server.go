@@ -22,6 +22,7 @@ import (
 
 	"github.com/secretgate/secretgate/gateway/webui"
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Limits and timeouts of the HTTP server.
@@ -293,7 +294,7 @@ func (s *Server) newEngine() *gin.Engine {
 	e.ContextWithFallback = true
 	e.Use(s.recovery, nosniff, s.requestIDs, s.observe, limitBody)
 	e.NoRoute(func(c *gin.Context) {
-		abortWith(c, newAPIError(http.StatusNotFound, CodeNotFound, "no such route"))
+		abortWith(c, newAPIError(http.StatusNotFound, api.CodeNotFound, "no such route"))
 	})
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -352,7 +353,7 @@ func (s *Server) recovery(c *gin.Context) {
 		}
 		s.log.Error("panic in handler", "request_id", requestID(c), "route", c.FullPath(), "panic", what, "stack", string(debug.Stack()))
 		if !c.Writer.Written() {
-			abortWith(c, newAPIError(http.StatusInternalServerError, CodeInternal, "internal error"))
+			abortWith(c, newAPIError(http.StatusInternalServerError, api.CodeInternal, "internal error"))
 		} else {
 			c.Abort()
 		}
@@ -398,7 +399,7 @@ func (s *Server) observe(c *gin.Context) {
 // limitBody caps every request body at MaxBodyBytes.
 func limitBody(c *gin.Context) {
 	if c.Request.ContentLength > MaxBodyBytes {
-		abortWith(c, newAPIError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes))
+		abortWith(c, newAPIError(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes))
 		return
 	}
 	if c.Request.Body != nil {
@@ -433,5 +434,5 @@ func (s *Server) readyz(c *gin.Context) {
 		names = append(names, n)
 	}
 	sortStrings(names)
-	abortWith(c, newAPIError(http.StatusServiceUnavailable, CodeBackendUnavailable, "backends not ready: %v", names))
+	abortWith(c, newAPIError(http.StatusServiceUnavailable, api.CodeBackendUnavailable, "backends not ready: %v", names))
 }

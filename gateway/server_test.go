@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/secretgate/secretgate/sdk/api"
 	"github.com/stretchr/testify/require"
 )
 
@@ -90,7 +91,7 @@ func (h *harness) do(t *testing.T, method, path, token string, body any, hdrs ..
 
 func errCode(t *testing.T, r resp) (string, string) {
 	t.Helper()
-	var e errorBody
+	var e api.ErrorBody
 	require.NoError(t, json.Unmarshal(r.body, &e), "body %s", r.body)
 	return e.Error.Code, e.Error.Message
 }
@@ -114,37 +115,37 @@ func TestErrorCodes(t *testing.T) {
 		status                    int
 		code, field               string
 	}{
-		{"no token", "GET", base + "/db", "", nil, nil, 401, CodeUnauthenticated, ""},
-		{"bad token", "GET", base + "/db", "nope", nil, nil, 401, CodeUnauthenticated, ""},
-		{"no binding", "GET", "/v1/projects/other/secrets/db", "t-editor", nil, nil, 404, CodeNotFound, ""},
-		{"unknown project", "GET", "/v1/projects/nowhere/secrets", "t-admin", nil, nil, 404, CodeNotFound, ""},
-		{"bad project", "GET", "/v1/projects/Bad_P/secrets", "t-admin", nil, nil, 400, CodeInvalidArgument, "project"},
-		{"editor reads", "GET", base + "/db", "t-editor", nil, nil, 403, CodePermissionDenied, ""},
-		{"missing", "GET", base + "/nope", "t-admin", nil, nil, 404, CodeNotFound, ""},
-		{"missing version", "GET", base + "/db?version=9", "t-admin", nil, nil, 404, CodeNotFound, ""},
-		{"bad version", "GET", base + "/db?version=x", "t-admin", nil, nil, 400, CodeInvalidArgument, "version"},
-		{"exists", "POST", base, "t-admin", map[string]any{"name": "db", "data": map[string]string{"a": "b"}}, nil, 409, CodeAlreadyExists, ""},
-		{"if-match", "PUT", base + "/db", "t-admin", map[string]any{"data": map[string]string{"a": canary}}, []string{"If-Match", `"7"`}, 412, CodeVersionMismatch, ""},
-		{"bad if-match", "PUT", base + "/db", "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, []string{"If-Match", "abc"}, 400, CodeInvalidArgument, "If-Match"},
-		{"too large", "POST", base, "t-admin", `{"name":"x","data":{"a":"` + big + `"}}`, nil, 413, CodePayloadTooLarge, ""},
-		{"unknown field", "POST", base, "t-admin", `{"name":"x","data":{"a":"b"},"valu":"` + canary + `"}`, nil, 400, CodeInvalidArgument, "body"},
-		{"value not string", "POST", base, "t-admin", `{"name":"x","data":{"a":12345}}`, nil, 400, CodeInvalidArgument, "data"},
-		{"bad json", "POST", base, "t-admin", `{"name":"x","data":{"a":"` + canary + `"`, nil, 400, CodeInvalidArgument, "body"},
-		{"two objects", "POST", base, "t-admin", `{"name":"x","data":{"a":"b"}} {}`, nil, 400, CodeInvalidArgument, "body"},
-		{"no name", "POST", base, "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, nil, 400, CodeInvalidArgument, "name"},
-		{"bad name", "POST", base, "t-admin", map[string]any{"name": "a/b", "data": map[string]string{"a": "b"}}, nil, 400, CodeInvalidArgument, "name"},
-		{"no data", "POST", base, "t-admin", map[string]any{"name": "x"}, nil, 400, CodeInvalidArgument, "data"},
-		{"bad key", "POST", base, "t-admin", map[string]any{"name": "x", "data": map[string]string{"a b": canary}}, nil, 400, CodeInvalidArgument, "data"},
-		{"bad label", "POST", base, "t-admin", map[string]any{"name": "x", "data": map[string]string{"a": "b"}, "labels": map[string]string{"Bad": "x"}}, nil, 400, CodeInvalidArgument, "labels"},
-		{"put name mismatch", "PUT", base + "/db", "t-admin", map[string]any{"name": "other", "data": map[string]string{"a": "b"}}, nil, 400, CodeInvalidArgument, "name"},
-		{"put missing", "PUT", base + "/nope", "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, nil, 404, CodeNotFound, ""},
-		{"empty patch", "PATCH", base + "/db", "t-admin", map[string]any{}, nil, 400, CodeInvalidArgument, "set"},
-		{"patch all away", "PATCH", base + "/db", "t-admin", map[string]any{"unset": []string{"password"}}, nil, 400, CodeInvalidArgument, "unset"},
-		{"patch both", "PATCH", base + "/db", "t-admin", map[string]any{"set": map[string]string{"k": canary}, "unset": []string{"k"}}, nil, 400, CodeInvalidArgument, "unset"},
-		{"page size", "GET", base + "?page_size=0", "t-admin", nil, nil, 400, CodeInvalidArgument, "page_size"},
-		{"prefix", "GET", base + "?prefix=a/b", "t-admin", nil, nil, 400, CodeInvalidArgument, "prefix"},
-		{"glob narrowing", "GET", base + "/db/metadata", "t-stripe", nil, nil, 403, CodePermissionDenied, ""},
-		{"no route", "GET", "/v2/x", "t-admin", nil, nil, 404, CodeNotFound, ""},
+		{"no token", "GET", base + "/db", "", nil, nil, 401, api.CodeUnauthenticated, ""},
+		{"bad token", "GET", base + "/db", "nope", nil, nil, 401, api.CodeUnauthenticated, ""},
+		{"no binding", "GET", "/v1/projects/other/secrets/db", "t-editor", nil, nil, 404, api.CodeNotFound, ""},
+		{"unknown project", "GET", "/v1/projects/nowhere/secrets", "t-admin", nil, nil, 404, api.CodeNotFound, ""},
+		{"bad project", "GET", "/v1/projects/Bad_P/secrets", "t-admin", nil, nil, 400, api.CodeInvalidArgument, "project"},
+		{"editor reads", "GET", base + "/db", "t-editor", nil, nil, 403, api.CodePermissionDenied, ""},
+		{"missing", "GET", base + "/nope", "t-admin", nil, nil, 404, api.CodeNotFound, ""},
+		{"missing version", "GET", base + "/db?version=9", "t-admin", nil, nil, 404, api.CodeNotFound, ""},
+		{"bad version", "GET", base + "/db?version=x", "t-admin", nil, nil, 400, api.CodeInvalidArgument, "version"},
+		{"exists", "POST", base, "t-admin", map[string]any{"name": "db", "data": map[string]string{"a": "b"}}, nil, 409, api.CodeAlreadyExists, ""},
+		{"if-match", "PUT", base + "/db", "t-admin", map[string]any{"data": map[string]string{"a": canary}}, []string{"If-Match", `"7"`}, 412, api.CodeVersionMismatch, ""},
+		{"bad if-match", "PUT", base + "/db", "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, []string{"If-Match", "abc"}, 400, api.CodeInvalidArgument, "If-Match"},
+		{"too large", "POST", base, "t-admin", `{"name":"x","data":{"a":"` + big + `"}}`, nil, 413, api.CodePayloadTooLarge, ""},
+		{"unknown field", "POST", base, "t-admin", `{"name":"x","data":{"a":"b"},"valu":"` + canary + `"}`, nil, 400, api.CodeInvalidArgument, "body"},
+		{"value not string", "POST", base, "t-admin", `{"name":"x","data":{"a":12345}}`, nil, 400, api.CodeInvalidArgument, "data"},
+		{"bad json", "POST", base, "t-admin", `{"name":"x","data":{"a":"` + canary + `"`, nil, 400, api.CodeInvalidArgument, "body"},
+		{"two objects", "POST", base, "t-admin", `{"name":"x","data":{"a":"b"}} {}`, nil, 400, api.CodeInvalidArgument, "body"},
+		{"no name", "POST", base, "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, nil, 400, api.CodeInvalidArgument, "name"},
+		{"bad name", "POST", base, "t-admin", map[string]any{"name": "a/b", "data": map[string]string{"a": "b"}}, nil, 400, api.CodeInvalidArgument, "name"},
+		{"no data", "POST", base, "t-admin", map[string]any{"name": "x"}, nil, 400, api.CodeInvalidArgument, "data"},
+		{"bad key", "POST", base, "t-admin", map[string]any{"name": "x", "data": map[string]string{"a b": canary}}, nil, 400, api.CodeInvalidArgument, "data"},
+		{"bad label", "POST", base, "t-admin", map[string]any{"name": "x", "data": map[string]string{"a": "b"}, "labels": map[string]string{"Bad": "x"}}, nil, 400, api.CodeInvalidArgument, "labels"},
+		{"put name mismatch", "PUT", base + "/db", "t-admin", map[string]any{"name": "other", "data": map[string]string{"a": "b"}}, nil, 400, api.CodeInvalidArgument, "name"},
+		{"put missing", "PUT", base + "/nope", "t-admin", map[string]any{"data": map[string]string{"a": "b"}}, nil, 404, api.CodeNotFound, ""},
+		{"empty patch", "PATCH", base + "/db", "t-admin", map[string]any{}, nil, 400, api.CodeInvalidArgument, "set"},
+		{"patch all away", "PATCH", base + "/db", "t-admin", map[string]any{"unset": []string{"password"}}, nil, 400, api.CodeInvalidArgument, "unset"},
+		{"patch both", "PATCH", base + "/db", "t-admin", map[string]any{"set": map[string]string{"k": canary}, "unset": []string{"k"}}, nil, 400, api.CodeInvalidArgument, "unset"},
+		{"page size", "GET", base + "?page_size=0", "t-admin", nil, nil, 400, api.CodeInvalidArgument, "page_size"},
+		{"prefix", "GET", base + "?prefix=a/b", "t-admin", nil, nil, 400, api.CodeInvalidArgument, "prefix"},
+		{"glob narrowing", "GET", base + "/db/metadata", "t-stripe", nil, nil, 403, api.CodePermissionDenied, ""},
+		{"no route", "GET", "/v2/x", "t-admin", nil, nil, 404, api.CodeNotFound, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,7 +200,7 @@ func TestRoundTripAndShapes(t *testing.T) {
 
 	r = h.do(t, "GET", base+"/db/versions", "t-editor", nil)
 	require.Equal(t, 200, r.code)
-	var vs versionsJSON
+	var vs api.VersionList
 	require.NoError(t, json.Unmarshal(r.body, &vs))
 	require.Len(t, vs.Versions, 3)
 
@@ -220,7 +221,7 @@ func TestListFiltersAndPages(t *testing.T) {
 	for _, n := range []string{"a1", "stripe-a", "stripe-b", "z9"} {
 		h.create(t, n, map[string]string{"k": canary})
 	}
-	var page listJSON
+	var page api.SecretList
 	r := h.do(t, "GET", base, "t-stripe", nil)
 	require.Equal(t, 200, r.code)
 	require.NoError(t, json.Unmarshal(r.body, &page))
@@ -235,7 +236,7 @@ func TestListFiltersAndPages(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		r = h.do(t, "GET", base+"?page_size=3&page_token="+tok, "t-admin", nil)
 		require.Equal(t, 200, r.code)
-		page = listJSON{}
+		page = api.SecretList{}
 		require.NoError(t, json.Unmarshal(r.body, &page))
 		for _, m := range page.Secrets {
 			all = append(all, m.Name)
@@ -369,7 +370,7 @@ func TestUnavailableAndReadOnly(t *testing.T) {
 	require.Equal(t, 503, r.code)
 	require.Equal(t, "1", r.hdr.Get("Retry-After"))
 	code, _ = errCode(t, r)
-	require.Equal(t, CodeBackendUnavailable, code)
+	require.Equal(t, api.CodeBackendUnavailable, code)
 	r = h.do(t, "GET", "/readyz", "", nil)
 	require.Equal(t, 503, r.code)
 	r = h.do(t, "GET", "/healthz", "", nil)
@@ -396,7 +397,7 @@ func TestPanicRecovery(t *testing.T) {
 	r := h.do(t, "GET", "/boom", "", nil)
 	require.Equal(t, 500, r.code)
 	code, _ := errCode(t, r)
-	require.Equal(t, CodeInternal, code)
+	require.Equal(t, api.CodeInternal, code)
 	require.NotContains(t, h.logs.String(), canary)
 	require.Contains(t, h.logs.String(), "panic in handler")
 }

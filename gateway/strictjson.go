@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // encoding/json is lenient in ways that silently alter a secret: it
@@ -41,9 +43,9 @@ func readBody(req *http.Request, timeout time.Duration) ([]byte, *apiError) {
 	var te interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &mbe):
-		return nil, newAPIError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &te) && te.Timeout():
-		return nil, newAPIError(http.StatusRequestTimeout, CodeRequestTimeout, "the request did not arrive in full within %s; nothing was changed", timeout)
+		return nil, newAPIError(http.StatusRequestTimeout, api.CodeRequestTimeout, "the request did not arrive in full within %s; nothing was changed", timeout)
 	}
 	return nil, invalidArg("body", "could not be read to its end; nothing was changed")
 }

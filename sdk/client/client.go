@@ -42,38 +42,21 @@ import (
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
-// Metadata is everything about a secret but its values; its JSON is the
-// API's metadata shape.
-type Metadata struct {
-	Project   string            `json:"project"`
-	Name      string            `json:"name"`
-	Keys      []string          `json:"keys"`
-	Version   int64             `json:"version"`
-	Labels    map[string]string `json:"labels"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-}
-
-// Secret is metadata plus the values of one version; its JSON is the API's
-// read shape.
-type Secret struct {
-	Metadata
-	Data map[string]string `json:"data"`
-}
-
-// Page is one page of a listing.
-type Page struct {
-	Secrets       []Metadata `json:"secrets"`
-	NextPageToken string     `json:"next_page_token"`
-}
-
-// VersionInfo describes one stored version.
-type VersionInfo struct {
-	Version   int64     `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-}
+// The API's shapes are sdk/api's, written once for the gateway and this
+// client; these names keep the client's own vocabulary.
+type (
+	// Metadata is everything about a secret but its values.
+	Metadata = api.Metadata
+	// Secret is metadata plus the values of one version.
+	Secret = api.Secret
+	// Page is one page of a listing.
+	Page = api.SecretList
+	// VersionInfo describes one stored version.
+	VersionInfo = api.Version
+)
 
 // ListOptions narrows and pages a listing. Zero values mean "all names",
 // "the server's default page size" and "the first page".
@@ -316,12 +299,7 @@ func sendAtMostOnce(req *http.Request) {
 
 func decodeError(resp *http.Response, body []byte, rid string) error {
 	e := &APIError{Status: resp.StatusCode, RequestID: rid}
-	var env struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var env api.ErrorBody
 	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
 		e.Code, e.Message = env.Error.Code, env.Error.Message
 	} else {
@@ -466,12 +444,6 @@ func (c *Client) Versions(ctx context.Context, project, name string) ([]VersionI
 	return out.Versions, nil
 }
 
-type writeBody struct {
-	Name   string            `json:"name,omitempty"`
-	Data   map[string]string `json:"data"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
 // Create creates a secret at version 1; sdk.ErrAlreadyExists if it exists.
 // labels may be nil. The answer is metadata, never values.
 func (c *Client) Create(ctx context.Context, project, name string, data, labels map[string]string) (Metadata, error) {
@@ -483,7 +455,7 @@ func (c *Client) Create(ctx context.Context, project, name string, data, labels 
 		return Metadata{}, err
 	}
 	var m Metadata
-	if err := c.do(ctx, http.MethodPost, p, nil, 0, writeBody{Name: name, Data: data, Labels: labels}, &m); err != nil {
+	if err := c.do(ctx, http.MethodPost, p, nil, 0, api.WriteRequest{Name: name, Data: data, Labels: labels}, &m); err != nil {
 		return Metadata{}, err
 	}
 	return m, nil
@@ -522,7 +494,7 @@ func (c *Client) Patch(ctx context.Context, project, name string, set map[string
 	if unset == nil {
 		unset = []string{}
 	}
-	return c.patch(ctx, project, name, patchBody{Set: set, Unset: unset}, ifMatch)
+	return c.patch(ctx, project, name, api.PatchRequest{Set: set, Unset: unset}, ifMatch)
 }
 
 // PatchWithLabels is Patch that also replaces the labels when labels is not
@@ -534,7 +506,7 @@ func (c *Client) PatchWithLabels(ctx context.Context, project, name string, set 
 	if err := sdk.ValidateLabels(labels); err != nil {
 		return Metadata{}, err
 	}
-	return c.patch(ctx, project, name, patchBody{Set: set, Unset: unset, Labels: labels}, ifMatch)
+	return c.patch(ctx, project, name, api.PatchRequest{Set: set, Unset: unset, Labels: labels}, ifMatch)
 }
 
 // SetLabels replaces a secret's labels (an empty map clears them) and keeps
@@ -546,16 +518,10 @@ func (c *Client) SetLabels(ctx context.Context, project, name string, labels map
 	if err := sdk.ValidateLabels(labels); err != nil {
 		return Metadata{}, err
 	}
-	return c.patch(ctx, project, name, patchBody{Labels: labels}, ifMatch)
+	return c.patch(ctx, project, name, api.PatchRequest{Labels: labels}, ifMatch)
 }
 
-type patchBody struct {
-	Set    map[string]string `json:"set,omitzero"`
-	Unset  []string          `json:"unset,omitzero"`
-	Labels map[string]string `json:"labels,omitzero"` // {} clears; nil keeps
-}
-
-func (c *Client) patch(ctx context.Context, project, name string, body patchBody, ifMatch int64) (Metadata, error) {
+func (c *Client) patch(ctx context.Context, project, name string, body api.PatchRequest, ifMatch int64) (Metadata, error) {
 	p, err := c.secretPath(project, name)
 	if err != nil {
 		return Metadata{}, err

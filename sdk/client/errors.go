@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
 // Errors of the API that have no sdk counterpart. errors.Is(err, X) holds for
@@ -39,25 +40,20 @@ func (e *transportError) Is(target error) bool {
 	return target == ErrUnreachable || target == sdk.ErrUnavailable
 }
 
-// The error codes of the API's error envelope.
+// The error codes of the API's error envelope (sdk/api).
 const (
-	CodeInvalidArgument    = "invalid_argument"
-	CodeUnauthenticated    = "unauthenticated"
-	CodePermissionDenied   = "permission_denied"
-	CodeNotFound           = "not_found"
-	CodeAlreadyExists      = "already_exists"
-	CodeVersionMismatch    = "version_mismatch"
-	CodePayloadTooLarge    = "payload_too_large"
-	CodeBackendUnavailable = "backend_unavailable"
-	CodeInternal           = "internal"
-	// CodeBackendThrottled (429): the backend's cloud service refused the
-	// call for a quota or rate limit; RetryAfter says when to try again.
-	CodeBackendThrottled = "backend_throttled"
-	// CodeRequestTimeout (408): the request did not arrive in full in time.
-	CodeRequestTimeout = "request_timeout"
-	// CodeMigrationInProgress: the project is being migrated to another
-	// backend and takes no writes until that ends.
-	CodeMigrationInProgress = "migration_in_progress"
+	CodeInvalidArgument     = api.CodeInvalidArgument
+	CodeUnauthenticated     = api.CodeUnauthenticated
+	CodePermissionDenied    = api.CodePermissionDenied
+	CodeNotFound            = api.CodeNotFound
+	CodeAlreadyExists       = api.CodeAlreadyExists
+	CodeVersionMismatch     = api.CodeVersionMismatch
+	CodePayloadTooLarge     = api.CodePayloadTooLarge
+	CodeBackendUnavailable  = api.CodeBackendUnavailable
+	CodeInternal            = api.CodeInternal
+	CodeBackendThrottled    = api.CodeBackendThrottled
+	CodeRequestTimeout      = api.CodeRequestTimeout
+	CodeMigrationInProgress = api.CodeMigrationInProgress
 )
 
 var codeSentinel = map[string]error{

@@ -7,65 +7,23 @@ import (
 	"regexp"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/api"
 )
 
-// MigrationRequest starts a copy of whole projects from one backend to
-// another, inside the gateway: values never reach the caller.
-type MigrationRequest struct {
-	Source     string   `json:"source"`
-	Target     string   `json:"target"`
-	Projects   []string `json:"projects"`
-	Versions   string   `json:"versions,omitempty"`    // "latest" (default) or "all"
-	OnConflict string   `json:"on_conflict,omitempty"` // "fail" (default), "skip" or "overwrite"
-	DryRun     bool     `json:"dry_run,omitempty"`
-	Switch     bool     `json:"switch,omitempty"`
-	// DeleteSource deletes each secret from the source once the switch is
-	// done and its target copy matches; it needs Switch.
-	DeleteSource bool `json:"delete_source,omitempty"`
-	// Workers bounds the secrets copied at once (default 8, at most 64).
-	Workers int `json:"workers,omitempty"`
-}
-
-// Migration is a migration's progress report. Errors are keyed by secret
-// name and never hold a value.
-type Migration struct {
-	ID           string            `json:"id"`
-	State        string            `json:"state"` // running, succeeded, failed
-	Source       string            `json:"source"`
-	Target       string            `json:"target"`
-	Projects     []string          `json:"projects"`
-	Versions     string            `json:"versions"`
-	OnConflict   string            `json:"on_conflict"`
-	DryRun       bool              `json:"dry_run"`
-	Switch       bool              `json:"switch"`
-	DeleteSource bool              `json:"delete_source"`
-	Workers      int               `json:"workers"`
-	Switched     bool              `json:"switched"`
-	Total        int               `json:"total"`
-	Copied       int               `json:"copied"`
-	Skipped      int               `json:"skipped"`
-	Failed       int               `json:"failed"`
-	Verified     int               `json:"verified"`
-	Deleted      int               `json:"deleted"` // source secrets removed by DeleteSource
-	Kept         int               `json:"kept"`    // left in the source: the target differs
-	Resumed      int               `json:"resumed"` // gateway restarts survived
-	Errors       map[string]string `json:"errors"`
-	StartedBy    string            `json:"started_by"`
-	RequestID    string            `json:"request_id"`
-	StartedAt    string            `json:"started_at"`
-	FinishedAt   string            `json:"finished_at,omitempty"`
-}
-
-// Done reports whether the migration has ended.
-func (m Migration) Done() bool { return m.State != "" && m.State != "running" }
+type (
+	// MigrationRequest starts a copy of whole projects from one backend to
+	// another, inside the gateway: values never reach the caller.
+	MigrationRequest = api.MigrationRequest
+	// Migration is a migration's progress report. Errors are keyed by
+	// secret name and never hold a value; Done reports whether it ended.
+	Migration = api.MigrationReport
+)
 
 var migrationIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // StartMigration asks the gateway to migrate; it answers at once with the id.
 func (c *Client) StartMigration(ctx context.Context, req MigrationRequest) (string, error) {
-	var out struct {
-		ID string `json:"id"`
-	}
+	var out api.MigrationStarted
 	if err := c.do(ctx, http.MethodPost, "/v1/migrations", nil, 0, req, &out); err != nil {
 		return "", err
 	}
@@ -84,20 +42,15 @@ func (c *Client) GetMigration(ctx context.Context, id string) (Migration, error)
 
 // ListMigrations lists the migrations the caller may see.
 func (c *Client) ListMigrations(ctx context.Context) ([]Migration, error) {
-	var out struct {
-		Migrations []Migration `json:"migrations"`
-	}
+	var out api.MigrationList
 	err := c.do(ctx, http.MethodGet, "/v1/migrations", nil, 0, nil, &out)
 	return out.Migrations, err
 }
 
-// CopyOptions say where CopySecret puts the copy.
-type CopyOptions struct {
-	ToProject string `json:"to_project,omitempty"` // default: the source project
-	As        string `json:"as,omitempty"`         // default: the source name
-	Version   int64  `json:"version,omitempty"`    // source version; 0 = latest
-	Overwrite bool   `json:"overwrite,omitempty"`  // replace an existing target (new version)
-}
+// CopyOptions say where CopySecret puts the copy: ToProject defaults to
+// the source project, As to the source name, Version 0 is the latest, and
+// Overwrite replaces an existing target (a new version of it).
+type CopyOptions = api.CopyRequest
 
 // CopySecret copies one secret (data and labels of one version) inside the
 // gateway, across backends if need be; the answer is the copy's metadata,
