@@ -2,36 +2,9 @@
 // of every project in one bbolt database file, sealed with envelope
 // encryption. It is served as a plugin by `secretgate plugin serve file`.
 //
-// # Settings
-//
-//	path                     the database file (required). Created 0600, its
-//	                         missing parent directories 0700. An existing file
-//	                         that group or others may access is refused.
-//	key_file                 a file holding the key-encryption key (KEK): 64 hex
-//	                         digits (a trailing newline is fine) or exactly 32
-//	                         raw bytes. Missing, it is created 0600 with a fresh
-//	                         crypto/rand key in hex, and the backend logs, once,
-//	                         "created new key file" with its path. An existing
-//	                         one is only ever read, and refused (as ssh refuses a
-//	                         private key) if group or others may access it. A
-//	                         missing key file for a database that already holds
-//	                         a key is an error, never a silent new key.
-//	key_env                  the name of an environment variable holding the
-//	                         KEK as 64 hex digits.
-//	passphrase_env           the name of an environment variable holding a
-//	                         passphrase; the KEK is argon2id(passphrase, salt)
-//	                         with t=3, m=64 MiB, p=4 and a random 16-byte salt.
-//	                         Salt and parameters are stored in the database.
-//	previous_key_file,       the key source the database is sealed with now,
-//	previous_key_env,        when rotating to the one above (see Rotation).
-//	previous_passphrase_env
-//	max_versions             versions kept per secret (default 10; 0 keeps all).
-//	                         Older versions are pruned by the write that makes
-//	                         them too old; a pruned version reads as not found.
-//
-// Exactly one of key_file, key_env and passphrase_env is required; at most
-// one previous_* setting. Unknown settings are refused by name. Key material
-// never travels in settings, only paths and variable names do.
+// The reference for operators (settings, what is encrypted, rotating the
+// key-encryption key) is docs/backends/file.md; it is not repeated here.
+// What follows is the layout and the cryptography, for reviewers.
 //
 // # Storage layout
 //
