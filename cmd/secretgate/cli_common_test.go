@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/secretgate/secretgate/sdk/client/clienttest"
+	"github.com/secretgate/secretgate/gateway/gatewaytest"
 )
 
 // runCLI runs the secretgate command tree in process with the given stdin
@@ -27,10 +27,11 @@ func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return out.String(), errb.String(), 0
 }
 
-// useFake points the client commands at a fresh fake API with token.
-func useFake(t *testing.T, token string) *clienttest.Server {
+// useGateway points the client commands at a fresh in-process gateway
+// (gatewaytest) with token.
+func useGateway(t *testing.T, token string) *gatewaytest.Server {
 	t.Helper()
-	f := clienttest.Start(t)
+	f := gatewaytest.Start(t)
 	t.Setenv(envAddr, f.URL)
 	t.Setenv(envToken, token)
 	t.Setenv(envProject, "")

@@ -3,18 +3,19 @@ package main
 import (
 	"encoding/json"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/secretgate/secretgate/sdk/client/clienttest"
+	"github.com/secretgate/secretgate/gateway/gatewaytest"
 )
 
 const canary = "canary-Zq9x-value"
 
 func TestSecretRoundTrip(t *testing.T) {
-	f := useFake(t, clienttest.AdminToken)
+	f := useGateway(t, gatewaytest.AdminToken)
 	dir := t.TempDir()
 	pwFile := writeFile(t, dir, "pw", canary+"-file\n")
 
@@ -122,7 +123,7 @@ func TestSecretRoundTrip(t *testing.T) {
 }
 
 func TestSecretList(t *testing.T) {
-	useFake(t, clienttest.AdminToken)
+	useGateway(t, gatewaytest.AdminToken)
 	for _, n := range []string{"stripe-a", "stripe-b", "db", "api"} {
 		_, stderr, code := runCLI(t, "", "secret", "create", n, "k="+canary, "-p", "payments")
 		require.Equal(t, 0, code, stderr)
@@ -154,14 +155,17 @@ func TestSecretList(t *testing.T) {
 	// One page at a time.
 	out, _, code = runCLI(t, "", "secret", "list", "--page-size", "3")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "more: --page-token stripe-a")
-	out, _, code = runCLI(t, "", "secret", "list", "--page-size", "3", "--page-token", "stripe-a")
+	require.Regexp(t, `(?m)^stripe-a\s`, out, "the first page ends at stripe-a")
+	// The gateway seals page tokens: opaque, not the last name.
+	more := regexp.MustCompile(`(?m)^more: --page-token (\S+)$`).FindStringSubmatch(out)
+	require.NotNil(t, more, "a page that is not the last says how to get the next: %s", out)
+	out, _, code = runCLI(t, "", "secret", "list", "--page-size", "3", "--page-token", more[1])
 	require.Equal(t, 0, code)
 	require.Regexp(t, `(?m)^stripe-b\s`, out)
 	require.NotContains(t, out, "more:")
 
 	// The narrow token sees only what its globs cover.
-	t.Setenv(envToken, clienttest.NarrowToken)
+	t.Setenv(envToken, gatewaytest.NarrowToken)
 	out, _, code = runCLI(t, "", "secret", "list")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "stripe-a")
@@ -169,11 +173,11 @@ func TestSecretList(t *testing.T) {
 }
 
 func TestSecretPermissionsAndErrors(t *testing.T) {
-	useFake(t, clienttest.AdminToken)
+	useGateway(t, gatewaytest.AdminToken)
 	_, _, code := runCLI(t, "", "secret", "create", "db", "password="+canary)
 	require.Equal(t, 0, code)
 
-	t.Setenv(envToken, clienttest.EditorToken)
+	t.Setenv(envToken, gatewaytest.EditorToken)
 	out, stderr, code := runCLI(t, "", "secret", "get", "db", "--reveal")
 	require.Equal(t, exitDenied, code, "an editor cannot read values")
 	require.Contains(t, stderr, "permission_denied")
@@ -196,7 +200,7 @@ func TestSecretPermissionsAndErrors(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, "SECRETGATE_TOKEN is not set")
 
-	t.Setenv(envToken, clienttest.AdminToken)
+	t.Setenv(envToken, gatewaytest.AdminToken)
 	for _, tc := range []struct {
 		args []string
 		want string
