@@ -322,6 +322,7 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPost, "/:name/copy", ActionRead, s.copySecret)
 	e.GET("/v1/projects", noStore, withAction(ActionList), s.authenticate, s.listProjects)
 	s.registerMigrations(e)
+	s.registerOpenAPI(e)
 	if s.cfg.UI {
 		webui.Register(e)
 	}
