@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/secretgate/secretgate/internal/testenv"
@@ -19,12 +21,22 @@ import (
 	"github.com/secretgate/secretgate/sdk"
 )
 
+// gcpLag is the stand-in's consistency lag in the end-to-end tests.
+const gcpLag = 300 * time.Millisecond
+
 // gcpGateway starts the real binary with project "payments" on the built-in
 // gcp plugin, which talks to an in-memory Secret Manager listening on
-// loopback in this test process.
+// loopback in this test process. The stand-in lags (GetSecret, `latest`
+// and the lists answer from gcpLag ago) and enforces quotas shaped like
+// Google's (per second rather than per minute, so that tests finish).
 func gcpGateway(t testing.TB) (*testenv.Server, *gcptest.Running) {
 	t.Helper()
-	sm := gcptest.Start(t)
+	sm := gcptest.StartWith(t, gcptest.Options{Lag: gcpLag, Quotas: gcptest.Quotas{
+		Access:    gcptest.Limit{N: 1500, Per: time.Second},
+		Read:      gcptest.Limit{N: 100, Per: time.Second},
+		Write:     gcptest.Limit{N: 100, Per: time.Second},
+		PerSecret: []gcptest.Limit{{N: 20, Per: time.Second}},
+	}})
 	srv := testenv.Start(t, testenv.Options{
 		Backends: []testenv.Backend{{Name: "google", Plugin: "gcp", Settings: map[string]string{
 			"gcp_project": "e2e-project", "endpoint": sm.Addr, "insecure": "true", "prefix": "e2e",
@@ -60,8 +72,13 @@ func TestGCPEndToEnd(t *testing.T) {
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())), option.WithoutAuthentication())
 	require.NoError(t, err)
 	defer c.Close()
-	s, err := c.GetSecret(context.Background(), &secretmanagerpb.GetSecretRequest{Name: "projects/e2e-project/secrets/e2e_payments_stripe-key"})
-	require.NoError(t, err)
+	// Secret Manager's GetSecret is eventually consistent (the stand-in lags
+	// by gcpLag); the gateway's own reads below are not allowed to be.
+	var s *secretmanagerpb.Secret
+	require.Eventually(t, func() bool {
+		s, err = c.GetSecret(context.Background(), &secretmanagerpb.GetSecretRequest{Name: "projects/e2e-project/secrets/e2e_payments_stripe-key"})
+		return err == nil
+	}, 10*gcpLag, gcpLag/10, "GetSecret: %v", err)
 	require.Equal(t, "payments", s.GetLabels()["secretgate-project"])
 
 	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
@@ -81,6 +98,19 @@ func TestGCPEndToEnd(t *testing.T) {
 	require.NotContains(t, string(resp.Body), canary, "an editor never gets values")
 
 	ifMatchRace(t, srv, base+"/stripe-key", srv.Token("editor"), canary, 6)
+
+	// Right after the race, through the lag, the gateway reads the newest.
+	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	require.Equal(t, `"2"`, resp.Header.Get("ETag"), "read-your-writes through a lagging `latest`")
+
+	// An exhausted quota is a 429 naming the limit, with Retry-After.
+	sm.FailNext("AccessSecretVersion", codes.ResourceExhausted, 10)
+	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
+	sm.ClearFaults()
+	require.Equal(t, http.StatusTooManyRequests, resp.Status, "%s", resp.Body)
+	require.Contains(t, string(resp.Body), "backend_throttled")
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 
 	resp = srv.Do(t, "GET", base+"/stripe-key/versions", srv.Token("reader"), nil)
 	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)

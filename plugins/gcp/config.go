@@ -29,6 +29,7 @@ var (
 const (
 	defaultPrefix = "sg"
 	defaultLease  = 30 * time.Second
+	defaultTTL    = 60 * time.Second
 )
 
 // config is the parsed settings.
@@ -40,13 +41,14 @@ type config struct {
 	endpoint        string
 	insecure        bool
 	lease           time.Duration
+	metaTTL         time.Duration
 }
 
 func parseConfig(settings map[string]string) (config, error) {
-	known := map[string]bool{"gcp_project": true, "location": true, "prefix": true, "credentials_file": true, "endpoint": true, "insecure": true, "claim_lease": true}
+	known := map[string]bool{"gcp_project": true, "location": true, "prefix": true, "credentials_file": true, "endpoint": true, "insecure": true, "claim_lease": true, "metadata_ttl": true}
 	for k := range settings {
 		if !known[k] {
-			return config{}, sdk.Invalid("settings."+k, "unknown setting; the gcp plugin takes gcp_project, location, prefix, credentials_file, endpoint, insecure and claim_lease")
+			return config{}, sdk.Invalid("settings."+k, "unknown setting; the gcp plugin takes gcp_project, location, prefix, credentials_file, endpoint, insecure, claim_lease and metadata_ttl")
 		}
 	}
 	c := config{
@@ -56,6 +58,7 @@ func parseConfig(settings map[string]string) (config, error) {
 		credentialsFile: settings["credentials_file"],
 		endpoint:        settings["endpoint"],
 		lease:           defaultLease,
+		metaTTL:         defaultTTL,
 	}
 	if !gcpProjectRe.MatchString(c.project) {
 		return config{}, sdk.Invalid("settings.gcp_project", "is required: a GCP project id (6-30 characters of a-z, 0-9 and '-') or project number")
@@ -97,6 +100,13 @@ func parseConfig(settings map[string]string) (config, error) {
 			return config{}, sdk.Invalid("settings.claim_lease", "must be a duration between 100ms and 10m, e.g. 30s")
 		}
 		c.lease = d
+	}
+	if v := settings["metadata_ttl"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			return config{}, sdk.Invalid("settings.metadata_ttl", "must be a duration between 0s and 1h, e.g. 60s")
+		}
+		c.metaTTL = d
 	}
 	return c, nil
 }

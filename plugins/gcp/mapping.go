@@ -134,22 +134,73 @@ func claimAnnotations(n int64, claimID string, at time.Time, keys []string, labe
 	return a, nil
 }
 
-// gcpLabels are the GCP labels of a secret: the project marker, plus a
-// mirror of every secretgate label that fits GCP's label rules (for the
-// console, billing and IAM conditions; the annotation stays the truth).
-func gcpLabels(project string, labels map[string]string) map[string]string {
-	out := map[string]string{labelProject: project}
+// ownedAnnotations are the annotation keys secretgate owns; every other
+// annotation is the operator's and is kept as it is.
+var ownedAnnotations = []string{annClaim, annClaimID, annClaimAt, annKeys, annLabels}
+
+// gcpLabels are the GCP labels of a secret: others (labels secretgate does
+// not own, kept as they are), the project marker, and a mirror of every
+// secretgate label that fits GCP's label rules and whose key others do not
+// use (for the console, billing and IAM conditions; the annotation stays
+// the truth), within GCP's 64 labels.
+func gcpLabels(project string, labels, others map[string]string) map[string]string {
+	out := make(map[string]string, len(others)+1+len(labels))
+	for k, v := range others {
+		out[k] = v
+	}
+	out[labelProject] = project
 	for _, k := range sdk.SortedKeys(labels) {
 		v := labels[k]
 		if len(out) == maxGCPLabels {
 			break
 		}
-		if k == labelProject || len(v) > 128 || !gcpLabelValRe.MatchString(v) {
+		if _, taken := out[k]; taken || len(v) > 128 || !gcpLabelValRe.MatchString(v) {
 			continue
 		}
 		out[k] = v
 	}
 	return out
+}
+
+// mergeOwned builds the labels and annotations a write sends: what st holds,
+// with only the keys secretgate owns replaced. A GCP label is secretgate's
+// when it is the project marker or mirrors a secretgate label of st with the
+// same value; the rest are the operator's.
+func mergeOwned(st state, project string, labels, ours map[string]string) (map[string]string, map[string]string, error) {
+	others := map[string]string{}
+	for k, v := range st.secret.GetLabels() {
+		if k == labelProject {
+			continue
+		}
+		if old, mirrored := st.labels[k]; mirrored && old == v {
+			continue
+		}
+		others[k] = v
+	}
+	ann := map[string]string{}
+	for k, v := range st.secret.GetAnnotations() {
+		ann[k] = v
+	}
+	for _, k := range ownedAnnotations {
+		delete(ann, k)
+	}
+	for k, v := range ours {
+		ann[k] = v
+	}
+	size := func() int {
+		n := 0
+		for k, v := range ann {
+			n += len(k) + len(v)
+		}
+		return n
+	}
+	if size() > maxAnnotation {
+		delete(ann, annKeys) // Describe and List read the keys from the payload then
+	}
+	if size() > maxAnnotation {
+		return nil, nil, sdk.Invalid("labels", "take %d bytes as JSON next to the secret's other annotations, more than GCP's 16 KiB annotation limit allows", size())
+	}
+	return gcpLabels(project, labels, others), ann, nil
 }
 
 func newClaimID() (string, error) {

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/secretgate/secretgate/sdk"
 )
 
-// Retries of UNAVAILABLE and RESOURCE_EXHAUSTED: up to maxAttempts calls,
-// exponential backoff from baseBackoff with full jitter, capped at
-// maxBackoff, never past the caller's deadline.
+// Retries of UNAVAILABLE (and of RESOURCE_EXHAUSTED when the wait the
+// service asks for is short): up to maxAttempts calls, exponential backoff
+// from baseBackoff with full jitter, capped at maxBackoff, never past the
+// caller's deadline.
 const (
 	maxAttempts = 5
 	baseBackoff = 50 * time.Millisecond
@@ -37,10 +40,80 @@ var permissions = map[string]string{
 
 func transient(err error) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted:
+	case codes.Unavailable:
 		return true
+	case codes.ResourceExhausted:
+		// Worth a retry within our budget only when the service says the
+		// quota comes back soon (the per-secret 2/s limit); a per-minute
+		// quota does not, and retrying it spends more of it.
+		d, known := retryDelay(err)
+		return !known || d <= maxBackoff
 	}
 	return false
+}
+
+// quotaInfo reads what a RESOURCE_EXHAUSTED says about itself: the
+// ErrorInfo of AIP-193 (quota_metric, quota_limit) and a RetryInfo.
+func quotaInfo(err error) (metric, limit string, delay time.Duration, hasDelay bool) {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			metric, limit = d.GetMetadata()["quota_metric"], d.GetMetadata()["quota_limit"]
+		case *errdetails.RetryInfo:
+			delay, hasDelay = d.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return metric, limit, delay, hasDelay
+}
+
+func retryDelay(err error) (time.Duration, bool) {
+	_, _, d, ok := quotaInfo(err)
+	return d, ok
+}
+
+// mutating calls spend the project's write quota; AddSecretVersion and
+// UpdateSecret also the per-secret modification limit.
+var mutating = map[string]bool{"CreateSecret": true, "UpdateSecret": true, "DeleteSecret": true, "AddSecretVersion": true}
+
+// throttled turns a RESOURCE_EXHAUSTED of call op into sdk.Throttled,
+// naming the limit (from the error's ErrorInfo when the service sent one,
+// else from the kind of call) and when to retry (the RetryInfo, else the
+// limit's window: a second for the per-secret limit, a minute for the
+// per-project quotas).
+func throttled(op, what string, err error) error {
+	metric, limit, delay, ok := quotaInfo(err)
+	var name string
+	var window time.Duration
+	switch {
+	case strings.Contains(metric, "access"):
+		name, window = "GCP Secret Manager access requests per minute per project (90,000 by default)", time.Minute
+	case strings.Contains(metric, "read"):
+		name, window = "GCP Secret Manager read requests per minute per project (600 by default)", time.Minute
+	case strings.Contains(metric, "write"):
+		name, window = "GCP Secret Manager write requests per minute per project (600 by default)", time.Minute
+	case strings.Contains(metric, "modif") || strings.Contains(limit, "PerSecret"):
+		name, window = "GCP Secret Manager AddSecretVersion+UpdateSecret per secret (2 per second, 120 per minute)", time.Second
+	case op == "AccessSecretVersion":
+		name, window = "GCP Secret Manager access requests per minute per project (90,000 by default)", time.Minute
+	case op == "AddSecretVersion" || op == "UpdateSecret":
+		name, window = "GCP Secret Manager AddSecretVersion+UpdateSecret per secret (2 per second, 120 per minute) or write requests per minute per project (600)", time.Second
+	case mutating[op]:
+		name, window = "GCP Secret Manager write requests per minute per project (600 by default)", time.Minute
+	default:
+		name, window = "GCP Secret Manager read requests per minute per project (600 by default)", time.Minute
+	}
+	if !ok || delay <= 0 {
+		delay = window
+	}
+	delay = delay.Round(time.Second)
+	if delay < time.Second {
+		delay = time.Second // Retry-After is whole seconds
+	}
+	if limit != "" {
+		name += ", quota_limit " + limit
+	}
+	return fmt.Errorf("gcp %s %s: %w", op, what, sdk.Throttled(name, delay))
 }
 
 // etagFailure reports whether err is a failed etag precondition. Secret
@@ -65,7 +138,11 @@ func retry(ctx context.Context, fn func(ctx context.Context) error) (retried boo
 		if err == nil || !transient(err) || attempt == maxAttempts {
 			return attempt > 1, err
 		}
-		if serr := sdk.Sleep(ctx, sdk.Jitter(backoff)); serr != nil {
+		wait := sdk.Jitter(backoff)
+		if d, ok := retryDelay(err); ok && d > wait {
+			wait = d
+		}
+		if serr := sdk.Sleep(ctx, wait); serr != nil {
 			return true, err
 		}
 		backoff = min(2*backoff, maxBackoff)
@@ -88,7 +165,9 @@ func mapErr(ctx context.Context, op, what string, err error) error {
 		return fmt.Errorf("gcp %s %s: %w", op, what, sdk.ErrNotFound)
 	case codes.AlreadyExists:
 		return fmt.Errorf("gcp %s %s: %w", op, what, sdk.ErrAlreadyExists)
-	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded:
+	case codes.ResourceExhausted:
+		return throttled(op, what, err)
+	case codes.Unavailable, codes.DeadlineExceeded:
 		return fmt.Errorf("gcp %s %s: %s after %d attempts: %w", op, what, st.Code(), maxAttempts, sdk.ErrUnavailable)
 	case codes.PermissionDenied:
 		return fmt.Errorf("gcp %s %s: the service account needs the IAM permission %s: %w", op, what, permissions[op], sdk.ErrPermission)

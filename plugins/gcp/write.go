@@ -2,7 +2,9 @@ package gcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -14,9 +16,9 @@ import (
 )
 
 // Write implements the check-and-set protocol described in the package doc:
-// read the secret (etag, claim) and its latest version; claim version L+1
-// with an UpdateSecret guarded by the etag; add the version; check it got
-// number L+1.
+// read the secret (etag, claim) and verify by number which version is
+// current; claim the next one with an UpdateSecret guarded by the etag; add
+// the version; check the number it got.
 func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
 	if err := b.ready(); err != nil {
 		return sdk.Meta{}, err
@@ -51,126 +53,180 @@ func (w *writer) mismatch(current int64) error {
 
 func (w *writer) run(ctx context.Context) (sdk.Meta, error) {
 	b, req := w.b, w.req
-	wait := 25 * time.Millisecond
+	wait, backoff := 25*time.Millisecond, baseBackoff
+	useCache := true
+	stale, invisible := 0, 0
+	// again waits a little before another round on a fresh GetSecret.
+	again := func() error {
+		useCache = false
+		err := sdk.Sleep(ctx, sdk.Jitter(backoff))
+		backoff = min(2*backoff, maxBackoff)
+		if err != nil {
+			return fmt.Errorf("gcp: writing %s: %w: %w", what(req.Project, req.Name), sdk.ErrUnavailable, err)
+		}
+		return nil
+	}
 	for round := 0; round < maxWriteRounds; round++ {
-		st, err := b.getSecret(ctx, req.Project, req.Name)
+		st, _, err := b.view(ctx, req.Project, req.Name, useCache)
 		if isNotFound(err) {
 			if req.Mode == sdk.WriteReplace || req.ExpectedVersion > 0 {
 				return sdk.Meta{}, sdk.NotFound(req.Project, req.Name)
 			}
-			m, err, again := w.create(ctx)
-			if !again {
+			m, err, exists := w.create(ctx)
+			if !exists {
 				return m, err
+			}
+			// CreateSecret says it exists, GetSecret does not show it: a
+			// creation moments ago, seen through a lagging view.
+			if invisible++; invisible > lagRounds {
+				if req.Mode == sdk.WriteCreate {
+					return sdk.Meta{}, sdk.AlreadyExists(req.Project, req.Name)
+				}
+				return sdk.Meta{}, fmt.Errorf("gcp: %s exists but is not visible yet (eventual consistency): %w", what(req.Project, req.Name), sdk.ErrUnavailable)
+			}
+			if err := again(); err != nil {
+				return sdk.Meta{}, err
 			}
 			continue
 		}
 		if err != nil {
 			return sdk.Meta{}, err
 		}
-		lv, err := b.latest(ctx, req.Project, req.Name)
+		h, err := b.head(ctx, req.Project, req.Name, st, false)
 		if err != nil {
 			return sdk.Meta{}, err
 		}
-		var current int64
-		if lv != nil {
-			if current, err = versionNumber(lv.GetName()); err != nil {
-				return sdk.Meta{}, err
-			}
-		}
-
 		// Our own claim, made by an attempt whose answer was lost.
-		if st.claimID == w.claimID && st.claim == current+1 {
-			return w.add(ctx, st, current+1)
+		if st.claimID == w.claimID && h.n == st.claim-1 {
+			return w.add(ctx, st, st.claim)
 		}
-		if current > 0 && req.Mode == sdk.WriteCreate {
+		if h.n > 0 && req.Mode == sdk.WriteCreate {
 			return sdk.Meta{}, sdk.AlreadyExists(req.Project, req.Name)
 		}
-		if st.claim > current && b.now().Sub(st.claimAt) < b.cfg.lease {
+		if h.inFlight {
 			// Another writer holds a live claim on the next version.
 			switch {
-			case current == 0 && req.Mode == sdk.WriteCreate:
+			case h.n == 0 && req.Mode == sdk.WriteCreate:
 				return sdk.Meta{}, sdk.AlreadyExists(req.Project, req.Name)
-			case current == 0 && req.Mode == sdk.WriteReplace:
+			case h.n == 0 && req.Mode == sdk.WriteReplace:
 				return sdk.Meta{}, sdk.NotFound(req.Project, req.Name)
 			case req.ExpectedVersion > 0:
-				return sdk.Meta{}, fmt.Errorf("%w (a write of version %d is in flight)", w.mismatch(current), st.claim)
+				return sdk.Meta{}, fmt.Errorf("%w (a write of version %d is in flight)", w.mismatch(h.n), st.claim)
 			}
 			if err := sdk.Sleep(ctx, min(wait, time.Until(st.claimAt.Add(b.cfg.lease))+time.Millisecond)); err != nil {
 				return sdk.Meta{}, fmt.Errorf("gcp: waiting for a concurrent write of %s: %w: %w", what(req.Project, req.Name), sdk.ErrUnavailable, err)
 			}
 			wait = min(2*wait, 400*time.Millisecond)
+			useCache = false
 			continue
 		}
-		if current == 0 {
+		if h.n == 0 {
 			// Versionless: a creation that died before adding version 1, and
 			// whose claim expired. It does not exist for secretgate.
 			if req.Mode == sdk.WriteReplace || req.ExpectedVersion > 0 {
 				return sdk.Meta{}, sdk.NotFound(req.Project, req.Name)
 			}
-		} else if req.ExpectedVersion > 0 && req.ExpectedVersion != current {
-			return sdk.Meta{}, w.mismatch(current)
+		} else if req.ExpectedVersion > 0 && req.ExpectedVersion != h.n {
+			// Seen versions only grow; a view can only lag. An expected
+			// version below what we see is stale for sure; one above it is
+			// either not there (by number tells) or newer than a lagging
+			// view, so look again for a while.
+			if req.ExpectedVersion < h.n || stale >= lagRounds {
+				return sdk.Meta{}, w.mismatch(h.n)
+			}
+			if there, err := b.exists(ctx, req.Project, req.Name, req.ExpectedVersion); err != nil {
+				return sdk.Meta{}, err
+			} else if !there {
+				return sdk.Meta{}, w.mismatch(h.n)
+			}
+			stale++
+			if err := again(); err != nil {
+				return sdk.Meta{}, err
+			}
+			continue
 		}
 
 		labels := req.Labels
-		if labels == nil && current > 0 {
+		if labels == nil && h.n > 0 {
 			labels = st.labels
 		}
-		next := current + 1
-		claimAt := b.now()
-		ann, err := claimAnnotations(next, w.claimID, claimAt, w.keys, labels)
-		if err != nil {
-			return sdk.Meta{}, err
-		}
-		var upd *secretmanagerpb.Secret
-		_, err = retry(ctx, func(ctx context.Context) (err error) {
-			upd, err = b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
-				Secret: &secretmanagerpb.Secret{
-					Name:        st.secret.GetName(),
-					Etag:        st.secret.GetEtag(),
-					Labels:      gcpLabels(req.Project, labels),
-					Annotations: ann,
-				},
-				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels", "annotations"}},
-			})
-			return err
-		})
+		next := h.n + 1
+		upd, err := w.claim(ctx, st, next, labels)
 		switch {
 		case err == nil:
+			b.cache.putOwn(b.secretName(req.Project, req.Name), upd)
 			return w.add(ctx, readState(upd), next)
-		case status.Code(err) == codes.NotFound: // deleted meanwhile
+		case status.Code(err) == codes.NotFound: // deleted meanwhile (a mutation's answer is current)
+			b.cache.drop(b.secretName(req.Project, req.Name))
+			if err := again(); err != nil {
+				return sdk.Meta{}, err
+			}
 			continue
 		case etagFailure(err):
-			// Someone else changed the secret since we read it (or our
-			// first, unanswered, attempt did: the next round sees our id).
-			if req.ExpectedVersion > 0 || req.Mode == sdk.WriteCreate {
-				st2, err2 := b.getSecret(ctx, req.Project, req.Name)
-				if err2 == nil && st2.claimID == w.claimID {
-					return w.add(ctx, st2, next)
-				}
-				if req.Mode == sdk.WriteCreate && current > 0 {
+			// The secret changed since the view we judged: another writer's
+			// claim, an operator's edit, or our view lagged. Judge afresh;
+			// a check-and-set write that keeps failing is a mismatch.
+			b.cache.staleEtag(b.secretName(req.Project, req.Name), st.secret.GetEtag())
+			if stale++; stale > lagRounds && (req.ExpectedVersion > 0 || req.Mode == sdk.WriteCreate) {
+				if req.Mode == sdk.WriteCreate && h.n > 0 {
 					return sdk.Meta{}, sdk.AlreadyExists(req.Project, req.Name)
 				}
-				if req.ExpectedVersion > 0 {
-					return sdk.Meta{}, w.mismatch(0)
-				}
+				return sdk.Meta{}, w.mismatch(0)
+			}
+			if err := again(); err != nil {
+				return sdk.Meta{}, err
 			}
 			continue
 		default:
-			return sdk.Meta{}, mapErr(ctx, "UpdateSecret", what(req.Project, req.Name), err)
+			return sdk.Meta{}, err
 		}
 	}
 	return sdk.Meta{}, fmt.Errorf("gcp: %s: too many concurrent writers: %w", what(req.Project, req.Name), sdk.ErrUnavailable)
 }
 
-// create makes the secret with a claim on version 1. again is true when the
-// secret appeared meanwhile and the caller should look at it afresh.
-func (w *writer) create(ctx context.Context) (m sdk.Meta, err error, again bool) {
+// claim records, with an UpdateSecret guarded by the etag of st, that this
+// writer adds version next, and sets the labels. Only the labels and
+// annotations secretgate owns change; the rest of both maps is sent back
+// as read, which the etag makes safe. Gives the raw gRPC error for etag
+// failures and NOT_FOUND, a mapped one otherwise.
+func (w *writer) claim(ctx context.Context, st state, next int64, labels map[string]string) (*secretmanagerpb.Secret, error) {
+	b, req := w.b, w.req
+	ours, err := claimAnnotations(next, w.claimID, b.now(), w.keys, labels)
+	if err != nil {
+		return nil, err
+	}
+	gl, ga, err := mergeOwned(st, req.Project, labels, ours)
+	if err != nil {
+		return nil, err
+	}
+	var upd *secretmanagerpb.Secret
+	_, err = retry(ctx, func(ctx context.Context) (err error) {
+		upd, err = b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+			Secret: &secretmanagerpb.Secret{
+				Name:        st.secret.GetName(),
+				Etag:        st.secret.GetEtag(),
+				Labels:      gl,
+				Annotations: ga,
+			},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels", "annotations"}},
+		})
+		return err
+	})
+	if err == nil || status.Code(err) == codes.NotFound || etagFailure(err) {
+		return upd, err
+	}
+	return nil, mapErr(ctx, "UpdateSecret", what(req.Project, req.Name), err)
+}
+
+// create makes the secret with a claim on version 1. exists is true when
+// CreateSecret found it there already and the caller should look again.
+func (w *writer) create(ctx context.Context) (m sdk.Meta, err error, exists bool) {
 	b, req := w.b, w.req
 	ann, err := claimAnnotations(1, w.claimID, b.now(), w.keys, req.Labels)
 	if err != nil {
 		return sdk.Meta{}, err, false
 	}
-	secret := &secretmanagerpb.Secret{Labels: gcpLabels(req.Project, req.Labels), Annotations: ann}
+	secret := &secretmanagerpb.Secret{Labels: gcpLabels(req.Project, req.Labels, nil), Annotations: ann}
 	if b.cfg.location == "" {
 		// Regional secrets take no replication policy; global ones are
 		// replicated automatically by Google.
@@ -191,6 +247,7 @@ func (w *writer) create(ctx context.Context) (m sdk.Meta, err error, again bool)
 	if err != nil {
 		return sdk.Meta{}, mapErr(ctx, "CreateSecret", what(req.Project, req.Name), err), false
 	}
+	b.cache.putOwn(b.secretName(req.Project, req.Name), created)
 	m, err = w.add(ctx, readState(created), 1)
 	return m, err, false
 }
@@ -198,6 +255,7 @@ func (w *writer) create(ctx context.Context) (m sdk.Meta, err error, again bool)
 // add adds the payload as version `next`, under the claim recorded in st.
 func (w *writer) add(ctx context.Context, st state, next int64) (sdk.Meta, error) {
 	b, req := w.b, w.req
+	key := b.secretName(req.Project, req.Name)
 	// A claim is honoured by others for the lease; adding after half of it
 	// has passed risks racing a writer that took over.
 	deadline := st.claimAt.Add(b.cfg.lease / 2)
@@ -209,60 +267,85 @@ func (w *writer) add(ctx context.Context, st state, next int64) (sdk.Meta, error
 		Parent:  st.secret.GetName(),
 		Payload: &secretmanagerpb.SecretPayload{Data: w.payload, DataCrc32C: &crc},
 	}
-	var v *secretmanagerpb.SecretVersion
+	var (
+		n       int64
+		created time.Time
+	)
 	backoff := baseBackoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithDeadline(ctx, deadline)
-		var err error
-		v, err = b.client.AddSecretVersion(actx, addReq)
+		v, err := b.client.AddSecretVersion(actx, addReq)
 		cancel()
 		if err == nil {
+			if n, err = versionNumber(v.GetName()); err != nil {
+				return sdk.Meta{}, err
+			}
+			created = v.GetCreateTime().AsTime().UTC()
 			break
 		}
-		if !transient(err) && status.Code(err) != codes.DeadlineExceeded || attempt == maxAttempts || b.now().After(deadline) {
+		code := status.Code(err)
+		wait := sdk.Jitter(backoff)
+		switch {
+		case code == codes.ResourceExhausted:
+			// Refused before it was applied (the per-secret limit, most
+			// likely, with writers racing): wait as told, while the claim
+			// holds. Our claim keeps others off version `next` meanwhile.
+			if d, ok := retryDelay(err); ok && d > wait {
+				wait = d
+			}
+			if b.now().Add(wait).After(deadline) || attempt == maxAttempts {
+				return sdk.Meta{}, mapErr(ctx, "AddSecretVersion", what(req.Project, req.Name), err)
+			}
+		case code == codes.Unavailable || code == codes.DeadlineExceeded:
+			if attempt == maxAttempts || b.now().After(deadline) {
+				return sdk.Meta{}, mapErr(ctx, "AddSecretVersion", what(req.Project, req.Name), err)
+			}
+			// AddSecretVersion is not idempotent: before trying again, see
+			// whether the unanswered attempt landed, by number (strongly
+			// consistent after an add). While our claim holds, no one else
+			// adds version `next`.
+			if got, _, aerr := b.access(ctx, req.Project, req.Name, fmt.Sprint(next)); aerr == nil || errors.Is(aerr, errVersionDisabled) {
+				n, created = next, b.now().UTC()
+				if aerr == nil {
+					n = got
+				}
+			}
+		default:
 			return sdk.Meta{}, mapErr(ctx, "AddSecretVersion", what(req.Project, req.Name), err)
 		}
-		// AddSecretVersion is not idempotent: before trying again, see
-		// whether the unanswered attempt landed. While our claim holds, no
-		// one else adds version `next`.
-		lv, lerr := b.latest(ctx, req.Project, req.Name)
-		if lerr == nil && lv != nil {
-			if n, _ := versionNumber(lv.GetName()); n >= next {
-				v = lv
-				break
-			}
+		if n > 0 {
+			break
 		}
-		if err := sdk.Sleep(ctx, sdk.Jitter(backoff)); err != nil {
+		if err := sdk.Sleep(ctx, wait); err != nil {
 			return sdk.Meta{}, mapErr(ctx, "AddSecretVersion", what(req.Project, req.Name), err)
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-	n, err := versionNumber(v.GetName())
-	if err != nil {
-		return sdk.Meta{}, err
-	}
 	if n != next {
-		// A writer whose claim had expired added a version between our
-		// claim and our add (see the package doc). Our payload is stored
-		// and is the latest; record its number so that the key list in the
-		// claim describes it again.
-		ann := st.secret.GetAnnotations()
-		fixed := make(map[string]string, len(ann))
-		for k, v := range ann {
-			fixed[k] = v
-		}
-		fixed[annClaim] = fmt.Sprint(n)
-		_, _ = b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
-			Secret:     &secretmanagerpb.Secret{Name: st.secret.GetName(), Etag: st.secret.GetEtag(), Annotations: fixed},
+		// A version was added outside the protocol (by hand, or by a writer
+		// whose claim had expired) between our claim and our add. Our
+		// payload is stored and is the newest; record its number so that
+		// the claim names it again.
+		ann := maps.Clone(st.secret.GetAnnotations())
+		ann[annClaim] = fmt.Sprint(n)
+		fixed, err := b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+			Secret:     &secretmanagerpb.Secret{Name: st.secret.GetName(), Etag: st.secret.GetEtag(), Annotations: ann},
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"annotations"}},
 		})
+		if err == nil {
+			b.cache.putOwn(key, fixed)
+			st = readState(fixed)
+		} else {
+			b.cache.staleEtag(key, st.secret.GetEtag())
+		}
 	}
+	b.cache.addVersion(key, st.secret, n, created)
 	return sdk.Meta{
 		Project: req.Project, Name: req.Name,
 		Keys:      append([]string(nil), w.keys...),
 		Version:   n,
-		Labels:    st.labels,
+		Labels:    copyLabels(st.labels),
 		CreatedAt: st.secret.GetCreateTime().AsTime().UTC(),
-		UpdatedAt: v.GetCreateTime().AsTime().UTC(),
+		UpdatedAt: created,
 	}, nil
 }

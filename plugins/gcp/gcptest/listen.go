@@ -55,7 +55,12 @@ func (s *Server) takeFault(method string) (codes.Code, bool) {
 }
 
 func (s *Server) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if code, ok := s.takeFault(path.Base(info.FullMethod)); ok {
+	method := path.Base(info.FullMethod)
+	s.countCall(method)
+	if err := s.admit(method, req); err != nil {
+		return nil, err
+	}
+	if code, ok := s.takeFault(method); ok {
 		return nil, status.Errorf(code, "injected by gcptest: %s", code)
 	}
 	return handler(ctx, req)
@@ -98,7 +103,12 @@ func (s *Server) Listen(addr string) (*Running, error) {
 // environment variable CI is "true".
 func Start(t testing.TB) *Running {
 	t.Helper()
-	r, err := Listen("127.0.0.1:0")
+	return startServer(t, NewServer())
+}
+
+func startServer(t testing.TB, s *Server) *Running {
+	t.Helper()
+	r, err := s.Listen("127.0.0.1:0")
 	if err != nil {
 		cirequire.Unavailable(t, fmt.Sprintf("gcptest: cannot start the Secret Manager test server: %v", err))
 	}

@@ -47,12 +47,20 @@ type parent struct {
 	project, location string
 }
 
+// String is the parent's name as the service answers it: with the
+// project number.
 func (p parent) String() string {
 	if p.location == "" {
-		return "projects/" + p.project
+		return "projects/" + ProjectNumber(p.project)
 	}
-	return "projects/" + p.project + "/locations/" + p.location
+	return "projects/" + ProjectNumber(p.project) + "/locations/" + p.location
 }
+
+var projectNumberRe = regexp.MustCompile(`^[0-9]{1,20}$`)
+
+// canonical is a secret's resource name with the project number, whether
+// the request named the project by id or number.
+func canonical(secretName string) string { return secretOf(secretName) }
 
 func invalid(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)

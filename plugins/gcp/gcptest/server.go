@@ -30,13 +30,45 @@
 //   - Payloads are at most 64 KiB; a data_crc32c (Castagnoli) that does not
 //     match the data is INVALID_ARGUMENT; AccessSecretVersion always returns
 //     data_crc32c (computed when the client sent none).
-//   - ListSecrets and ListSecretVersions return newest first (by creation),
-//     page_size 0 means "the server decides" (everything here), above 25000
-//     is capped, negative is INVALID_ARGUMENT; page tokens are opaque and
-//     bound to the parent and filter they came from. The filter subset is
-//     documented in filter.go; anything else is INVALID_ARGUMENT.
+//   - ListSecrets pages follow an order that is neither creation nor name
+//     order, different per server (Google documents none); ListSecretVersions
+//     returns newest first. page_size 0 means "the server decides"
+//     (everything here), above 25000 is capped, negative is
+//     INVALID_ARGUMENT; page tokens are opaque and bound to the parent and
+//     filter they came from. The filter subset is documented in filter.go;
+//     anything else is INVALID_ARGUMENT.
+//   - Resource names in answers carry the project number (ProjectNumber: a
+//     stable hash of the id), whatever the request used, as Secret Manager
+//     answers; requests may name the project by id or number.
 //   - DeleteSecret removes the secret with every version; the id can be
 //     created again at once.
+//
+// Faithful to the real service where it is weaker (Options, NewServerWith,
+// StartWith), with the source of each behaviour:
+//   - Lag (documented, cloud.google.com/secret-manager/docs/reference/
+//     consistency): only AccessSecretVersion by number is strongly
+//     consistent; `latest`, aliases, GetSecret, GetSecretVersion,
+//     ListSecrets and ListSecretVersions answer from the state of Options.Lag
+//     ago (Options.LatestLag for `latest` and aliases when set). A fixed lag
+//     is an assumption: Google says "typically within minutes, but may take
+//     a few hours", and does not say whether the reads converge together.
+//     Mutations and their etag checks see the current state: an assumption
+//     (the etag page documents optimistic concurrency, not how it meets the
+//     eventual consistency).
+//   - Quotas (documented, cloud.google.com/secret-manager/quotas): 90,000
+//     access, 600 read and 600 write requests per minute per project, and
+//     AddSecretVersion+UpdateSecret at 2 per second and 120 per minute per
+//     global secret (GoogleQuotas). Counted here in fixed windows (Google
+//     does not say how it counts), and the per-secret limit is enforced
+//     always (Google calls it "soft-enforced": served while its backends
+//     cope). A refused call is RESOURCE_EXHAUSTED with an ErrorInfo (reason
+//     RATE_LIMIT_EXCEEDED, quota_metric, quota_limit: the AIP-193 shape
+//     Google's APIs use) and a RetryInfo until the window resets, which is
+//     an assumption: clients must cope without it. A refused call is not
+//     applied. Whether a refused call spends quota is not documented; here
+//     it does not.
+//   - Calls and ResetCalls count the calls of each method, for measuring
+//     what a client spends.
 //
 // It is safe for concurrent use. It models no IAM, rotation, Pub/Sub, expiry
 // or CMEK: an expiry is refused with UNIMPLEMENTED, the other settings are
@@ -45,10 +77,13 @@ package gcptest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"hash/fnv"
 	"sort"
 	"strconv"
 	"sync"
@@ -75,7 +110,7 @@ type version struct {
 
 type secret struct {
 	pb       *secretmanagerpb.Secret
-	seq      uint64 // creation order, for newest-first listing
+	order    uint64 // list position: a hash of the name, so that list order is not creation order
 	versions []*version
 }
 
@@ -85,17 +120,33 @@ type Server struct {
 	secretmanagerpb.UnimplementedSecretManagerServiceServer
 
 	mu      sync.RWMutex
-	secrets map[string]*secret // by full resource name
-	seq     uint64
+	secrets map[string]*secret // by full resource name, with the project number
+	history map[string][]rev   // past states, for lagged readers (Options.Lag)
+	salt    uint64             // per server: list order differs between servers
 	etag    uint64
 	now     func() time.Time
 
+	opts   Options
 	faults faults
+	count  counter
+	quota  quotaState
 }
 
 // NewServer returns an empty server.
 func NewServer() *Server {
-	return &Server{secrets: map[string]*secret{}, now: time.Now}
+	var salt [8]byte
+	_, _ = rand.Read(salt[:])
+	return &Server{secrets: map[string]*secret{}, history: map[string][]rev{}, salt: binary.LittleEndian.Uint64(salt[:]), now: time.Now}
+}
+
+// listOrder is where a secret lists: Google does not document the order of
+// ListSecrets (the proto says nothing; clients must not rely on one), so
+// this server uses an order that is neither creation nor name order.
+func (s *Server) listOrder(name string) uint64 {
+	h := fnv.New64a()
+	_ = binary.Write(h, binary.LittleEndian, s.salt)
+	h.Write([]byte(name))
+	return h.Sum64() | 1 // never 0: 0 means "no token"
 }
 
 // nextEtag must be called with mu held for writing.
@@ -154,8 +205,8 @@ func (s *Server) CreateSecret(ctx context.Context, req *secretmanagerpb.CreateSe
 	if p.location == "" && pb.Replication == nil {
 		pb.Replication = &secretmanagerpb.Replication{Replication: &secretmanagerpb.Replication_Automatic_{Automatic: &secretmanagerpb.Replication_Automatic{}}}
 	}
-	s.seq++
-	s.secrets[name] = &secret{pb: pb, seq: s.seq}
+	s.secrets[name] = &secret{pb: pb, order: s.listOrder(name)}
+	s.record(name)
 	return clone(pb), nil
 }
 
@@ -164,8 +215,20 @@ func (s *Server) lookup(name string) (*secret, error) {
 	if _, _, err := parseSecretName(name); err != nil {
 		return nil, err
 	}
-	sec, ok := s.secrets[name]
+	sec, ok := s.secrets[canonical(name)]
 	if !ok {
+		return nil, notFound("Secret", name)
+	}
+	return sec, nil
+}
+
+// lookupLagged is lookup as a reader lagging by lag sees it; mu must be held.
+func (s *Server) lookupLagged(name string, lag time.Duration) (*secret, error) {
+	if _, _, err := parseSecretName(name); err != nil {
+		return nil, err
+	}
+	sec := s.view(canonical(name), lag)
+	if sec == nil {
 		return nil, notFound("Secret", name)
 	}
 	return sec, nil
@@ -174,7 +237,7 @@ func (s *Server) lookup(name string) (*secret, error) {
 func (s *Server) GetSecret(ctx context.Context, req *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sec, err := s.lookup(req.GetName())
+	sec, err := s.lookupLagged(req.GetName(), s.opts.Lag)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +304,7 @@ func (s *Server) UpdateSecret(ctx context.Context, req *secretmanagerpb.UpdateSe
 		}
 	}
 	sec.pb.Etag = s.nextEtag()
+	s.record(sec.pb.GetName())
 	return clone(sec.pb), nil
 }
 
@@ -254,7 +318,8 @@ func (s *Server) DeleteSecret(ctx context.Context, req *secretmanagerpb.DeleteSe
 	if req.GetEtag() != "" && req.GetEtag() != sec.pb.GetEtag() {
 		return nil, etagMismatch("Secret", sec.pb.GetName())
 	}
-	delete(s.secrets, req.GetName())
+	delete(s.secrets, sec.pb.GetName())
+	s.record(sec.pb.GetName())
 	return &emptypb.Empty{}, nil
 }
 
@@ -321,20 +386,22 @@ func (s *Server) ListSecrets(ctx context.Context, req *secretmanagerpb.ListSecre
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var all []*secret
-	for name, sec := range s.secrets {
+	for _, name := range s.names() {
 		if len(name) > len(prefix) && name[:len(prefix)] == prefix {
-			all = append(all, sec)
+			if sec := s.view(name, s.opts.Lag); sec != nil {
+				all = append(all, sec)
+			}
 		}
 	}
 	total := len(all)
-	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq }) // newest first
+	sort.Slice(all, func(i, j int) bool { return all[i].order > all[j].order })
 	resp := &secretmanagerpb.ListSecretsResponse{}
 	if req.GetFilter() == "" {
 		resp.TotalSize = int32(total)
 	}
 	var lastSeq uint64
 	for _, sec := range all {
-		if after != 0 && sec.seq >= after {
+		if after != 0 && sec.order >= after {
 			continue
 		}
 		if !matchAll(terms, sec.pb) {
@@ -345,7 +412,7 @@ func (s *Server) ListSecrets(ctx context.Context, req *secretmanagerpb.ListSecre
 			break
 		}
 		resp.Secrets = append(resp.Secrets, clone(sec.pb))
-		lastSeq = sec.seq
+		lastSeq = sec.order
 	}
 	return resp, nil
 }
@@ -387,17 +454,33 @@ func (s *Server) AddSecretVersion(ctx context.Context, req *secretmanagerpb.AddS
 		ClientSpecifiedPayloadChecksum: payload.DataCrc32C != nil,
 	}
 	sec.versions = append(sec.versions, &version{pb: pb, data: append([]byte(nil), payload.GetData()...), crc: crc})
+	s.record(sec.pb.GetName())
 	return clone(pb), nil
 }
 
 // resolve finds a version by resource name, resolving `latest` and aliases;
-// mu must be held.
-func (s *Server) resolve(name string) (*secret, *version, error) {
+// mu must be held. A lagged lookup sees the state of Options.Lag ago; so
+// does every lookup of `latest` or an alias when byNumber is set (access by
+// number is the one strongly consistent read).
+func (s *Server) resolve(name string, lagged, byNumber bool) (*secret, *version, error) {
 	secName, v, err := parseVersionName(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	sec, err := s.lookup(secName)
+	_, numErr := strconv.ParseInt(v, 10, 64)
+	if byNumber {
+		lagged = numErr != nil
+	}
+	var sec *secret
+	if lagged {
+		lag := s.opts.Lag
+		if numErr != nil && s.opts.LatestLag > 0 {
+			lag = s.opts.LatestLag
+		}
+		sec, err = s.lookupLagged(secName, lag)
+	} else {
+		sec, err = s.lookup(secName)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -421,7 +504,7 @@ func (s *Server) resolve(name string) (*secret, *version, error) {
 func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, v, err := s.resolve(req.GetName())
+	_, v, err := s.resolve(req.GetName(), true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +514,7 @@ func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetS
 func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, v, err := s.resolve(req.GetName())
+	_, v, err := s.resolve(req.GetName(), false, true)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +543,7 @@ func (s *Server) ListSecretVersions(ctx context.Context, req *secretmanagerpb.Li
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sec, err := s.lookup(req.GetParent())
+	sec, err := s.lookupLagged(req.GetParent(), s.opts.Lag)
 	if err != nil {
 		return nil, err
 	}
@@ -492,7 +575,7 @@ func (s *Server) ListSecretVersions(ctx context.Context, req *secretmanagerpb.Li
 func (s *Server) transition(name, etag string, to secretmanagerpb.SecretVersion_State) (*secretmanagerpb.SecretVersion, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, v, err := s.resolve(name)
+	sec, v, err := s.resolve(name, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +592,7 @@ func (s *Server) transition(name, etag string, to secretmanagerpb.SecretVersion_
 		v.data = nil
 	}
 	v.pb.Etag = s.nextEtag() // even a no-op transition gets a new etag
+	s.record(sec.pb.GetName())
 	return clone(v.pb), nil
 }
 

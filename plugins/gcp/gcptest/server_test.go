@@ -3,6 +3,7 @@ package gcptest_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -106,7 +107,8 @@ func TestCreateSecretRules(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tc.parent+"/secrets/"+tc.id, s.GetName())
+			// Names come back with the project number, whatever the request used.
+			require.Equal(t, strings.Replace(tc.parent, "test-project", gcptest.ProjectNumber("test-project"), 1)+"/secrets/"+tc.id, s.GetName())
 			require.NotNil(t, s.GetCreateTime())
 			require.True(t, strings.HasPrefix(s.GetEtag(), `"`) && strings.HasSuffix(s.GetEtag(), `"`), "etag %s must be quoted", s.GetEtag())
 		})
@@ -357,6 +359,14 @@ func listIDs(t *testing.T, c *secretmanager.Client, req *secretmanagerpb.ListSec
 	}
 }
 
+// sortedIDs is listIDs in name order: the list order is not specified.
+func sortedIDs(t *testing.T, c *secretmanager.Client, req *secretmanagerpb.ListSecretsRequest) []string {
+	t.Helper()
+	ids := listIDs(t, c, req)
+	sort.Strings(ids)
+	return ids
+}
+
 func TestListSecretsPagingAndFilters(t *testing.T) {
 	c, _ := newClient(t)
 	ctx := context.Background()
@@ -371,19 +381,19 @@ func TestListSecretsPagingAndFilters(t *testing.T) {
 	_, err := c.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{Parent: proj + "/locations/us-east1", SecretId: "app_regional", Secret: &secretmanagerpb.Secret{Labels: map[string]string{"env": "prod"}}})
 	require.NoError(t, err)
 
-	// Newest first, every page, only this parent.
-	require.Equal(t, []string{"other", "app_6", "app_5", "app_4", "app_3", "app_2", "app_1", "app_0"},
-		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, PageSize: 3}))
-	require.Equal(t, []string{"app_6", "app_4", "app_2", "app_0"},
-		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, PageSize: 2, Filter: "labels.env=prod"}))
+	// Every page, only this parent, in no particular order.
+	require.Equal(t, []string{"app_0", "app_1", "app_2", "app_3", "app_4", "app_5", "app_6", "other"},
+		sortedIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, PageSize: 3}))
+	require.Equal(t, []string{"app_0", "app_2", "app_4", "app_6"},
+		sortedIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, PageSize: 2, Filter: "labels.env=prod"}))
 	require.Equal(t, []string{"app_6"},
 		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: `labels.env="prod" AND name:app_6`}))
-	require.Equal(t, []string{"app_6", "app_4"},
-		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: `labels.env=prod name:app_*`})[:2])
+	require.Equal(t, []string{"app_0", "app_2", "app_4", "app_6"},
+		sortedIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: `labels.env=prod name:app_*`}))
 	require.Equal(t, []string{"app_3"},
 		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: `labels.env="dev" AND name:app_3`}))
-	require.Equal(t, []string{"app_6", "app_5", "app_4", "app_3", "app_2", "app_1", "app_0"},
-		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: "labels.env:*"}))
+	require.Equal(t, []string{"app_0", "app_1", "app_2", "app_3", "app_4", "app_5", "app_6"},
+		sortedIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj, Filter: "labels.env:*"}))
 	require.Equal(t, []string{"app_regional"},
 		listIDs(t, c, &secretmanagerpb.ListSecretsRequest{Parent: proj + "/locations/us-east1"}))
 
