@@ -436,6 +436,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"list bad token header", "GET", sec, "nope", nil, nil, 401},
 		{"read", "GET", sec + "/db", "t-admin", nil, nil, 200},
 		{"read version", "GET", sec + "/db?version=1", "t-admin", nil, nil, 200},
+		{"resolve", "POST", "/v1/resolve", "t-admin", map[string]any{"refs": []string{"sg://payments/db/user"}}, nil, 200},
 		{"read denied", "GET", sec + "/db", "t-editor", nil, nil, 403},
 		{"read missing", "GET", sec + "/nope", "t-admin", nil, nil, 404},
 		{"read throttled", "GET", "/v1/projects/quota/secrets/db", "t-admin", nil, nil, 429},

@@ -323,6 +323,7 @@ func (s *Server) newEngine() *gin.Engine {
 	e.GET("/v1/projects", noStore, withAction(ActionList), s.authenticate, s.listProjects)
 	s.registerMigrations(e)
 	s.registerOpenAPI(e)
+	s.registerResolve(e)
 	if s.cfg.UI {
 		webui.Register(e)
 	}

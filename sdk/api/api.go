@@ -185,3 +185,17 @@ func (r MigrationReport) Done() bool { return r.State != "" && r.State != Migrat
 type MigrationList struct {
 	Migrations []MigrationReport `json:"migrations"`
 }
+
+// MaxResolveRefs bounds the references of one POST /v1/resolve.
+const MaxResolveRefs = 100
+
+// ResolveRequest is the body of POST /v1/resolve: 1 to MaxResolveRefs
+// references sg://PROJECT/SECRET/KEY[?version=N].
+type ResolveRequest struct {
+	Refs []string `json:"refs"`
+}
+
+// ResolveResponse maps each reference, spelled as it was asked, to its value.
+type ResolveResponse struct {
+	Values map[string]string `json:"values"`
+}

@@ -18,6 +18,11 @@ _PROJECT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _MIGRATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# sg://PROJECT/SECRET/KEY[?version=N], N without leading zeros (sdk/reference.go).
+_REFERENCE = re.compile(
+    r"sg://[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9][A-Za-z0-9_-]{0,127}/[A-Za-z0-9_.-]{1,128}"
+    r"(?:\?version=[1-9][0-9]{0,17})?"
+)
 
 _PROJECT_RULE = "must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
 _NAME_RULE = "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit"
@@ -48,6 +53,19 @@ def name(value: object, field: str = "name") -> str:
     text = _string(field, value)
     if not _NAME.fullmatch(text):
         raise invalid(field, _NAME_RULE)
+    return text
+
+
+def reference(value: object, field: str = "reference") -> str:
+    """Check a reference ``sg://PROJECT/SECRET/KEY[?version=N]``. It names a
+    secret and holds no value, so the message quotes it, shortened."""
+    text = _string(field, value)
+    if not _REFERENCE.fullmatch(text):
+        raise invalid(
+            field,
+            f"{text[:80]!r} must be sg://PROJECT/SECRET/KEY, optionally followed by ?version=N "
+            "(N a positive integer without leading zeros)",
+        )
     return text
 
 

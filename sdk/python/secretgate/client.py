@@ -39,6 +39,7 @@ DEFAULT_PROJECT = "default"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"secretgate-python/{__version__}"
 MAX_PAGE_SIZE = 1000
+MAX_RESOLVE_REFS = 100
 
 # A token goes into a header line: visible ASCII only, so it can never break
 # the request, and errors about it never need to repeat it.
@@ -257,6 +258,30 @@ class Secrets:
         query = None if version is None else {"version": str(_validate.positive("version", version))}
         return await self._client._call("GET", path, query=query, parse=Secret.from_json)
 
+    async def resolve(self, refs: Iterable[str]) -> dict[str, str]:
+        """The value of every reference ``sg://PROJECT/SECRET/KEY`` (optionally
+        ``?version=N``), keyed by the reference as given, through
+        ``POST /v1/resolve``: each needs ``secrets.read`` on its secret and is
+        audited as a read. All or nothing: the first reference that is not
+        found or not allowed raises (``NotFound``, ``PermissionDenied``) with a
+        message naming it, never a value. Malformed references raise
+        ``InvalidArgument`` before anything is sent; repeats are asked once;
+        more than 100 distinct references take one request per 100."""
+        if isinstance(refs, str):
+            raise TypeError("refs must be an iterable of references, not a single str")
+        unique = list(dict.fromkeys(_validate.reference(r) for r in refs))
+        if not unique:
+            raise _validate.invalid("refs", "holds no reference")
+        values: dict[str, str] = {}
+        for start in range(0, len(unique), MAX_RESOLVE_REFS):
+            batch = unique[start : start + MAX_RESOLVE_REFS]
+            got = await self._client._call("POST", "/v1/resolve", body={"refs": batch}, parse=_values)
+            for ref in batch:
+                if ref not in got:
+                    raise SecretgateError("invalid_response", 200, f"the answer lacks reference {ref!r}", None)
+                values[ref] = got[ref]
+        return values
+
     async def describe(self, name: str, *, project: str | None = None) -> Metadata:
         """Read the metadata only (``secrets.list`` is enough)."""
         return await self._client._call("GET", self._item(name, project) + "/metadata", parse=Metadata.from_json)
@@ -434,6 +459,13 @@ class Migrations:
             if left <= 0:
                 raise TimeoutError(f"migration {migration_id} is still running after {timeout} s")
             await asyncio.sleep(min(poll, left))
+
+
+def _values(obj: dict[str, Any]) -> dict[str, str]:
+    values = obj["values"]
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise TypeError("values is not an object of strings")
+    return values
 
 
 def _page(obj: dict[str, Any]) -> tuple[list[Metadata], str]:

@@ -126,6 +126,24 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
         with self.assertRaises(secretgate.NotFound):
             await self.admin.secrets.get(name)
 
+    async def test_resolve(self) -> None:
+        name = self.name("resolve")
+        await self.admin.secrets.create(name, {"user": "app", "password": CANARY})
+        await self.admin.secrets.patch(name, {"user": "app2"})
+        base = f"sg://{PROJECT}/{name}"
+        refs = [f"{base}/password", f"{base}/user?version=1", f"{base}/user"]
+        got = await self.reader.secrets.resolve(refs)
+        self.assertEqual(sorted(got), sorted(refs))
+        self.assertTrue(got[f"{base}/password"] == CANARY, "the value resolved differs")
+        self.assertEqual((got[f"{base}/user?version=1"], got[f"{base}/user"]), ("app", "app2"))
+        with self.assertRaises(secretgate.NotFound) as nf:
+            await self.reader.secrets.resolve([f"{base}/password", f"{base}/nokey"])
+        self.assertIn(f"{base}/nokey", str(nf.exception))
+        with self.assertRaises(secretgate.PermissionDenied) as denied:
+            await self.editor.secrets.resolve([f"{base}/password"])
+        for e in (nf, denied):
+            self.assertNotIn(CANARY, str(e.exception) + repr(e.exception))
+
     async def test_unicode_values(self) -> None:
         name = self.name("unicode")
         data = {
