@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secretgate/secretgate/internal/cirequire"
+	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/internal/testenv"
 )
 
@@ -148,7 +148,9 @@ func TestRunExitCodesAndSignals(t *testing.T) {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			out, err := cmd.StdoutPipe()
 			require.NoError(t, err)
-			var stderr bytes.Buffer
+			// The child's stderr is written by exec's goroutine while the
+			// test reads it for failure messages.
+			var stderr syncbuf.Buffer
 			cmd.Stderr = &stderr
 			require.NoError(t, cmd.Start())
 			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
