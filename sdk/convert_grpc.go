@@ -83,6 +83,8 @@ func toPBCapabilities(c Capabilities) *backendpb.Capabilities {
 		MaxVersions: int64(c.MaxVersions),
 		Cas:         c.CAS,
 		Labels:      c.Labels,
+
+		DeletePropagationMs: c.DeletePropagation.Milliseconds(),
 	}
 }
 
@@ -96,6 +98,8 @@ func fromPBCapabilities(c *backendpb.Capabilities) Capabilities {
 		MaxVersions: int(c.GetMaxVersions()),
 		CAS:         c.GetCas(),
 		Labels:      c.GetLabels(),
+
+		DeletePropagation: time.Duration(c.GetDeletePropagationMs()) * time.Millisecond,
 	}
 }
 

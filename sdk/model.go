@@ -112,6 +112,12 @@ type Capabilities struct {
 	MaxVersions int    // how many versions are kept; 0 = unlimited
 	CAS         bool   // ExpectedVersion is enforced atomically
 	Labels      bool
+	// DeletePropagation is how long after a successful Delete the service
+	// may still refuse to create a secret of the same name, because it frees
+	// names asynchronously (AWS Secrets Manager). Meanwhile a create may fail
+	// with ErrUnavailable; retrying later helps. 0 means the name is free as
+	// soon as Delete returns.
+	DeletePropagation time.Duration
 }
 
 // SortedKeys returns the keys of data in ascending order.

@@ -10,24 +10,31 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/internal/mototest"
+	"github.com/secretgate/secretgate/internal/mototest/faultproxy"
 	"github.com/secretgate/secretgate/internal/testenv"
 )
 
 // TestAWSEndToEnd runs the real secretgate binary with a project on the
-// built-in aws plugin, itself talking to a moto server: CRUD over HTTP,
-// roles, a check-and-set race, and a canary value that must never appear in
-// the server's output or audit log.
+// built-in aws plugin, itself talking to moto behind the fault proxy (AWS's
+// lag, delete propagation, rate, version and tag limits: faultproxy.CI):
+// CRUD over HTTP, roles, a check-and-set race, and a canary value that must
+// never appear in the server's output or audit log.
 func TestAWSEndToEnd(t *testing.T) {
-	moto := mototest.Start(t)
+	moto := faultproxy.StartMoto(t, faultproxy.CI)
 	var env []string
 	for k, v := range mototest.DummyCredentials {
 		env = append(env, k+"="+v)
 	}
+	// A second stand-in where a secret reaches AWS's versions quota after 2.
+	tight := faultproxy.StartMoto(t, faultproxy.Config{MaxVersions: 2})
 	srv := testenv.Start(t, testenv.Options{
-		Backends: []testenv.Backend{{Name: "cloud", Plugin: "aws", Settings: map[string]string{
-			"region": mototest.Region, "endpoint": moto.Endpoint, "prefix": "e2e/", "tags": "suite=e2e",
-		}}},
-		Projects: []testenv.Project{{Name: "payments", Backend: "cloud"}},
+		Backends: []testenv.Backend{
+			{Name: "cloud", Plugin: "aws", Settings: map[string]string{
+				"region": mototest.Region, "endpoint": moto.Endpoint, "prefix": "e2e/", "tags": "suite=e2e",
+			}},
+			{Name: "tight", Plugin: "aws", Settings: map[string]string{"region": mototest.Region, "endpoint": tight.Endpoint}},
+		},
+		Projects: []testenv.Project{{Name: "payments", Backend: "cloud"}, {Name: "quota", Backend: "tight"}},
 		Subjects: []testenv.Subject{
 			{Name: "admin", Grants: []testenv.Grant{{Project: "*", Role: "admin"}}},
 			{Name: "editor", Grants: []testenv.Grant{{Project: "payments", Role: "editor"}}},
@@ -117,9 +124,22 @@ func TestAWSEndToEnd(t *testing.T) {
 	resp = srv.Do(t, "GET", base+"/stripe-key", srv.Token("reader"), nil)
 	require.Equal(t, http.StatusNotFound, resp.Status, "%s", resp.Body)
 	resp = srv.Do(t, "POST", base, srv.Token("editor"), map[string]any{"name": "stripe-key", "data": map[string]string{"api_key": "new"}})
-	require.Equal(t, http.StatusCreated, resp.Status, "a deleted name is reusable at once: %s", resp.Body)
+	require.Equal(t, http.StatusCreated, resp.Status, "a deleted name is reusable once AWS frees it (the plugin waits): %s", resp.Body)
 	resp.JSON(t, &meta)
 	require.Equal(t, int64(1), meta.Version)
+
+	// The versions quota is 429 backend_throttled naming the limit, with the
+	// 10 minutes AWS advises between writes, not a retried 503.
+	qbase := "/v1/projects/quota/secrets"
+	resp = srv.Do(t, "POST", qbase, srv.Token("admin"), map[string]any{"name": "busy", "data": map[string]string{"v": "1"}})
+	require.Equal(t, http.StatusCreated, resp.Status, "%s", resp.Body)
+	resp = srv.Do(t, "PUT", qbase+"/busy", srv.Token("admin"), map[string]any{"data": map[string]string{"v": "2"}})
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	resp = srv.Do(t, "PUT", qbase+"/busy", srv.Token("admin"), map[string]any{"data": map[string]string{"v": "3"}})
+	require.Equal(t, http.StatusTooManyRequests, resp.Status, "%s", resp.Body)
+	require.Contains(t, string(resp.Body), "backend_throttled")
+	require.Contains(t, string(resp.Body), "versions per secret")
+	require.Equal(t, "600", resp.Header.Get("Retry-After"))
 
 	srv.Stop(t)
 	for what, text := range map[string]string{"stdout": srv.Stdout(), "stderr": srv.Stderr(), "audit log": srv.Audit()} {

@@ -2,19 +2,24 @@ package aws_test
 
 import (
 	"testing"
+	"time"
 
-	"github.com/secretgate/secretgate/internal/mototest"
+	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/internal/mototest/faultproxy"
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/backendtest"
 	"github.com/secretgate/secretgate/sdk/plugintest"
 )
 
 // TestConformance runs the whole suite through a real plugin process
-// against a moto server.
+// against moto behind the fault proxy: writes visible to DescribeSecret,
+// ListSecretVersionIds and ListSecrets only after a lag, deleted names held,
+// AWS's write rate, version and tag limits (faultproxy.CI).
 func TestConformance(t *testing.T) {
-	moto := mototest.Start(t)
+	aws := faultproxy.StartMoto(t, faultproxy.CI)
 	backendtest.Run(t, func(t *testing.T) sdk.Backend {
-		return plugintest.Start(t, settings(moto, nil))
+		return plugintest.Start(t, settings(aws.Endpoint, nil))
 	})
 }
 
@@ -24,8 +29,18 @@ func TestConformanceCustomPrefix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the default-prefix run covers the suite in -short mode")
 	}
-	moto := mototest.Start(t)
+	aws := faultproxy.StartMoto(t, faultproxy.CI)
 	backendtest.Run(t, func(t *testing.T) sdk.Backend {
-		return plugintest.Start(t, settings(moto, map[string]string{"prefix": "teams/platform/", "tags": "team=platform, cost-center=42"}))
+		return plugintest.Start(t, settings(aws.Endpoint, map[string]string{"prefix": "teams/platform/", "tags": "team=platform, cost-center=42"}))
 	})
+}
+
+// TestCapabilitiesOverPlugin: the declared delete propagation (delete_wait)
+// crosses the plugin protocol. Configure makes no AWS call, so no server
+// is needed.
+func TestCapabilitiesOverPlugin(t *testing.T) {
+	b := plugintest.Start(t, settings("http://127.0.0.1:1", map[string]string{"delete_wait": "45s"}))
+	caps, err := b.Capabilities(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 45*time.Second, caps.DeletePropagation)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	awsv2 "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 
@@ -32,11 +34,15 @@ var deniedCodes = map[string]bool{
 	"InvalidSignatureException":   true,
 }
 
+// throttleCodes are AWS's answers to a request rate above a quota.
+var throttleCodes = map[string]bool{
+	"ThrottlingException":      true,
+	"Throttling":               true,
+	"TooManyRequestsException": true,
+	"RequestLimitExceeded":     true,
+}
+
 var unavailableCodes = map[string]bool{
-	"ThrottlingException":           true,
-	"Throttling":                    true,
-	"TooManyRequestsException":      true,
-	"RequestLimitExceeded":          true,
 	"InternalServiceError":          true,
 	"InternalFailure":               true,
 	"ServiceUnavailable":            true,
@@ -44,6 +50,45 @@ var unavailableCodes = map[string]bool{
 	"RequestTimeout":                true,
 	"RequestTimeoutException":       true,
 	"ProvisionedThroughputExceeded": true,
+}
+
+// rateLimit names the documented request-rate quota of an operation
+// (Secrets Manager quotas page; none of them is adjustable).
+func rateLimit(op string) string {
+	switch op {
+	case "PutSecretValue", "UpdateSecret":
+		return "AWS Secrets Manager: PutSecretValue and UpdateSecret together, 50 requests per second per region"
+	case "TagResource", "UntagResource":
+		return "AWS Secrets Manager: TagResource and UntagResource together, 50 requests per second per region"
+	case "":
+		return "AWS Secrets Manager request rate per region"
+	}
+	return "AWS Secrets Manager: " + op + " request rate per region"
+}
+
+// quotaError maps LimitExceededException ("The request failed because it
+// would exceed one of the Secrets Manager quotas"). On a value write it is
+// the versions quota: AWS keeps at most about 100 versions but never
+// removes those of the last 24 hours, so writing one secret more often than
+// every 10 minutes reaches it (quotas page); retrying soon does not help.
+func quotaError(op string) error {
+	switch op {
+	case "PutSecretValue", "UpdateSecret":
+		return sdk.Throttled("AWS Secrets Manager: versions per secret (about 100, plus every version of the last 24 hours; AWS advises at most one write per secret every 10 minutes)", 10*time.Minute)
+	case "CreateSecret":
+		return sdk.Throttled("AWS Secrets Manager: secrets per region (500,000)", 0)
+	}
+	return sdk.Throttled("AWS Secrets Manager: a quota of "+op, 0)
+}
+
+// noRetryCodes tells the SDK's retryer not to retry these error codes.
+type noRetryCodes map[string]bool
+
+func (c noRetryCodes) IsErrorRetryable(err error) awsv2.Ternary {
+	if c[apiCode(err)] {
+		return awsv2.FalseTernary
+	}
+	return awsv2.UnknownTernary
 }
 
 // apiCode returns the AWS error code of err, or "".
@@ -80,7 +125,11 @@ func mapError(op, what string, err error) error {
 		return fmt.Errorf("aws %s %s: %s: the credentials are not allowed kms:GenerateDataKey on the secret's KMS key, or the key is not usable: %w", op, what, code, sdk.ErrPermission)
 	case code == codeInvalidParam:
 		return fmt.Errorf("aws %s %s: %s: %w", op, what, code, sdk.ErrInvalid)
-	case unavailableCodes[code], code == codeLimitExceeded:
+	case code == codeLimitExceeded:
+		return fmt.Errorf("aws %s %s: %s: %w", op, what, code, quotaError(op))
+	case throttleCodes[code]:
+		return fmt.Errorf("aws %s %s: %s (after retries): %w", op, what, code, sdk.Throttled(rateLimit(op), time.Second))
+	case unavailableCodes[code]:
 		return fmt.Errorf("aws %s %s: %s (after retries): %w", op, what, code, sdk.ErrUnavailable)
 	case code == "":
 		// No answer from AWS at all: connection refused, DNS, TLS, or the

@@ -18,9 +18,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// settings points the backend at moto.
-func settings(s *mototest.Server, extra map[string]string) map[string]string {
-	m := map[string]string{"region": mototest.Region, "endpoint": s.Endpoint}
+// settings points the backend at an endpoint (moto, or the fault proxy in
+// front of it).
+func settings(endpoint string, extra map[string]string) map[string]string {
+	m := map[string]string{"region": mototest.Region, "endpoint": endpoint}
 	for k, v := range extra {
 		m[k] = v
 	}

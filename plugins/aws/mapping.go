@@ -122,7 +122,21 @@ func currentVersionID(stages map[string][]string) string {
 type metaCache struct {
 	V int64     `json:"v"`
 	K []string  `json:"k,omitempty"`
-	U time.Time `json:"u,omitzero"`
+	U time.Time `json:"u,omitzero"` // written by older plugin versions only
+	// C is the random nonce of the create that made the secret (see create).
+	C string `json:"c,omitempty"`
+}
+
+// updated is the UpdatedAt the cache gives: version 1 was created with the
+// secret; for later versions only older plugins recorded a time.
+func (c metaCache) updated(created time.Time) time.Time {
+	if !c.U.IsZero() {
+		return c.U.UTC()
+	}
+	if c.V == 1 {
+		return created
+	}
+	return time.Time{}
 }
 
 const cacheMarker = "secretgate:"
@@ -151,9 +165,6 @@ func decodeCache(desc string) (metaCache, bool) {
 	}
 	return c, true
 }
-
-// complete says whether the cache alone gives the keys and update time.
-func (c metaCache) complete() bool { return len(c.K) > 0 && !c.U.IsZero() }
 
 // labelsFromTags extracts labels from a secret's tags.
 func labelsFromTags(tags []types.Tag) map[string]string {
@@ -207,9 +218,8 @@ func toTags(m map[string]string) []types.Tag {
 }
 
 // labelDiff computes the tags to set and the tag keys to remove to turn the
-// labels in tags into want.
-func labelDiff(tags []types.Tag, want map[string]string) (set []types.Tag, remove []string) {
-	have := labelsFromTags(tags)
+// labels have into want.
+func labelDiff(have, want map[string]string) (set []types.Tag, remove []string) {
 	add := map[string]string{}
 	for k, v := range want {
 		if hv, ok := have[k]; !ok || hv != v {
@@ -224,11 +234,27 @@ func labelDiff(tags []types.Tag, want map[string]string) (set []types.Tag, remov
 	return toTags(add), remove
 }
 
+// countOtherTags counts the tags that are not labels and count against the
+// 50: "Tags with this prefix [aws:] do not count against your tags per
+// secret limit" (TagResource).
+func countOtherTags(tags []types.Tag) int {
+	n := 0
+	for _, t := range tags {
+		k := deref(t.Key)
+		if !strings.HasPrefix(k, tagLabelPrefix) && !strings.HasPrefix(k, "aws:") {
+			n++
+		}
+	}
+	return n
+}
+
 // checkTagBudget refuses label sets that would exceed the AWS quota of 50
-// tags per secret, naming the field and the limit.
-func checkTagBudget(extra int, labels map[string]string) error {
-	if budget := maxTags - 2 - extra; len(labels) > budget {
-		return sdk.Invalid("labels", "holds %d labels; AWS allows %d tags per secret, which leaves room for at most %d labels with this backend's tags", len(labels), maxTags, budget)
+// tags per secret ("Maximum number of tags per secret: 50", TagResource),
+// naming the field and the limit. others counts the tags that are not
+// labels: secretgate's two, the configured tags, and any added by others.
+func checkTagBudget(others int, labels map[string]string) error {
+	if budget := maxTags - others; len(labels) > budget {
+		return sdk.Invalid("labels", "holds %d labels; AWS allows %d tags per secret and %d are taken by other tags (secretgate's, the configured ones, and any added outside secretgate), which leaves room for at most %d labels", len(labels), maxTags, others, max(budget, 0))
 	}
 	return nil
 }

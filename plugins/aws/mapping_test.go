@@ -86,11 +86,14 @@ func TestCurrentVersionID(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)
-	c := metaCache{V: 7, K: []string{"a", "b"}, U: now}
+	c := metaCache{V: 7, K: []string{"a", "b"}, U: now, C: "0123456789abcdef"}
 	got, ok := decodeCache(encodeCache(c))
 	require.True(t, ok)
 	require.Equal(t, c, got)
-	require.True(t, got.complete())
+	require.Equal(t, now, got.updated(time.Time{}))
+	created := now.Add(-time.Hour)
+	require.Equal(t, created, metaCache{V: 1}.updated(created), "version 1 was created with the secret")
+	require.True(t, metaCache{V: 2}.updated(created).IsZero(), "later versions: unknown without a recorded time")
 
 	// 100 keys of 128 characters do not fit in a 2048-character Description:
 	// the keys are dropped and readers fall back to reading the value.
@@ -103,7 +106,7 @@ func TestCache(t *testing.T) {
 	got, ok = decodeCache(desc)
 	require.True(t, ok)
 	require.Equal(t, int64(3), got.V)
-	require.False(t, got.complete())
+	require.Empty(t, got.K)
 
 	for _, d := range []string{"", "a description someone typed", "secretgate:{", `secretgate:{"v":0}`} {
 		_, ok := decodeCache(d)
@@ -154,15 +157,15 @@ func TestTags(t *testing.T) {
 	require.False(t, ownsSecret(tags, "q", "db"))
 	require.Equal(t, map[string]string{"env": "prod", "tier": "1"}, labelsFromTags(tags))
 
-	set, remove := labelDiff(tags, map[string]string{"env": "staging", "new": "v"})
+	set, remove := labelDiff(labelsFromTags(tags), map[string]string{"env": "staging", "new": "v"})
 	require.Equal(t, []string{"secretgate:label:env", "secretgate:label:new"}, tagKeys(set))
 	require.Equal(t, []string{"secretgate:label:tier"}, remove)
-	set, remove = labelDiff(tags, map[string]string{"env": "prod", "tier": "1"})
+	set, remove = labelDiff(labelsFromTags(tags), map[string]string{"env": "prod", "tier": "1"})
 	require.Empty(t, set)
 	require.Empty(t, remove)
 
-	require.NoError(t, checkTagBudget(1, make47()))
-	err := checkTagBudget(2, make47())
+	require.NoError(t, checkTagBudget(3, make47()))
+	err := checkTagBudget(4, make47())
 	require.ErrorIs(t, err, sdk.ErrInvalid)
 	require.ErrorContains(t, err, "labels")
 }

@@ -15,9 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/internal/mototest"
+	"github.com/secretgate/secretgate/internal/mototest/faultproxy"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -25,14 +27,23 @@ import (
 // what the backend stores in AWS terms.
 type fixture struct {
 	b       *Backend
-	raw     *secretsmanager.Client
+	raw     *secretsmanager.Client // straight to moto, never lagging
+	proxy   *faultproxy.Proxy
 	project string
 }
 
 func newFixture(t *testing.T, extra map[string]string) fixture {
 	t.Helper()
+	return newFixtureWith(t, faultproxy.CI, extra)
+}
+
+// newFixtureWith runs the backend against moto behind a fault proxy with
+// cfg.
+func newFixtureWith(t *testing.T, faults faultproxy.Config, extra map[string]string) fixture {
+	t.Helper()
 	moto := mototest.Start(t)
-	s := map[string]string{"region": mototest.Region, "endpoint": moto.Endpoint}
+	proxy := faultproxy.Start(t, moto.Endpoint, faults)
+	s := map[string]string{"region": mototest.Region, "endpoint": proxy.Endpoint}
 	for k, v := range extra {
 		s[k] = v
 	}
@@ -41,7 +52,7 @@ func newFixture(t *testing.T, extra map[string]string) fixture {
 	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion(mototest.Region))
 	require.NoError(t, err)
 	raw := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsv2.String(moto.Endpoint) })
-	return fixture{b: b, raw: raw, project: "p-" + uuid.NewString()[:8]}
+	return fixture{b: b, raw: raw, proxy: proxy, project: "p-" + uuid.NewString()[:8]}
 }
 
 func (f fixture) write(t *testing.T, name string, data map[string]string, mode sdk.WriteMode, expected int64, labels map[string]string) (sdk.Meta, error) {
@@ -116,7 +127,10 @@ func TestStaleCache(t *testing.T) {
 		require.Len(t, page.Secrets, 1)
 		require.Equal(t, m, page.Secrets[0])
 	}
-	// The next write through secretgate continues at 3 and heals the cache.
+	// The next write through secretgate continues at 3. It leaves the
+	// Description alone (a write spends one PutSecretValue, no UpdateSecret),
+	// so readers without this process's memory of the write see a stale cache
+	// and read the value instead.
 	m, err := f.write(t, "db", map[string]string{"c": "3"}, sdk.WriteReplace, 2, nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(3), m.Version)
@@ -124,8 +138,14 @@ func TestStaleCache(t *testing.T) {
 	require.NoError(t, err)
 	c, ok := decodeCache(*d.Description)
 	require.True(t, ok)
-	require.Equal(t, int64(3), c.V)
-	require.True(t, c.complete())
+	require.Equal(t, int64(1), c.V)
+	f.b.recent = newRecentWrites(recentWindow)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, err := f.b.Describe(ctx, sdk.Ref{Project: f.project, Name: "db"})
+		require.NoError(c, err)
+		require.Equal(c, int64(3), got.Version, "once AWS shows the write")
+		require.Equal(c, []string{"c"}, got.Keys)
+	}, 10*faultproxy.CI.Lag, faultproxy.CI.Lag/5)
 }
 
 // TestForeignVersion: a version written outside secretgate (console,
@@ -182,9 +202,13 @@ func TestTokenRule(t *testing.T) {
 }
 
 // TestCASRace: many writers expecting the same version, distinct bodies:
-// exactly one wins.
+// exactly one wins. They run in two plugin instances (two processes'
+// worth of memory) while AWS's views lag (faultproxy.CI), so half of them
+// see no trace of the secret's writes but AWS's.
 func TestCASRace(t *testing.T) {
 	f := newFixture(t, nil)
+	other := New().(*Backend)
+	require.NoError(t, other.Configure(t.Context(), map[string]string{"region": mototest.Region, "endpoint": f.proxy.Endpoint}))
 	_, err := f.write(t, "db", map[string]string{"a": "0"}, sdk.WriteCreate, 0, nil)
 	require.NoError(t, err)
 	const writers = 8
@@ -194,7 +218,11 @@ func TestCASRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := f.write(t, "db", map[string]string{"a": strconv.Itoa(i + 1)}, sdk.WriteReplace, 1, nil)
+			b := f.b
+			if i%2 == 1 {
+				b = other
+			}
+			_, err := b.Write(t.Context(), sdk.WriteRequest{Project: f.project, Name: "db", Data: map[string]string{"a": strconv.Itoa(i + 1)}, Mode: sdk.WriteReplace, ExpectedVersion: 1})
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -206,6 +234,7 @@ func TestCASRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Logf("CAS race under lag %v: %d writer(s) won, %d got a version mismatch", faultproxy.CI.Lag, wins.Load(), mismatches.Load())
 	require.Equal(t, int32(1), wins.Load())
 	require.Equal(t, int32(writers-1), mismatches.Load())
 	m, err := f.b.Describe(t.Context(), sdk.Ref{Project: f.project, Name: "db"})
@@ -292,7 +321,9 @@ func TestErrorsOverHTTP(t *testing.T) {
 		attempts int32
 		contains string
 	}{
-		{"ThrottlingException", sdk.ErrUnavailable, 2, "ThrottlingException"},
+		{"ThrottlingException", sdk.ErrThrottled, 2, "DescribeSecret request rate"},
+		// A quota, not a rate: answered at once, not retried.
+		{"LimitExceededException", sdk.ErrThrottled, 1, "quota"},
 		{"AccessDeniedException", sdk.ErrPermission, 1, "secretsmanager:DescribeSecret"},
 	}
 	for _, tc := range tests {

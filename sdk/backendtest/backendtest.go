@@ -27,7 +27,10 @@
 //     the backend does not claim the capability: old-version reads
 //     (Versions), the concurrent check-and-set race (CAS, which promises
 //     atomicity; a stale ExpectedVersion must be refused regardless), labels
-//     (Labels), and pruning (MaxVersions > 0).
+//     (Labels), and pruning (MaxVersions > 0);
+//   - a deleted name is free for a new create at once, or, for a backend
+//     that declares Capabilities.DeletePropagation, a create may fail with
+//     ErrUnavailable for at most that long after the Delete.
 package backendtest
 
 import (
@@ -67,6 +70,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
 	require.NoError(t, err, "backendtest: Capabilities failed")
 	require.NotEmpty(t, caps.Backend, "Capabilities.Backend must name the backend type")
 	require.GreaterOrEqual(t, caps.MaxVersions, 0, "Capabilities.MaxVersions must be 0 (unlimited) or positive")
+	require.GreaterOrEqual(t, caps.DeletePropagation, time.Duration(0), "Capabilities.DeletePropagation must not be negative")
+	require.Less(t, caps.DeletePropagation, subtestTimeout, "Capabilities.DeletePropagation must fit in a subtest (%v)", subtestTimeout)
 	s := &suite{b: b, caps: caps}
 
 	var tests []subtest

@@ -2,7 +2,9 @@ package backendtest
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -168,9 +170,10 @@ func testDeleteRemovesEveryVersion(t *testing.T, s *suite) {
 	_, err := s.b.Versions(ctx, sdk.Ref{Project: p, Name: "short-lived"})
 	requireIs(t, err, sdk.ErrNotFound, "Versions after Delete")
 
-	// The name is free again at once, and the new secret starts from scratch.
+	// The name is free again at once (or within the DeletePropagation the
+	// backend declares), and the new secret starts from scratch.
 	fresh := map[string]string{"gen": "new"}
-	s.create(t, ctx, p, "short-lived", fresh, nil)
+	s.createAfterDelete(t, ctx, p, "short-lived", fresh, time.Now())
 	sec := s.read(t, ctx, p, "short-lived", 0)
 	require.Equal(t, int64(1), sec.Version, "a re-created secret starts at version 1")
 	requireData(t, fresh, sec.Data, "Read of a re-created secret")
@@ -253,4 +256,27 @@ func testProjectIsolation(t *testing.T, s *suite) {
 	require.NoError(t, s.b.Delete(ctx, sdk.Ref{Project: p1, Name: "shared-name"}), "Delete in the first project")
 	requireData(t, d2, s.read(t, ctx, p2, "shared-name", 0).Data, "a delete in one project must not touch another")
 	require.Equal(t, int64(1), s.describe(t, ctx, p2, "shared-name").Version, "a delete in one project must not touch another")
+}
+
+// createAfterDelete creates a secret whose name was just deleted. A backend
+// that declares Capabilities.DeletePropagation may refuse with
+// ErrUnavailable until that long after the delete; any other error, or
+// ErrUnavailable past the declared delay, fails.
+func (s *suite) createAfterDelete(t *testing.T, ctx context.Context, project, name string, data map[string]string, deleted time.Time) {
+	t.Helper()
+	for {
+		m, err := s.b.Write(ctx, sdk.WriteRequest{Project: project, Name: name, Data: data, Mode: sdk.WriteCreate})
+		if err == nil {
+			require.Equal(t, int64(1), m.Version, "a re-created secret starts at version 1")
+			return
+		}
+		if !errors.Is(err, sdk.ErrUnavailable) || time.Since(deleted) > s.caps.DeletePropagation {
+			require.NoError(t, err, "Write (create) of a deleted name (Capabilities.DeletePropagation is %v)", s.caps.DeletePropagation)
+		}
+		select {
+		case <-ctx.Done():
+			require.NoError(t, ctx.Err(), "waiting for a deleted name to be free")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -299,14 +299,17 @@ func (x *VersionMeta) GetCreatedAt() *timestamppb.Timestamp {
 }
 
 type Capabilities struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Backend       string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
-	Versions      bool                   `protobuf:"varint,2,opt,name=versions,proto3" json:"versions,omitempty"`
-	MaxVersions   int64                  `protobuf:"varint,3,opt,name=max_versions,json=maxVersions,proto3" json:"max_versions,omitempty"`
-	Cas           bool                   `protobuf:"varint,4,opt,name=cas,proto3" json:"cas,omitempty"`
-	Labels        bool                   `protobuf:"varint,5,opt,name=labels,proto3" json:"labels,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Backend     string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Versions    bool                   `protobuf:"varint,2,opt,name=versions,proto3" json:"versions,omitempty"`
+	MaxVersions int64                  `protobuf:"varint,3,opt,name=max_versions,json=maxVersions,proto3" json:"max_versions,omitempty"`
+	Cas         bool                   `protobuf:"varint,4,opt,name=cas,proto3" json:"cas,omitempty"`
+	Labels      bool                   `protobuf:"varint,5,opt,name=labels,proto3" json:"labels,omitempty"`
+	// How long after a Delete the name may still be refused by a create, in
+	// milliseconds (sdk.Capabilities.DeletePropagation); 0 = free at once.
+	DeletePropagationMs int64 `protobuf:"varint,6,opt,name=delete_propagation_ms,json=deletePropagationMs,proto3" json:"delete_propagation_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -372,6 +375,13 @@ func (x *Capabilities) GetLabels() bool {
 		return x.Labels
 	}
 	return false
+}
+
+func (x *Capabilities) GetDeletePropagationMs() int64 {
+	if x != nil {
+		return x.DeletePropagationMs
+	}
+	return 0
 }
 
 // FieldViolation travels as a status detail of an INVALID_ARGUMENT error, so
@@ -1297,13 +1307,14 @@ const file_backend_proto_rawDesc = "" +
 	"\vVersionMeta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x129\n" +
 	"\n" +
-	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x91\x01\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc5\x01\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\bversions\x18\x02 \x01(\bR\bversions\x12!\n" +
 	"\fmax_versions\x18\x03 \x01(\x03R\vmaxVersions\x12\x10\n" +
 	"\x03cas\x18\x04 \x01(\bR\x03cas\x12\x16\n" +
-	"\x06labels\x18\x05 \x01(\bR\x06labels\">\n" +
+	"\x06labels\x18\x05 \x01(\bR\x06labels\x122\n" +
+	"\x15delete_propagation_ms\x18\x06 \x01(\x03R\x13deletePropagationMs\">\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa2\x01\n" +
