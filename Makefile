@@ -28,7 +28,7 @@ bench: build testservers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/...
 	$(GO) run ./internal/loadtest -bin $(BIN) -workers 32 -duration 10s -vault-bin $(VAULT_BIN) -migrate-secrets 1000
 
-# Regenerates sdk/proto with Debian's protoc and the Go plugins pinned as
+# Regenerates sdk/plugin/proto with Debian's protoc and the Go plugins pinned as
 # tool dependencies in go.mod.
 proto:
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
@@ -36,9 +36,9 @@ proto:
 	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(GO) build -o .bin/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	protoc --plugin=protoc-gen-go=.bin/protoc-gen-go --plugin=protoc-gen-go-grpc=.bin/protoc-gen-go-grpc \
-		-I sdk/proto --go_out=sdk/proto --go_opt=paths=source_relative \
-		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
-		sdk/proto/backend.proto
+		-I sdk/plugin/proto --go_out=sdk/plugin/proto --go_opt=paths=source_relative \
+		--go-grpc_out=sdk/plugin/proto --go-grpc_opt=paths=source_relative \
+		sdk/plugin/proto/backend.proto
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

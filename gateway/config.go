@@ -80,7 +80,7 @@ type AuditConfig struct {
 type BackendConfig struct {
 	Name string `yaml:"name"`
 	// Plugin is a built-in type (file, vault, aws, gcp) or the path of an
-	// external executable built with sdk.Serve.
+	// external executable built with plugin.Serve.
 	Plugin   string            `yaml:"plugin"`
 	Settings map[string]string `yaml:"settings"`
 	// SHA256 is the hex checksum of an external plugin's executable.

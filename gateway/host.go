@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 // Supervision timings. A dead process is noticed within checkInterval, a
@@ -31,8 +32,8 @@ const (
 )
 
 // PluginStopTimeout bounds Host.Close: every plugin is stopped in parallel,
-// each within sdk.KillTimeout; the rest is a margin for scheduling.
-const PluginStopTimeout = sdk.KillTimeout + time.Second
+// each within plugin.KillTimeout; the rest is a margin for scheduling.
+const PluginStopTimeout = plugin.KillTimeout + time.Second
 
 // PluginSpec says how to start and configure one backend's plugin.
 type PluginSpec struct {
@@ -43,7 +44,7 @@ type PluginSpec struct {
 	Settings map[string]string
 }
 
-// process is what the host needs of a running plugin (*sdk.Plugin). Kill
+// process is what the host needs of a running plugin (*plugin.Plugin). Kill
 // and ForceKill return in bounded time, whatever state the process is in.
 type process interface {
 	Backend() sdk.Backend
@@ -53,11 +54,11 @@ type process interface {
 	Pid() int
 }
 
-// launchFunc starts a plugin process; sdk.Launch in production.
-type launchFunc func(ctx context.Context, cfg sdk.LaunchConfig) (process, error)
+// launchFunc starts a plugin process; plugin.Launch in production.
+type launchFunc func(ctx context.Context, cfg plugin.LaunchConfig) (process, error)
 
-func sdkLaunch(ctx context.Context, cfg sdk.LaunchConfig) (process, error) {
-	p, err := sdk.Launch(ctx, cfg)
+func sdkLaunch(ctx context.Context, cfg plugin.LaunchConfig) (process, error) {
+	p, err := plugin.Launch(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host
 			if err == nil {
 				return
 			}
-			if errors.Is(err, sdk.ErrChecksumMismatch) || errors.Is(err, sdk.ErrInvalid) || errors.Is(err, errLaunch) {
+			if errors.Is(err, plugin.ErrChecksumMismatch) || errors.Is(err, sdk.ErrInvalid) || errors.Is(err, errLaunch) {
 				errs[i] = fmt.Errorf("backend %q: %w", s.Backend, err)
 				return
 			}
@@ -157,7 +158,7 @@ func (h *Host) startOne(ctx context.Context, m *managed) error {
 		return errors.New("host is closed")
 	}
 	if m.spec.SHA256 != "" {
-		// Checked here too (sdk.Launch checks again) to name the backend in
+		// Checked here too (plugin.Launch checks again) to name the backend in
 		// a clear message before anything runs.
 		if _, err := os.Stat(m.spec.Path); err != nil {
 			return fmt.Errorf("%w %s: %w", errLaunch, m.spec.Path, err)
@@ -165,14 +166,14 @@ func (h *Host) startOne(ctx context.Context, m *managed) error {
 	}
 	lctx, cancel := context.WithTimeout(ctx, configureTimout)
 	defer cancel()
-	p, err := h.launch(lctx, sdk.LaunchConfig{
+	p, err := h.launch(lctx, plugin.LaunchConfig{
 		Path:   m.spec.Path,
 		Args:   m.spec.Args,
 		SHA256: m.spec.SHA256,
 		Stderr: &prefixWriter{w: h.stderr, prefix: []byte("plugin " + m.spec.Backend + ": ")},
 	})
 	if err != nil {
-		if errors.Is(err, sdk.ErrChecksumMismatch) {
+		if errors.Is(err, plugin.ErrChecksumMismatch) {
 			return err
 		}
 		var pe *os.PathError
@@ -245,7 +246,7 @@ func (h *Host) supervise(m *managed) {
 			if proc != nil {
 				if missed || proc.Exited() {
 					// A graceful stop of a plugin that does not answer
-					// could only wait out sdk.KillGrace.
+					// could only wait out plugin.KillGrace.
 					proc.ForceKill()
 				} else {
 					proc.Kill()

@@ -18,6 +18,7 @@ import (
 	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/plugins/file"
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 	"github.com/secretgate/secretgate/sdk/plugintest"
 )
 
@@ -60,7 +61,7 @@ func startFileHost(t *testing.T) (*Host, *syncbuf.Buffer) {
 		},
 	}
 	race := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0") // a -race child exits at once
-	launch := func(ctx context.Context, cfg sdk.LaunchConfig) (process, error) {
+	launch := func(ctx context.Context, cfg plugin.LaunchConfig) (process, error) {
 		cfg.Env = append(cfg.Env, plugintest.ChildEnv+"=1", "GORACE="+race)
 		return sdkLaunch(ctx, cfg)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 type fakeProc struct {
@@ -23,7 +24,7 @@ type fakeProc struct {
 	exited atomic.Bool
 	hung   atomic.Bool // Ping gets no answer, as from a SIGSTOPped plugin
 	// firstKill is how the process was ended: killGraceful or killForced
-	// (later calls, no-ops in sdk.Plugin, do not count).
+	// (later calls, no-ops in plugin.Plugin, do not count).
 	firstKill atomic.Int32
 }
 
@@ -57,10 +58,10 @@ type fakeLauncher struct {
 	procs    []*fakeProc
 	failNext int
 	err      error
-	configs  []sdk.LaunchConfig
+	configs  []plugin.LaunchConfig
 }
 
-func (f *fakeLauncher) launch(_ context.Context, cfg sdk.LaunchConfig) (process, error) {
+func (f *fakeLauncher) launch(_ context.Context, cfg plugin.LaunchConfig) (process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.configs = append(f.configs, cfg)
@@ -160,9 +161,9 @@ func TestHostKillsAfterFailedPings(t *testing.T) {
 }
 
 func TestHostRefusesChecksumMismatch(t *testing.T) {
-	fl := &fakeLauncher{err: fmt.Errorf("plugin /opt/x: %w: expected sha256 aa, actual bb", sdk.ErrChecksumMismatch)}
+	fl := &fakeLauncher{err: fmt.Errorf("plugin /opt/x: %w: expected sha256 aa, actual bb", plugin.ErrChecksumMismatch)}
 	_, err := StartHost(context.Background(), []PluginSpec{{Backend: "custom", Path: "/bin/sh", SHA256: "aa"}}, HostOptions{Logger: quietLogger(), launch: fl.launch})
-	require.ErrorIs(t, err, sdk.ErrChecksumMismatch)
+	require.ErrorIs(t, err, plugin.ErrChecksumMismatch)
 	require.Contains(t, err.Error(), `backend "custom"`)
 	require.Contains(t, err.Error(), "expected sha256 aa, actual bb")
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 func init() { registerCommand(newPluginCmd) }
@@ -38,7 +38,7 @@ func newPluginServeCmd() *cobra.Command {
 				}
 				return fmt.Errorf("unknown built-in plugin %q (built-in plugins: %s)", args[0], names)
 			}
-			sdk.Serve(newBackend())
+			plugin.Serve(newBackend())
 			return nil
 		},
 	}
@@ -50,7 +50,7 @@ func newPluginSHA256Cmd() *cobra.Command {
 		Short: "Print the SHA-256 of a plugin executable, as the configuration's sha256: wants it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sum, err := sdk.FileSHA256(args[0])
+			sum, err := plugin.FileSHA256(args[0])
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 // pluginServeChildEnv marks the re-executed test binary that runs
@@ -40,7 +41,7 @@ func TestPluginServeBuiltin(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, sdk.LaunchConfig{
+	p, err := plugin.Launch(ctx, plugin.LaunchConfig{
 		Path: exe,
 		Args: []string{"-test.run=^TestPluginServeHelperProcess$"},
 		Env:  []string{pluginServeChildEnv + "=1", "GORACE=atexit_sleep_ms=0"},

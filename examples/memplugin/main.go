@@ -26,9 +26,10 @@ import (
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
-func main() { sdk.Serve(newMemory()) }
+func main() { plugin.Serve(newMemory()) }
 
 // memory is the sdk.Backend. One mutex guards everything: the host calls a
 // plugin from many goroutines at once.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/backendtest"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 // TestConformance runs the suite against the backend in this process: the
@@ -48,7 +49,7 @@ func TestPlugin(t *testing.T) {
 				t.Logf("plugin log:\n%s", logs.String())
 			}
 		})
-		p, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, SHA256: sum, Stderr: logs})
+		p, err := plugin.Launch(t.Context(), plugin.LaunchConfig{Path: bin, SHA256: sum, Stderr: logs})
 		require.NoError(t, err, "launching the example plugin with its checksum")
 		t.Cleanup(p.Kill)
 		require.Positive(t, p.Pid(), "a launched plugin has a pid")
@@ -72,17 +73,17 @@ func TestPlugin(t *testing.T) {
 
 	t.Run("WrongChecksumRefused", func(t *testing.T) {
 		other := sha256.Sum256([]byte("not the plugin"))
-		p, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, SHA256: hex.EncodeToString(other[:]), Stderr: &syncBuffer{}})
+		p, err := plugin.Launch(t.Context(), plugin.LaunchConfig{Path: bin, SHA256: hex.EncodeToString(other[:]), Stderr: &syncBuffer{}})
 		if p != nil {
 			p.Kill()
 		}
 		require.Error(t, err, "a plugin whose checksum differs must be refused")
-		require.True(t, errors.Is(err, sdk.ErrChecksumMismatch), "want ErrChecksumMismatch, got %v", err)
+		require.True(t, errors.Is(err, plugin.ErrChecksumMismatch), "want ErrChecksumMismatch, got %v", err)
 		require.Nil(t, p, "no plugin is handed back when the checksum differs")
 	})
 
 	t.Run("ConfigureWithSettingsRefusedThroughPlugin", func(t *testing.T) {
-		p, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, SHA256: sum, Stderr: &syncBuffer{}})
+		p, err := plugin.Launch(t.Context(), plugin.LaunchConfig{Path: bin, SHA256: sum, Stderr: &syncBuffer{}})
 		require.NoError(t, err)
 		t.Cleanup(p.Kill)
 		err = p.Backend().Configure(t.Context(), map[string]string{"path": "/tmp/x"})

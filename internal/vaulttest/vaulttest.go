@@ -173,7 +173,7 @@ func (s *Server) start() error {
 	cmd.Stderr = s.out
 	setProcAttr(cmd)
 	// Pdeathsig fires when the *thread* that forked the server ends, not the
-	// process. sdk.Launch locks goroutines to threads and retires them with
+	// process. plugin.Launch locks goroutines to threads and retires them with
 	// their plugins, so a server forked from an ordinary goroutine could die
 	// with some plugin's thread mid-test. Fork from a goroutine locked to its
 	// own thread instead; it returns (ending the thread) only once the server

@@ -19,6 +19,7 @@ import (
 
 	"github.com/secretgate/secretgate/plugins/file"
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 	"github.com/secretgate/secretgate/sdk/plugintest"
 )
 
@@ -105,7 +106,7 @@ func TestWrongKeyThroughPlugin(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pl, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{plugintest.ChildEnv + "=1"}})
+	pl, err := plugin.Launch(ctx, plugin.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{plugintest.ChildEnv + "=1"}})
 	require.NoError(t, err)
 	t.Cleanup(pl.Kill)
 	err = pl.Backend().Configure(ctx, f.settings(file.SettingKeyFile, "", file.SettingKeyEnv, "FILE_TEST_PLUGIN_WRONG_KEY"))

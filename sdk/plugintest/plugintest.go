@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 )
 
 // ChildEnv is set to "1" in the environment of the re-executed test binary.
@@ -38,14 +39,14 @@ func ServeIfChild(newBackend func() sdk.Backend) {
 	if os.Getenv(ChildEnv) != "1" {
 		return
 	}
-	sdk.Serve(newBackend())
+	plugin.Serve(newBackend())
 	os.Exit(0)
 }
 
 // StartPlugin launches the test binary as a plugin, configures it with
 // settings and kills it when the test ends. Use it when the test needs the
 // process (to kill it, or to check it is gone); Start otherwise.
-func StartPlugin(t testing.TB, settings map[string]string) *sdk.Plugin {
+func StartPlugin(t testing.TB, settings map[string]string) *plugin.Plugin {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -53,7 +54,7 @@ func StartPlugin(t testing.TB, settings map[string]string) *sdk.Plugin {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	p, err := sdk.Launch(ctx, sdk.LaunchConfig{
+	p, err := plugin.Launch(ctx, plugin.LaunchConfig{
 		Path: exe,
 		// The child serves from TestMain before flags are parsed; these only
 		// make sure that, should ServeIfChild be missing, it runs no test.

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -6,18 +6,20 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/secretgate/secretgate/sdk"
+
 	hclog "github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	backendpb "github.com/secretgate/secretgate/sdk/proto"
+	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
 
 // handshake is shared by Serve and Launch. The cookie is not a secret: it
 // only stops a plugin binary from being run by hand as if it were a tool.
-var handshake = plugin.HandshakeConfig{
+var handshake = goplugin.HandshakeConfig{
 	ProtocolVersion:  1,
 	MagicCookieKey:   "SECRETGATE_PLUGIN",
 	MagicCookieValue: "c6f1d4a2-7b3e-4e0f-9a51-secretgate-backend-v1",
@@ -36,16 +38,16 @@ const windowBytes = 4 << 20
 // backendPlugin binds a Backend to go-plugin's gRPC transport, as in
 // go-plugin's examples/grpc.
 type backendPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Backend // plugin side only
+	goplugin.NetRPCUnsupportedPlugin
+	impl sdk.Backend // plugin side only
 }
 
-func (p *backendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *backendPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
 	backendpb.RegisterBackendServer(s, &grpcServer{impl: p.impl})
 	return nil
 }
 
-func (p *backendPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+func (p *backendPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
 	return &grpcClient{c: backendpb.NewBackendClient(conn)}, nil
 }
 
@@ -55,16 +57,16 @@ func (p *backendPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn
 //
 // Logs go to stderr through hclog at Info level, and reach the host's log.
 // Serve never logs a value; neither must b.
-func Serve(b Backend) {
+func Serve(b sdk.Backend) {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       "secretgate-plugin",
 		Level:      hclog.Info,
 		Output:     os.Stderr,
 		JSONFormat: true, // the host parses these lines back into its own log
 	})
-	plugin.Serve(&plugin.ServeConfig{
+	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: handshake,
-		Plugins:         plugin.PluginSet{pluginName: &backendPlugin{impl: b}},
+		Plugins:         goplugin.PluginSet{pluginName: &backendPlugin{impl: b}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts,
 				grpc.MaxRecvMsgSize(maxMessageBytes),
@@ -76,7 +78,7 @@ func Serve(b Backend) {
 				// a file plugin's CPU under load.
 				grpc.NumStreamWorkers(streamWorkers()),
 				grpc.ChainUnaryInterceptor(recoverInterceptor(logger)))
-			return plugin.DefaultGRPCServer(opts)
+			return goplugin.DefaultGRPCServer(opts)
 		},
 		Logger: logger,
 	})

@@ -1,9 +1,11 @@
-package sdk
+package plugin
 
 import (
 	"context"
 
-	backendpb "github.com/secretgate/secretgate/sdk/proto"
+	"github.com/secretgate/secretgate/sdk"
+
+	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
 
 // grpcClient is the host side of the hop: a Backend whose every call is an
@@ -14,7 +16,7 @@ type grpcClient struct {
 	exited func() bool
 }
 
-var _ Backend = (*grpcClient)(nil)
+var _ sdk.Backend = (*grpcClient)(nil)
 
 func (c *grpcClient) err(ctx context.Context, err error) error {
 	return fromStatus(ctx, err, c.exited)
@@ -28,17 +30,17 @@ func (c *grpcClient) Configure(ctx context.Context, settings map[string]string) 
 	return c.err(ctx, err)
 }
 
-func (c *grpcClient) Capabilities(ctx context.Context) (Capabilities, error) {
+func (c *grpcClient) Capabilities(ctx context.Context) (sdk.Capabilities, error) {
 	resp, err := c.c.Capabilities(ctx, &backendpb.CapabilitiesRequest{})
 	if err != nil {
-		return Capabilities{}, c.err(ctx, err)
+		return sdk.Capabilities{}, c.err(ctx, err)
 	}
 	return fromPBCapabilities(resp.GetCapabilities()), nil
 }
 
-func (c *grpcClient) List(ctx context.Context, req ListRequest) (ListPage, error) {
+func (c *grpcClient) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
 	if err := wireList(req); err != nil {
-		return ListPage{}, err
+		return sdk.ListPage{}, err
 	}
 	resp, err := c.c.List(ctx, &backendpb.ListRequest{
 		Project:   req.Project,
@@ -47,11 +49,11 @@ func (c *grpcClient) List(ctx context.Context, req ListRequest) (ListPage, error
 		PageToken: req.PageToken,
 	})
 	if err != nil {
-		return ListPage{}, c.err(ctx, err)
+		return sdk.ListPage{}, c.err(ctx, err)
 	}
-	page := ListPage{NextPageToken: resp.GetNextPageToken()}
+	page := sdk.ListPage{NextPageToken: resp.GetNextPageToken()}
 	if n := len(resp.GetSecrets()); n > 0 {
-		page.Secrets = make([]Meta, n)
+		page.Secrets = make([]sdk.Meta, n)
 		for i, m := range resp.GetSecrets() {
 			page.Secrets[i] = fromPBMeta(m)
 		}
@@ -59,40 +61,40 @@ func (c *grpcClient) List(ctx context.Context, req ListRequest) (ListPage, error
 	return page, nil
 }
 
-func (c *grpcClient) Describe(ctx context.Context, ref Ref) (Meta, error) {
+func (c *grpcClient) Describe(ctx context.Context, ref sdk.Ref) (sdk.Meta, error) {
 	if err := wireRef(ref); err != nil {
-		return Meta{}, err
+		return sdk.Meta{}, err
 	}
 	resp, err := c.c.Describe(ctx, &backendpb.DescribeRequest{Ref: toPBRef(ref)})
 	if err != nil {
-		return Meta{}, c.err(ctx, err)
+		return sdk.Meta{}, c.err(ctx, err)
 	}
 	return fromPBMeta(resp.GetMeta()), nil
 }
 
-func (c *grpcClient) Read(ctx context.Context, ref Ref) (Secret, error) {
+func (c *grpcClient) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, error) {
 	if err := wireRef(ref); err != nil {
-		return Secret{}, err
+		return sdk.Secret{}, err
 	}
 	resp, err := c.c.Read(ctx, &backendpb.ReadRequest{Ref: toPBRef(ref)})
 	if err != nil {
-		return Secret{}, c.err(ctx, err)
+		return sdk.Secret{}, c.err(ctx, err)
 	}
-	return Secret{Meta: fromPBMeta(resp.GetMeta()), Data: resp.GetData()}, nil
+	return sdk.Secret{Meta: fromPBMeta(resp.GetMeta()), Data: resp.GetData()}, nil
 }
 
-func (c *grpcClient) Write(ctx context.Context, req WriteRequest) (Meta, error) {
+func (c *grpcClient) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
 	if err := wireWrite(req); err != nil {
-		return Meta{}, err
+		return sdk.Meta{}, err
 	}
 	resp, err := c.c.Write(ctx, toPBWrite(req))
 	if err != nil {
-		return Meta{}, c.err(ctx, err)
+		return sdk.Meta{}, c.err(ctx, err)
 	}
 	return fromPBMeta(resp.GetMeta()), nil
 }
 
-func (c *grpcClient) Delete(ctx context.Context, ref Ref) error {
+func (c *grpcClient) Delete(ctx context.Context, ref sdk.Ref) error {
 	if err := wireRef(ref); err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func (c *grpcClient) Delete(ctx context.Context, ref Ref) error {
 	return c.err(ctx, err)
 }
 
-func (c *grpcClient) Versions(ctx context.Context, ref Ref) ([]VersionMeta, error) {
+func (c *grpcClient) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMeta, error) {
 	if err := wireRef(ref); err != nil {
 		return nil, err
 	}
@@ -108,9 +110,9 @@ func (c *grpcClient) Versions(ctx context.Context, ref Ref) ([]VersionMeta, erro
 	if err != nil {
 		return nil, c.err(ctx, err)
 	}
-	out := make([]VersionMeta, len(resp.GetVersions()))
+	out := make([]sdk.VersionMeta, len(resp.GetVersions()))
 	for i, v := range resp.GetVersions() {
-		out[i] = VersionMeta{Version: v.GetVersion(), CreatedAt: fromPBTime(v.GetCreatedAt())}
+		out[i] = sdk.VersionMeta{Version: v.GetVersion(), CreatedAt: fromPBTime(v.GetCreatedAt())}
 	}
 	return out, nil
 }

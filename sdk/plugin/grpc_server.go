@@ -1,15 +1,17 @@
-package sdk
+package plugin
 
 import (
 	"context"
 
-	backendpb "github.com/secretgate/secretgate/sdk/proto"
+	"github.com/secretgate/secretgate/sdk"
+
+	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
 
 // grpcServer is the plugin side of the hop: it serves a Backend over gRPC.
 type grpcServer struct {
 	backendpb.UnimplementedBackendServer
-	impl Backend
+	impl sdk.Backend
 }
 
 var _ backendpb.BackendServer = (*grpcServer)(nil)
@@ -34,7 +36,7 @@ func (s *grpcServer) Capabilities(ctx context.Context, _ *backendpb.Capabilities
 }
 
 func (s *grpcServer) List(ctx context.Context, req *backendpb.ListRequest) (*backendpb.ListResponse, error) {
-	page, err := s.impl.List(ctx, ListRequest{
+	page, err := s.impl.List(ctx, sdk.ListRequest{
 		Project:   req.GetProject(),
 		Prefix:    req.GetPrefix(),
 		PageSize:  clampInt(req.GetPageSize()),

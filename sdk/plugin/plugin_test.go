@@ -1,4 +1,4 @@
-package sdk_test
+package plugin_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/sdk"
+	"github.com/secretgate/secretgate/sdk/plugin"
 	"github.com/secretgate/secretgate/sdk/plugintest"
 )
 
@@ -280,17 +281,17 @@ func TestPluginKillStoppedIsBounded(t *testing.T) {
 	// so that ForceKill cannot pass while still trying a graceful stop.
 	const slack = time.Second
 	const stagger = 200 * time.Millisecond
-	kill, force := (*sdk.Plugin).Kill, (*sdk.Plugin).ForceKill
+	kill, force := (*plugin.Plugin).Kill, (*plugin.Plugin).ForceKill
 	tests := []struct {
 		name  string
-		kills []func(*sdk.Plugin) // each started stagger after the previous one
+		kills []func(*plugin.Plugin) // each started stagger after the previous one
 		limit time.Duration
 	}{
-		{"Kill", []func(*sdk.Plugin){kill}, sdk.KillTimeout + slack},
-		{"ForceKill", []func(*sdk.Plugin){force}, slack},
-		{"Kill during Kill", []func(*sdk.Plugin){kill, kill}, sdk.KillTimeout + slack},
+		{"Kill", []func(*plugin.Plugin){kill}, plugin.KillTimeout + slack},
+		{"ForceKill", []func(*plugin.Plugin){force}, slack},
+		{"Kill during Kill", []func(*plugin.Plugin){kill, kill}, plugin.KillTimeout + slack},
 		// The ForceKills end the Kill's grace: all return soon after them.
-		{"ForceKill during Kill", []func(*sdk.Plugin){kill, force, force}, 2*stagger + slack},
+		{"ForceKill during Kill", []func(*plugin.Plugin){kill, force, force}, 2*stagger + slack},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,25 +390,25 @@ func alive(pid int) bool {
 func TestLaunchChecksum(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	actual, err := sdk.FileSHA256(exe)
+	actual, err := plugin.FileSHA256(exe)
 	require.NoError(t, err)
 	env := []string{plugintest.ChildEnv + "=1"}
 
 	t.Run("mismatch is refused", func(t *testing.T) {
 		wrong := strings.Repeat("ab", 32)
-		p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: wrong})
+		p, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Env: env, SHA256: wrong})
 		require.Nil(t, p)
-		require.ErrorIs(t, err, sdk.ErrChecksumMismatch)
+		require.ErrorIs(t, err, plugin.ErrChecksumMismatch)
 		require.ErrorContains(t, err, exe)
 		require.ErrorContains(t, err, wrong)
 		require.ErrorContains(t, err, actual)
 	})
 	t.Run("malformed is refused", func(t *testing.T) {
-		_, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: "abc"})
+		_, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Env: env, SHA256: "abc"})
 		require.ErrorContains(t, err, "64 hex characters")
 	})
 	t.Run("match starts", func(t *testing.T) {
-		p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: env, SHA256: strings.ToUpper(actual)})
+		p, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Env: env, SHA256: strings.ToUpper(actual)})
 		require.NoError(t, err)
 		t.Cleanup(p.Kill)
 		require.NoError(t, p.Backend().Ping(bg(t)))
@@ -416,7 +417,7 @@ func TestLaunchChecksum(t *testing.T) {
 
 func TestLaunchFailures(t *testing.T) {
 	t.Run("missing executable", func(t *testing.T) {
-		_, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: filepath.Join(t.TempDir(), "nope")})
+		_, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: filepath.Join(t.TempDir(), "nope")})
 		require.ErrorIs(t, err, sdk.ErrUnavailable)
 	})
 	t.Run("not a plugin", func(t *testing.T) {
@@ -424,13 +425,13 @@ func TestLaunchFailures(t *testing.T) {
 		// exits instead of serving.
 		exe, err := os.Executable()
 		require.NoError(t, err)
-		_, err = sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Stderr: &syncBuffer{}})
+		_, err = plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Stderr: &syncBuffer{}})
 		require.ErrorIs(t, err, sdk.ErrUnavailable)
 	})
 	t.Run("cancelled context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: "/bin/true"})
+		_, err := plugin.Launch(ctx, plugin.LaunchConfig{Path: "/bin/true"})
 		require.ErrorIs(t, err, context.Canceled)
 	})
 }
@@ -441,7 +442,7 @@ func TestPluginStderrReachesHost(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	var out syncBuffer
-	p, err := sdk.Launch(bg(t), sdk.LaunchConfig{Path: exe, Env: []string{plugintest.ChildEnv + "=1"}, Stderr: &out})
+	p, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Env: []string{plugintest.ChildEnv + "=1"}, Stderr: &out})
 	require.NoError(t, err)
 	t.Cleanup(p.Kill)
 	require.NoError(t, p.Backend().Configure(bg(t), map[string]string{"say": "hello from the plugin"}))

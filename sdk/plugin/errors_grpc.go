@@ -1,15 +1,17 @@
-package sdk
+package plugin
 
 import (
 	"context"
 	"errors"
+
+	"github.com/secretgate/secretgate/sdk"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	backendpb "github.com/secretgate/secretgate/sdk/proto"
+	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
 
 // ErrChecksumMismatch is returned by Launch when a plugin executable's
@@ -23,7 +25,7 @@ func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *FieldError
+	var fe *sdk.FieldError
 	switch {
 	case errors.As(err, &fe):
 		st, derr := status.New(codes.InvalidArgument, err.Error()).
@@ -34,11 +36,11 @@ func toStatus(err error) error {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		return st.Err()
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, sdk.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrThrottled):
+	case errors.Is(err, sdk.ErrThrottled):
 		// The limit and the delay travel as google.rpc details.
-		te := &ThrottleError{Limit: "unnamed limit"}
+		te := &sdk.ThrottleError{Limit: "unnamed limit"}
 		errors.As(err, &te)
 		st, derr := status.New(codes.ResourceExhausted, err.Error()).WithDetails(
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Description: te.Limit}}},
@@ -47,16 +49,16 @@ func toStatus(err error) error {
 			return status.Error(codes.ResourceExhausted, err.Error())
 		}
 		return st.Err()
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, sdk.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrAlreadyExists):
+	case errors.Is(err, sdk.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, ErrVersionMismatch):
+	case errors.Is(err, sdk.ErrVersionMismatch):
 		// Aborted is gRPC's code for a lost check-and-set race.
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, ErrPermission):
+	case errors.Is(err, sdk.ErrPermission):
 		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, sdk.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
@@ -98,19 +100,19 @@ func fromStatus(ctx context.Context, err error, exited func() bool) error {
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return &remoteError{msg: "plugin call: " + err.Error(), err: ErrUnavailable}
+		return &remoteError{msg: "plugin call: " + err.Error(), err: sdk.ErrUnavailable}
 	}
 	msg := st.Message()
 	switch st.Code() {
 	case codes.InvalidArgument:
 		for _, d := range st.Details() {
 			if fv, ok := d.(*backendpb.FieldViolation); ok {
-				return wrapRemote(msg, &FieldError{Field: fv.GetField(), Reason: fv.GetReason()})
+				return wrapRemote(msg, &sdk.FieldError{Field: fv.GetField(), Reason: fv.GetReason()})
 			}
 		}
-		return wrapRemote(msg, ErrInvalid)
+		return wrapRemote(msg, sdk.ErrInvalid)
 	case codes.ResourceExhausted:
-		te := &ThrottleError{}
+		te := &sdk.ThrottleError{}
 		for _, d := range st.Details() {
 			switch d := d.(type) {
 			case *errdetails.QuotaFailure:
@@ -126,20 +128,20 @@ func fromStatus(ctx context.Context, err error, exited func() bool) error {
 		}
 		return wrapRemote(msg, te)
 	case codes.NotFound:
-		return wrapRemote(msg, ErrNotFound)
+		return wrapRemote(msg, sdk.ErrNotFound)
 	case codes.AlreadyExists:
-		return wrapRemote(msg, ErrAlreadyExists)
+		return wrapRemote(msg, sdk.ErrAlreadyExists)
 	case codes.Aborted, codes.FailedPrecondition:
-		return wrapRemote(msg, ErrVersionMismatch)
+		return wrapRemote(msg, sdk.ErrVersionMismatch)
 	case codes.PermissionDenied:
-		return wrapRemote(msg, ErrPermission)
+		return wrapRemote(msg, sdk.ErrPermission)
 	case codes.Unavailable:
 		// Either the backend said so (its message is kept as is) or the
 		// transport did because the process is gone (then say that).
 		if exited != nil && exited() {
-			return wrapRemote("plugin process exited: "+msg, ErrUnavailable)
+			return wrapRemote("plugin process exited: "+msg, sdk.ErrUnavailable)
 		}
-		return wrapRemote(msg, ErrUnavailable)
+		return wrapRemote(msg, sdk.ErrUnavailable)
 	case codes.DeadlineExceeded:
 		return wrapRemote(msg, context.DeadlineExceeded)
 	case codes.Canceled:
@@ -148,10 +150,10 @@ func fromStatus(ctx context.Context, err error, exited func() bool) error {
 		}
 		// Nobody cancelled this call: the connection to the plugin is
 		// closing (the plugin was killed).
-		return wrapRemote("plugin connection closed: "+msg, ErrUnavailable)
+		return wrapRemote("plugin connection closed: "+msg, sdk.ErrUnavailable)
 	}
 	if exited != nil && exited() {
-		return wrapRemote("plugin process exited: "+msg, ErrUnavailable)
+		return wrapRemote("plugin process exited: "+msg, sdk.ErrUnavailable)
 	}
 	return wrapRemote(msg, nil)
 }

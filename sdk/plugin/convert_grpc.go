@@ -1,11 +1,13 @@
-package sdk
+package plugin
 
 import (
 	"time"
 
+	"github.com/secretgate/secretgate/sdk"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	backendpb "github.com/secretgate/secretgate/sdk/proto"
+	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
 
 // Conversions between the Go model and its protobuf mirror. They live here,
@@ -37,18 +39,18 @@ func fromPBLabels(labels map[string]string, set bool) map[string]string {
 	return labels
 }
 
-func toPBRef(r Ref) *backendpb.Ref {
+func toPBRef(r sdk.Ref) *backendpb.Ref {
 	return &backendpb.Ref{Project: r.Project, Name: r.Name, Version: r.Version}
 }
 
-func fromPBRef(r *backendpb.Ref) Ref {
+func fromPBRef(r *backendpb.Ref) sdk.Ref {
 	if r == nil {
-		return Ref{}
+		return sdk.Ref{}
 	}
-	return Ref{Project: r.GetProject(), Name: r.GetName(), Version: r.GetVersion()}
+	return sdk.Ref{Project: r.GetProject(), Name: r.GetName(), Version: r.GetVersion()}
 }
 
-func toPBMeta(m Meta) *backendpb.Meta {
+func toPBMeta(m sdk.Meta) *backendpb.Meta {
 	return &backendpb.Meta{
 		Project:   m.Project,
 		Name:      m.Name,
@@ -61,11 +63,11 @@ func toPBMeta(m Meta) *backendpb.Meta {
 	}
 }
 
-func fromPBMeta(m *backendpb.Meta) Meta {
+func fromPBMeta(m *backendpb.Meta) sdk.Meta {
 	if m == nil {
-		return Meta{}
+		return sdk.Meta{}
 	}
-	return Meta{
+	return sdk.Meta{
 		Project:   m.GetProject(),
 		Name:      m.GetName(),
 		Keys:      m.GetKeys(),
@@ -76,7 +78,7 @@ func fromPBMeta(m *backendpb.Meta) Meta {
 	}
 }
 
-func toPBCapabilities(c Capabilities) *backendpb.Capabilities {
+func toPBCapabilities(c sdk.Capabilities) *backendpb.Capabilities {
 	return &backendpb.Capabilities{
 		Backend:     c.Backend,
 		Versions:    c.Versions,
@@ -88,11 +90,11 @@ func toPBCapabilities(c Capabilities) *backendpb.Capabilities {
 	}
 }
 
-func fromPBCapabilities(c *backendpb.Capabilities) Capabilities {
+func fromPBCapabilities(c *backendpb.Capabilities) sdk.Capabilities {
 	if c == nil {
-		return Capabilities{}
+		return sdk.Capabilities{}
 	}
-	return Capabilities{
+	return sdk.Capabilities{
 		Backend:     c.GetBackend(),
 		Versions:    c.GetVersions(),
 		MaxVersions: int(c.GetMaxVersions()),
@@ -103,7 +105,7 @@ func fromPBCapabilities(c *backendpb.Capabilities) Capabilities {
 	}
 }
 
-func toPBWrite(req WriteRequest) *backendpb.WriteRequest {
+func toPBWrite(req sdk.WriteRequest) *backendpb.WriteRequest {
 	return &backendpb.WriteRequest{
 		Project:         req.Project,
 		Name:            req.Name,
@@ -115,19 +117,19 @@ func toPBWrite(req WriteRequest) *backendpb.WriteRequest {
 	}
 }
 
-func fromPBWrite(req *backendpb.WriteRequest) WriteRequest {
+func fromPBWrite(req *backendpb.WriteRequest) sdk.WriteRequest {
 	data := req.GetData()
 	if data == nil {
 		// A write always carries data; an empty map reaches the backend as
 		// empty (and is rejected there), never as nil surprises.
 		data = map[string]string{}
 	}
-	return WriteRequest{
+	return sdk.WriteRequest{
 		Project:         req.GetProject(),
 		Name:            req.GetName(),
 		Data:            data,
 		Labels:          fromPBLabels(req.GetLabels(), req.GetLabelsSet()),
-		Mode:            WriteMode(req.GetMode()),
+		Mode:            sdk.WriteMode(req.GetMode()),
 		ExpectedVersion: req.GetExpectedVersion(),
 	}
 }

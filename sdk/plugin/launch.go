@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"bytes"
@@ -16,8 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/secretgate/secretgate/sdk"
+
 	hclog "github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
 
@@ -43,8 +45,8 @@ type LaunchConfig struct {
 // Plugin is a running plugin process.
 type Plugin struct {
 	path    string
-	client  *plugin.Client
-	backend Backend
+	client  *goplugin.Client
+	backend sdk.Backend
 	pid     int
 	proc    *os.Process // nil until started
 
@@ -58,7 +60,7 @@ type Plugin struct {
 
 // Backend returns the plugin as an sdk.Backend. Its calls fail with an error
 // wrapping ErrUnavailable once the process is gone; they never hang.
-func (p *Plugin) Backend() Backend { return p.backend }
+func (p *Plugin) Backend() sdk.Backend { return p.backend }
 
 // Pid is the plugin's process id.
 func (p *Plugin) Pid() int { return p.pid }
@@ -146,14 +148,14 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	if cmd.Err != nil {
-		return nil, fmt.Errorf("launching plugin %s: %w: %w", cfg.Path, ErrUnavailable, cmd.Err)
+		return nil, fmt.Errorf("launching plugin %s: %w: %w", cfg.Path, sdk.ErrUnavailable, cmd.Err)
 	}
 	// The host's environment first, so that cfg.Env wins (exec keeps the
 	// last value of a duplicated variable); go-plugin adds its own after.
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	setProcAttr(cmd)
 
-	var secure *plugin.SecureConfig
+	var secure *goplugin.SecureConfig
 	if cfg.SHA256 != "" {
 		want, err := checkSHA256(cmd.Path, cfg.SHA256)
 		if err != nil {
@@ -161,7 +163,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 		}
 		// go-plugin checks again right before exec, narrowing the window in
 		// which the file could be swapped.
-		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+		secure = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
 	out := cfg.Stderr
@@ -173,13 +175,13 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
-	client := plugin.NewClient(&plugin.ClientConfig{
+	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
-		Plugins:          plugin.PluginSet{pluginName: &backendPlugin{}},
+		Plugins:          goplugin.PluginSet{pluginName: &backendPlugin{}},
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env already holds it, in our order
 		SecureConfig:     secure,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Managed:          false,
 		StartTimeout:     timeout,
@@ -209,10 +211,10 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 	case err := <-started:
 		if err != nil {
 			p.Kill()
-			if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 				return nil, fmt.Errorf("plugin %s: %w: the file changed while it was being started", cmd.Path, ErrChecksumMismatch)
 			}
-			return nil, fmt.Errorf("starting plugin %s: %w: %w", cmd.Path, ErrUnavailable, err)
+			return nil, fmt.Errorf("starting plugin %s: %w: %w", cmd.Path, sdk.ErrUnavailable, err)
 		}
 		return p, nil
 	case <-ctx.Done():

@@ -1388,7 +1388,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x05Write\x12#.secretgate.backend.v1.WriteRequest\x1a$.secretgate.backend.v1.WriteResponse\x12U\n" +
 	"\x06Delete\x12$.secretgate.backend.v1.DeleteRequest\x1a%.secretgate.backend.v1.DeleteResponse\x12[\n" +
 	"\bVersions\x12&.secretgate.backend.v1.VersionsRequest\x1a'.secretgate.backend.v1.VersionsResponse\x12O\n" +
-	"\x04Ping\x12\".secretgate.backend.v1.PingRequest\x1a#.secretgate.backend.v1.PingResponseB6Z4github.com/secretgate/secretgate/sdk/proto;backendpbb\x06proto3"
+	"\x04Ping\x12\".secretgate.backend.v1.PingRequest\x1a#.secretgate.backend.v1.PingResponseB=Z;github.com/secretgate/secretgate/sdk/plugin/proto;backendpbb\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
