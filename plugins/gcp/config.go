@@ -171,7 +171,7 @@ func newClient(ctx context.Context, c config) (*secretmanager.Client, error) {
 	}
 	// The library's own retries (AccessSecretVersion retries UNAVAILABLE for
 	// up to 60s) are replaced by ours, which are the same for every call and
-	// bounded: see retry.go.
+	// bounded: see errors.go.
 	client.CallOptions = &secretmanager.CallOptions{}
 	return client, nil
 }

@@ -4,8 +4,9 @@ import (
 	"net/http"
 	"runtime"
 
-	"github.com/hashicorp/vault/api"
 	"testing"
+
+	"github.com/hashicorp/vault/api"
 
 	"github.com/secretgate/secretgate/internal/vaulttest"
 	"github.com/secretgate/secretgate/sdk"

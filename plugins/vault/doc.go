@@ -10,9 +10,11 @@
 //
 //   - config.go: settings, TLS; auth.go: token, AppRole and Kubernetes
 //     logins, renewal and re-login after a 403; policy.go: MinimalPolicy.
-//   - backend.go: the sdk.Backend methods; kv.go: KV v2 data and metadata
-//     requests; labels.go: labels as custom_metadata; list.go: paging;
-//     call.go: retries; created_cache.go: creation times.
+//   - backend.go: the Backend, Configure, Capabilities, Ping; read.go:
+//     Describe, Read, Versions; list.go: List and paging; write.go: Write,
+//     Delete; errors.go: retries and how Vault's errors map to sdk's.
+//   - kv.go: KV v2 data and metadata requests; labels.go: labels as
+//     custom_metadata; created_cache.go: creation times.
 //
 // # Costs and the reasons behind them
 //
