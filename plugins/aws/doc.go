@@ -3,24 +3,9 @@
 // a local moto server behind a fault proxy (internal/mototest/faultproxy)
 // that adds AWS's lag, delete propagation, rate, version and tag limits.
 //
-// # Settings
-//
-//   - region: the AWS region (else AWS_REGION or the profile's region).
-//   - endpoint: optional base URL (VPC endpoints, FIPS, a local server).
-//   - prefix: prepended to every secret name; default "secretgate/". ASCII
-//     letters, digits and / _ + = . @ - only, at most 320 characters.
-//   - profile: optional shared-config profile.
-//   - kms_key_id: optional KMS key (id, ARN or alias) for new secrets; else
-//     AWS uses aws/secretsmanager.
-//   - tags: optional tags added to every new secret, as comma-separated
-//     key=value pairs: "team=payments,cost-center=42". Whitespace around keys
-//     and values is trimmed; a value may contain '=' but not ','; keys may not
-//     start with "aws:" or "secretgate:".
-//   - max_attempts: attempts per AWS call, 1-20, default 5.
-//   - delete_wait: how long a create waits for AWS to free a deleted name,
-//     0s-10m, default 2m (what Terraform waits); see Delete.
-//   - settle_wait: how long a read that follows a write waits, with backoff,
-//     for AWS to show it, 0s-1m, default 10s; see Consistency.
+// The operator's reference (settings, IAM, how secrets map, consistency,
+// quotas, errors) is docs/backends/aws.md; it is not repeated here. What
+// follows is how the plugin does it.
 //
 // Credentials come only from the standard AWS chain (environment, shared
 // config and profile, web identity, container and instance roles); settings
@@ -173,13 +158,4 @@
 // sdk.ErrPermission and name the IAM action refused
 // (secretsmanager:GetSecretValue, ...), KMS failures name kms:Decrypt or
 // kms:GenerateDataKey. Errors never carry values.
-//
-// # IAM
-//
-// secretsmanager:CreateSecret, DescribeSecret, GetSecretValue,
-// PutSecretValue, DeleteSecret, ListSecretVersionIds,
-// TagResource, UntagResource on arn:aws:secretsmanager:*:*:secret:<prefix>*,
-// and ListSecrets on "*"; optionally BatchGetSecretValue on "*" (cheaper
-// List, see Metadata without values); with kms_key_id, kms:Decrypt and
-// kms:GenerateDataKey on that key.
 package aws

@@ -2,23 +2,9 @@
 // the built-in plugin `gcp`. It uses cloud.google.com/go/secretmanager/apiv1
 // (gRPC).
 //
-// # Settings
-//
-//	gcp_project       required: the GCP project id (or number) holding the secrets
-//	location          optional: a region (us-east1, ...) for regional secrets;
-//	                  the regional endpoint secretmanager.<location>.rep.googleapis.com
-//	                  is used unless endpoint says otherwise
-//	prefix            optional, default "sg": the first part of every secret id
-//	credentials_file  optional: a credentials JSON file (service account,
-//	                  authorized user, external account, impersonated service
-//	                  account); without it Application Default Credentials
-//	endpoint          optional: host:port of another Secret Manager endpoint
-//	insecure          optional, "true" for plaintext gRPC without credentials,
-//	                  only with a loopback endpoint (the local test server of
-//	                  package gcptest)
-//	claim_lease       optional, default 30s: see "Check-and-set" below
-//	metadata_ttl      optional, default 60s (0s to 1h): how long labels and
-//	                  metadata read from GCP are reused; see "Reads"
+// The operator's reference (settings, IAM, names, consistency, quotas and
+// costs) is docs/backends/gcp.md; it is not repeated here. What follows is
+// how the plugin does it, and why it is correct.
 //
 // # Mapping
 //
@@ -241,11 +227,4 @@
 // within the budget above, and AddSecretVersion, already holding its claim,
 // waits as told up to claim_lease/2; a per-minute quota is not retried,
 // since retrying spends more of it.
-//
-// # IAM
-//
-// secretmanager.secrets.{create,get,list,update,delete} and
-// secretmanager.versions.{add,get,list,access} on the project (the README
-// has a custom role). Without versions.access, reads fail and Describe and
-// List work for every secret whose key list is recorded.
 package gcp
