@@ -108,9 +108,10 @@ func (s *Server) copySecret(c *gin.Context) {
 		dst.backendErr(err)
 		return
 	}
-	status := http.StatusCreated
+	status, kind := http.StatusCreated, EventSecretCreated
 	if m.Version > 1 {
-		status = http.StatusOK
+		status, kind = http.StatusOK, EventSecretUpdated
 	}
+	s.publish(rt.Project, kind, m.Name, m.Version)
 	dst.written(m, status)
 }

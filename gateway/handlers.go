@@ -205,6 +205,7 @@ func (s *Server) create(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
+	s.publish(r.route.Project, EventSecretCreated, m.Name, m.Version)
 	r.written(m, http.StatusCreated)
 }
 
@@ -235,6 +236,7 @@ func (s *Server) replace(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
+	s.publish(r.route.Project, EventSecretUpdated, m.Name, m.Version)
 	r.written(m, http.StatusOK)
 }
 
@@ -256,6 +258,7 @@ func (s *Server) delete(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
+	s.publish(r.route.Project, EventSecretDeleted, r.secret, 0)
 	r.version = expected
 	if r.auditSuccess() {
 		c.Status(http.StatusNoContent)

@@ -279,6 +279,11 @@ func (mg *migrator) switchProjects(m *migration, spec api.MigrationReport) {
 		err := mg.saveOverlay()
 		if err == nil {
 			m.update(func(r *api.MigrationReport) { r.Switched = true })
+			// The projects' secrets now come from the target, which may
+			// differ (on_conflict skip): every watcher must re-list.
+			for _, p := range spec.Projects {
+				mg.s.publish(p, EventResync, "", 0)
+			}
 			return
 		}
 		mg.s.log.Error("migration: the routing overlay cannot be saved; the switch is undone", "migration", spec.ID, "error", err)

@@ -457,6 +457,8 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"delete stale", "DELETE", sec + "/db2", "t-admin", nil, []string{"If-Match", `"9"`}, 412},
 		{"delete", "DELETE", sec + "/db2", "t-admin", nil, []string{"If-Match", `"1"`}, 204},
 		{"delete missing", "DELETE", sec + "/db2", "t-admin", nil, nil, 404},
+		{"events bad glob", "GET", "/v1/projects/payments/events?secrets=[", "t-admin", nil, nil, 400},
+		{"events unknown project", "GET", "/v1/projects/nowhere/events", "t-admin", nil, nil, 404},
 		{"migrations", "GET", "/v1/migrations", "t-admin", nil, nil, 200},
 		{"migration", "GET", "/v1/migrations/" + started.ID, "t-admin", nil, nil, 200},
 		{"migration hidden", "GET", "/v1/migrations/" + started.ID, "t-editor", nil, nil, 404},
@@ -474,6 +476,13 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 			}
 		})
 	}
+	// The event stream never ends by itself: it is read until a short
+	// context ends (events_test.go), replaying the events written above.
+	r = e.stream(t, "/v1/projects/payments/events?secrets=db*", "t-admin", "Last-Event-ID", "0")
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	require.Contains(t, string(r.body), "event: secret.created\n")
+	succeeded[s.check(t, "GET", "/v1/projects/payments/events", r)] = true
+
 	for p, item := range s.paths(t) {
 		for _, method := range oaMethods {
 			if _, ok := item.(map[string]any)[method]; ok {

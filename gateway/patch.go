@@ -53,6 +53,7 @@ func (s *Server) patch(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
+	s.publish(r.route.Project, EventSecretUpdated, m.Name, m.Version)
 	r.written(m, http.StatusOK)
 }
 

@@ -87,6 +87,8 @@ type Server struct {
 	pages          *pageSealer
 	authFails      *burstLimiter
 	readTimeout    time.Duration // of a whole request; tests shorten it
+	hub            *eventHub     // change notifications (events.go)
+	eventsOnce     sync.Once
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -324,6 +326,7 @@ func (s *Server) newEngine() *gin.Engine {
 	s.registerMigrations(e)
 	s.registerOpenAPI(e)
 	s.registerResolve(e)
+	s.registerEvents(e)
 	if s.cfg.UI {
 		webui.Register(e)
 	}

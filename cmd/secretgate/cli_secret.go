@@ -46,6 +46,7 @@ or permission denied, 4 not found, 5 already exists, 6 version mismatch,
 	cmd.AddCommand(
 		newSecretListCmd(o), newSecretGetCmd(o), newSecretCreateCmd(o), newSecretUpdateCmd(o),
 		newSecretPatchCmd(o), newSecretDeleteCmd(o), newSecretVersionsCmd(o), newSecretCopyCmd(o),
+		newSecretWatchCmd(),
 	)
 	return cmd
 }

@@ -199,3 +199,28 @@ type ResolveRequest struct {
 type ResolveResponse struct {
 	Values map[string]string `json:"values"`
 }
+
+// Kinds of the events of GET /v1/projects/{project}/events, sent as the
+// Server-Sent Events' `event:` field.
+const (
+	EventCreated = "secret.created"
+	EventUpdated = "secret.updated"
+	EventDeleted = "secret.deleted"
+	// EventResync: the gateway no longer holds the events after the
+	// client's Last-Event-ID (too old, or the gateway restarted), so the
+	// client must read again what it cares about. Only Project and Index
+	// are set.
+	EventResync = "resync"
+)
+
+// Event is one change of a secret, as the `data:` of an event of
+// GET /v1/projects/{project}/events. It never holds a value. Kind comes from
+// the `event:` field, not from the JSON; Index is the per-project monotonic
+// index, also sent as the event's `id:`.
+type Event struct {
+	Kind    string `json:"-"`
+	Project string `json:"project"`
+	Name    string `json:"name,omitempty"`
+	Version int64  `json:"version,omitempty"`
+	Index   int64  `json:"index"`
+}
