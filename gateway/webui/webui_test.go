@@ -64,6 +64,8 @@ func TestServesIndexAndAssets(t *testing.T) {
 		"app.js":      "text/javascript; charset=utf-8",
 		"api.js":      "text/javascript; charset=utf-8",
 		"forms.js":    "text/javascript; charset=utf-8",
+		"dom.js":      "text/javascript; charset=utf-8",
+		"values.js":   "text/javascript; charset=utf-8",
 		"app.css":     "text/css; charset=utf-8",
 		"favicon.svg": "image/svg+xml",
 	}
@@ -197,7 +199,7 @@ func TestIndexReferencesEmbeddedAssets(t *testing.T) {
 			}
 		}
 	}
-	require.True(t, seen["api.js"] && seen["forms.js"])
+	require.True(t, seen["api.js"] && seen["forms.js"] && seen["dom.js"] && seen["values.js"])
 }
 
 func TestNoInlineScriptOrStyle(t *testing.T) {
