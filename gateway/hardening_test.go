@@ -279,3 +279,25 @@ func TestMigrationDoesNotRevealBackendNames(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "invalid source")
 }
+
+// Page tokens are sealed with a fresh nonce each time: with AES-GCM a
+// repeated nonce under one key would give away the XOR of two cursors and
+// allow forgeries.
+func TestPageTokensNeverRepeatANonce(t *testing.T) {
+	p, err := newPageSealer()
+	require.NoError(t, err)
+	cur := pageCursor{Backend: "mem", Token: "t", After: "stripe-a"}
+	seen := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		tok, err := p.seal(cur, "stripe", "payments", "")
+		require.NoError(t, err)
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tok, pageTokenPrefix))
+		require.NoError(t, err)
+		nonce := string(raw[:p.aead.NonceSize()])
+		require.False(t, seen[nonce], "nonce repeated after %d seals", i)
+		seen[nonce] = true
+		got, err := p.open(tok, "stripe", "payments", "")
+		require.NoError(t, err)
+		require.Equal(t, cur, got)
+	}
+}
