@@ -1,37 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/internal/syncbuf"
 )
-
-// lockedBuffer is written by the command while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // watchGateway serves the events of project payments: the events in body,
 // then an open stream. It records each request's URL and Last-Event-ID.
@@ -71,7 +53,7 @@ func watchUntilInterrupted(t *testing.T, lines int, args ...string) (string, int
 	t.Helper()
 	root := newRootCmd()
 	root.SetArgs(args)
-	var out, errb lockedBuffer
+	var out, errb syncbuf.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	done := make(chan error, 1)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/plugin"
 	"github.com/secretgate/secretgate/sdk/plugintest"
@@ -425,7 +426,7 @@ func TestLaunchFailures(t *testing.T) {
 		// exits instead of serving.
 		exe, err := os.Executable()
 		require.NoError(t, err)
-		_, err = plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Stderr: &syncBuffer{}})
+		_, err = plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Args: []string{"-test.run=^$"}, Stderr: &syncbuf.Buffer{}})
 		require.ErrorIs(t, err, sdk.ErrUnavailable)
 	})
 	t.Run("cancelled context", func(t *testing.T) {
@@ -441,7 +442,7 @@ func TestLaunchFailures(t *testing.T) {
 func TestPluginStderrReachesHost(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	p, err := plugin.Launch(bg(t), plugin.LaunchConfig{Path: exe, Env: []string{plugintest.ChildEnv + "=1"}, Stderr: &out})
 	require.NoError(t, err)
 	t.Cleanup(p.Kill)
@@ -478,23 +479,6 @@ func TestPluginConcurrentCalls(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // BenchmarkPluginRead compares a Read in process with the same Read through
