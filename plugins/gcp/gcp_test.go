@@ -125,12 +125,18 @@ func TestNameMappingAndStoredShape(t *testing.T) {
 
 // setClaim plays a writer that claimed the next version with UpdateSecret
 // and died before AddSecretVersion.
-func setClaim(t *testing.T, c *secretmanager.Client, name string, version int64, at time.Time) {
+// setClaim stamps a claim of version by a dead writer, made age ago, and
+// returns the stamp. The stamp is taken at the attempt that lands: GetSecret
+// lags and the first attempts may fail their etag, and a stamp taken before
+// them would let a short lease run out before the test looks.
+func setClaim(t *testing.T, c *secretmanager.Client, name string, version int64, age time.Duration) time.Time {
 	t.Helper()
 	ctx := context.Background()
 	// GetSecret lags: until it shows the current state its etag fails.
 	var err error
+	var at time.Time
 	require.Eventually(t, func() bool {
+		at = time.Now().Add(-age)
 		var s *secretmanagerpb.Secret
 		if s, err = c.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
 			return false
@@ -146,11 +152,14 @@ func setClaim(t *testing.T, c *secretmanager.Client, name string, version int64,
 		})
 		return err == nil
 	}, 10*ciLag, ciLag/10, "claiming by hand: %v", err)
+	return at
 }
 
 func TestWriterDiesBetweenClaimAndAdd(t *testing.T) {
 	srv := gcptest.StartWith(t, ciOptions())
-	b := inProcess(t, srv.Addr, "claim_lease", "1s")
+	// A lease long enough that the claim is still live when the
+	// check-and-set write below looks, on a loaded machine too.
+	b := inProcess(t, srv.Addr, "claim_lease", "2s")
 	c := rawClient(t, srv.Addr)
 	ctx := context.Background()
 	ref := sdk.Ref{Project: "p1", Name: "db"}
@@ -158,8 +167,7 @@ func TestWriterDiesBetweenClaimAndAdd(t *testing.T) {
 	_, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data("v1"), Mode: sdk.WriteCreate})
 	require.NoError(t, err)
 
-	claimedAt := time.Now()
-	setClaim(t, c, name, 2, claimedAt)
+	claimedAt := setClaim(t, c, name, 2, 0)
 	// Readers are not fooled: version 1 is still the latest, with its keys.
 	m, err := b.Describe(ctx, ref)
 	require.NoError(t, err)
@@ -168,14 +176,14 @@ func TestWriterDiesBetweenClaimAndAdd(t *testing.T) {
 	// While the claim is live, a check-and-set write cannot be sure: refused.
 	_, err = b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data("v2"), Mode: sdk.WriteReplace, ExpectedVersion: 1})
 	require.ErrorIs(t, err, sdk.ErrVersionMismatch)
-	// An unconditional write waits the claim out (1s lease) and succeeds.
+	// An unconditional write waits the claim out (2s lease) and succeeds.
 	m, err = b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data("v2"), Mode: sdk.WriteReplace})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, m.Version)
 	require.GreaterOrEqual(t, time.Since(claimedAt), time.Second, "the write must have waited for the live claim to expire")
 
 	// An expired claim is taken over at once, also by check-and-set writes.
-	setClaim(t, c, name, 3, time.Now().Add(-time.Hour))
+	setClaim(t, c, name, 3, time.Hour)
 	m, err = b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: map[string]string{"only": "v3"}, Mode: sdk.WriteReplace, ExpectedVersion: 2})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, m.Version)
