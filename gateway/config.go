@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -85,6 +86,60 @@ type BackendConfig struct {
 	Settings map[string]string `yaml:"settings"`
 	// SHA256 is the hex checksum of an external plugin's executable.
 	SHA256 string `yaml:"sha256"`
+	// WatchPollInterval is how often the secrets someone watches are
+	// listed to find writes made behind the gateway's back (watchpoll.go):
+	// a Go duration, "0" to turn polling off, empty for the plugin kind's
+	// default (DefaultWatchPollInterval).
+	WatchPollInterval string `yaml:"watch_poll_interval"`
+}
+
+// MinWatchPollInterval keeps a typo ("1ms") from turning the poller into a
+// load test of the backend.
+const MinWatchPollInterval = 100 * time.Millisecond
+
+// DefaultWatchPollInterval is the poll interval of a plugin kind when the
+// configuration names none. The file backend's file belongs to its plugin
+// process, so nothing writes it behind the gateway's back: no polling.
+// Vault costs nothing per call; AWS and GCP charge or meter each listing
+// call (docs/configuration.md, "Watching for changes").
+func DefaultWatchPollInterval(plugin string) time.Duration {
+	switch plugin {
+	case "file":
+		return 0
+	case "vault":
+		return 30 * time.Second
+	default: // aws, gcp and external plugins
+		return 60 * time.Second
+	}
+}
+
+// PollInterval is the backend's effective watch poll interval; 0 = off.
+// Validate has refused a malformed value, which reads as the default here.
+func (b BackendConfig) PollInterval() time.Duration {
+	if b.WatchPollInterval == "" {
+		return DefaultWatchPollInterval(b.Plugin)
+	}
+	d, err := parsePollInterval(b.WatchPollInterval)
+	if err != nil {
+		return DefaultWatchPollInterval(b.Plugin)
+	}
+	return d
+}
+
+func parsePollInterval(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("must be a duration such as 30s or 2m, or 0 to turn polling off")
+	case d == 0:
+		return 0, nil
+	case d < MinWatchPollInterval:
+		return 0, fmt.Errorf("must be 0 (off) or at least %s", MinWatchPollInterval)
+	}
+	return d, nil
 }
 
 // External reports whether the backend's plugin is an executable path.
@@ -362,6 +417,11 @@ func (c *Config) Validate(opts LoadOptions) error {
 		default:
 			if b.SHA256 != "" {
 				add(f+".sha256", "applies only to external plugins, %q is built in", b.Plugin)
+			}
+		}
+		if b.WatchPollInterval != "" {
+			if _, err := parsePollInterval(b.WatchPollInterval); err != nil {
+				add(f+".watch_poll_interval", "%q %v", b.WatchPollInterval, err)
 			}
 		}
 		if b.Plugin == "file" {

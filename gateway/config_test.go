@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -85,6 +86,30 @@ projects:`, 1)
 	require.Equal(t, "${NOT_EXPANDED}", cfg.Backends[1].Settings["token"])
 }
 
+// watch_poll_interval: a duration, 0 for off, or the plugin kind's default.
+func TestWatchPollInterval(t *testing.T) {
+	tests := []struct {
+		plugin, value string
+		want          time.Duration
+	}{
+		{"file", "", 0},
+		{"vault", "", 30 * time.Second},
+		{"aws", "", time.Minute},
+		{"gcp", "", time.Minute},
+		{"/opt/plugins/x", "", time.Minute},
+		{"aws", "5m", 5 * time.Minute},
+		{"vault", "0", 0},
+		{"vault", "0s", 0},
+		{"file", "2s", 2 * time.Second},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, BackendConfig{Plugin: tc.plugin, WatchPollInterval: tc.value}.PollInterval(), "%s %q", tc.plugin, tc.value)
+	}
+	cfg, err := ParseConfig([]byte(strings.Replace(goodYAML(), "plugin: file\n", "plugin: file\n    watch_poll_interval: 250ms\n", 1)), env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 250*time.Millisecond, cfg.Backends[0].PollInterval())
+}
+
 func TestBadConfigsNameTheField(t *testing.T) {
 	dir := t.TempDir()
 	keyDir := filepath.Join(dir, "key-is-a-dir")
@@ -113,6 +138,8 @@ func TestBadConfigsNameTheField(t *testing.T) {
 		{"unknown env backend", g, "SECRETGATE_BACKENDS_NOPE_X", map[string]string{"SECRETGATE_BACKENDS_NOPE_X": "1"}},
 		{"bad glob", strings.Replace(g, `["stripe-*"]`, `["[x"]`, 1), "bindings[0].secrets[0]", nil},
 		{"tls half", g + "tls:\n  cert_file: /x.pem\n", "tls.key_file", nil},
+		{"poll interval not a duration", strings.Replace(g, "plugin: file\n", "plugin: file\n    watch_poll_interval: often\n", 1), "backends[0].watch_poll_interval", nil},
+		{"poll interval too short", strings.Replace(g, "plugin: file\n", "plugin: file\n    watch_poll_interval: 1ms\n", 1), "backends[0].watch_poll_interval", nil},
 		{"empty", "", "config", nil},
 	}
 	for _, tc := range tests {

@@ -112,6 +112,6 @@ func (s *Server) copySecret(c *gin.Context) {
 	if m.Version > 1 {
 		status, kind = http.StatusOK, EventSecretUpdated
 	}
-	s.publish(rt.Project, kind, m.Name, m.Version)
+	s.publish(rt.Project, kind, m)
 	dst.written(m, status)
 }

@@ -18,10 +18,14 @@ package gateway
 //   - A migration switch appends a `resync` to each switched project's log:
 //     the project's secrets now come from another backend, whose contents
 //     may differ (on_conflict skip), so every watcher re-lists.
+//   - Writes made behind the gateway's back (directly in Vault, AWS, GCP)
+//     are found by the project's poller while someone watches it
+//     (watchpoll.go); they enter the same log.
 //   - Events carry names and versions, never a value. A deleted secret's
 //     event carries version 0: backends' Delete returns no version.
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path"
@@ -31,6 +35,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/secretgate/secretgate/sdk"
 )
 
 // Event kinds, as sent on the `event:` line.
@@ -62,6 +68,7 @@ type event struct {
 // watcher is busy cost one wake-up, and a writer never blocks on it.
 type subscriber struct {
 	wake   chan struct{}
+	glob   string // ?secrets=, "" = all; narrows what the poller lists
 	cursor uint64 // last index handled; guarded by the project's lock
 	resync bool   // owes a resync before anything else; same lock
 }
@@ -72,6 +79,7 @@ type projectLog struct {
 	ring [eventLogSize]event
 	last uint64 // index of the newest event; 0 = none yet
 	subs map[*subscriber]struct{}
+	poll pollState // writes behind the gateway's back (watchpoll.go)
 }
 
 // eventHub holds every project's log of one Server.
@@ -85,12 +93,30 @@ type eventHub struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	servers   map[*http.Server]bool // whose Shutdown closes the hub
+	// ctx ends with the hub: the pollers' backend calls stop with it.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pollers sync.WaitGroup
+	// linger is pollLinger (watchpoll.go); tests shorten it.
+	linger time.Duration
 }
 
 func newEventHub() *eventHub {
 	h := &eventHub{projects: map[string]*projectLog{}, closed: make(chan struct{}), servers: map[*http.Server]bool{}}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.linger = pollLinger
 	h.keepAlive.Store(int64(defaultKeepAlive))
 	return h
+}
+
+// close ends every stream and poller, and waits for the pollers: after it,
+// nothing of the hub calls a backend.
+func (h *eventHub) close() {
+	h.closeOnce.Do(func() {
+		close(h.closed)
+		h.cancel()
+	})
+	h.pollers.Wait()
 }
 
 // events returns the server's hub (New makes it; handler tests that build
@@ -105,9 +131,10 @@ func (s *Server) events() *eventHub {
 }
 
 // publish records a successful write through the gateway and wakes the
-// project's watchers. It never blocks on a watcher.
-func (s *Server) publish(project, kind, name string, version int64) {
-	s.events().publish(project, kind, name, version)
+// project's watchers. It never blocks on a watcher. m is what the write
+// returned (a delete knows only the name).
+func (s *Server) publish(project, kind string, m sdk.Meta) {
+	s.events().publish(project, kind, m)
 }
 
 func (h *eventHub) project(name string) *projectLog {
@@ -121,12 +148,21 @@ func (h *eventHub) project(name string) *projectLog {
 	return pl
 }
 
-func (h *eventHub) publish(project, kind, name string, version int64) {
+func (h *eventHub) publish(project, kind string, m sdk.Meta) {
 	pl := h.project(project)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	pl.append(kind, m)
+}
+
+// append adds an event under pl.mu and wakes every subscriber.
+func (pl *projectLog) append(kind string, m sdk.Meta) {
+	if kind == EventSecretDeleted {
+		m.Version = 0
+	}
 	pl.last++
-	pl.ring[pl.last%eventLogSize] = event{index: pl.last, kind: kind, name: name, version: version}
+	pl.ring[pl.last%eventLogSize] = event{index: pl.last, kind: kind, name: m.Name, version: m.Version}
+	pl.poll.note(kind, m, pl.last)
 	for sub := range pl.subs {
 		select {
 		case sub.wake <- struct{}{}:
@@ -138,10 +174,10 @@ func (h *eventHub) publish(project, kind, name string, version int64) {
 // subscribe registers a watcher resuming after lastID (resume false: live
 // only, from the next event). A lastID the log cannot continue from (older
 // than the ring, or newer than the latest index) owes a resync first.
-func (pl *projectLog) subscribe(lastID uint64, resume bool) *subscriber {
+func (pl *projectLog) subscribe(lastID uint64, resume bool, glob string) *subscriber {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	sub := &subscriber{wake: make(chan struct{}, 1), cursor: pl.last}
+	sub := &subscriber{wake: make(chan struct{}, 1), glob: glob, cursor: pl.last}
 	if resume {
 		if lastID > pl.last || pl.last-lastID > eventLogSize {
 			sub.resync = true
@@ -151,6 +187,7 @@ func (pl *projectLog) subscribe(lastID uint64, resume bool) *subscriber {
 		sub.wake <- struct{}{}
 	}
 	pl.subs[sub] = struct{}{}
+	pl.poll.idleSince = time.Time{}
 	return sub
 }
 
@@ -158,6 +195,9 @@ func (pl *projectLog) unsubscribe(sub *subscriber) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	delete(pl.subs, sub)
+	if len(pl.subs) == 0 {
+		pl.poll.idleSince = time.Now()
+	}
 }
 
 // pending copies the events after the subscriber's cursor and advances it.
@@ -187,7 +227,12 @@ func (h *eventHub) closeOnShutdown(srv *http.Server) {
 		return
 	}
 	h.servers[srv] = true
-	srv.RegisterOnShutdown(func() { h.closeOnce.Do(func() { close(h.closed) }) })
+	srv.RegisterOnShutdown(func() {
+		h.closeOnce.Do(func() {
+			close(h.closed)
+			h.cancel()
+		})
+	})
 }
 
 // eventData is the JSON of an event's data line: names and numbers only.
@@ -237,8 +282,9 @@ func (s *Server) watchEvents(c *gin.Context) {
 		h.closeOnShutdown(srv)
 	}
 	pl := h.project(r.route.Project)
-	sub := pl.subscribe(lastID, raw != "")
+	sub := pl.subscribe(lastID, raw != "", glob)
 	defer pl.unsubscribe(sub)
+	s.startPoller(r.route.Project, pl)
 
 	// A stream outlives the server's write timeout, meant for ordinary
 	// answers: flushEvents moves the deadline before each write. (The read

@@ -387,7 +387,7 @@ func TestEventsResync(t *testing.T) {
 	t.Run("older than the log", func(t *testing.T) {
 		e := newEventsEnv(t)
 		for i := range eventLogSize + 5 {
-			e.srv.publish("payments", EventSecretCreated, fmt.Sprintf("s%d", i), 1)
+			e.srv.publish("payments", EventSecretCreated, sdk.Meta{Name: fmt.Sprintf("s%d", i), Version: 1})
 		}
 		s := e.watch(t, "", "t-admin", "Last-Event-ID", "4")
 		expect(t, s.next(t), eventLogSize+5, EventResync, "", 0)
@@ -397,7 +397,7 @@ func TestEventsResync(t *testing.T) {
 	t.Run("oldest kept", func(t *testing.T) {
 		e := newEventsEnv(t)
 		for i := range eventLogSize + 5 {
-			e.srv.publish("payments", EventSecretCreated, fmt.Sprintf("s%d", i), 1)
+			e.srv.publish("payments", EventSecretCreated, sdk.Meta{Name: fmt.Sprintf("s%d", i), Version: 1})
 		}
 		s := e.watch(t, "", "t-admin", "Last-Event-ID", "5")
 		expect(t, s.next(t), 6, EventSecretCreated, "s5", 1)
@@ -423,11 +423,11 @@ func TestEventsSlowSubscriber(t *testing.T) {
 	t.Run("unit", func(t *testing.T) {
 		h := newEventHub()
 		pl := h.project("p")
-		sub := pl.subscribe(0, false)
+		sub := pl.subscribe(0, false, "")
 		done := make(chan struct{})
 		go func() {
 			for i := range 3 * eventLogSize {
-				h.publish("p", EventSecretUpdated, "db", int64(i+1))
+				h.publish("p", EventSecretUpdated, sdk.Meta{Name: "db", Version: int64(i + 1)})
 			}
 			close(done)
 		}()
@@ -440,7 +440,7 @@ func TestEventsSlowSubscriber(t *testing.T) {
 		require.True(t, owes)
 		require.Empty(t, evs)
 		require.EqualValues(t, 3*eventLogSize, at)
-		h.publish("p", EventSecretUpdated, "db", 9)
+		h.publish("p", EventSecretUpdated, sdk.Meta{Name: "db", Version: 9})
 		evs, _, owes = pl.pending(sub, nil)
 		require.False(t, owes)
 		require.Equal(t, []event{{index: 3*eventLogSize + 1, kind: EventSecretUpdated, name: "db", version: 9}}, evs)
@@ -465,7 +465,7 @@ func TestEventsSlowSubscriber(t *testing.T) {
 		go func() {
 			// About 5 MB of events for the stalled watcher.
 			for i := range 20000 {
-				e.srv.publish("payments", EventSecretUpdated, long, int64(i+1))
+				e.srv.publish("payments", EventSecretUpdated, sdk.Meta{Name: long, Version: int64(i + 1)})
 			}
 			close(done)
 		}()
@@ -564,7 +564,7 @@ func TestEventsManySubscribers(t *testing.T) {
 func TestEventsMigrationSwitchResyncs(t *testing.T) {
 	e := newMigrateEnv(t)
 	pl := e.srv.events().project("payments")
-	sub := pl.subscribe(0, false)
+	sub := pl.subscribe(0, false, "")
 	_, err := e.src.memBackend.Write(context.Background(), sdk.WriteRequest{Project: "payments", Name: "db", Data: map[string]string{"k": "v"}, Mode: sdk.WriteCreate})
 	require.NoError(t, err)
 	r := e.h.do(t, "POST", "/v1/migrations", "t-admin", map[string]any{"source": "a", "target": "b", "projects": []string{"payments"}, "switch": true})

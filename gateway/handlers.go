@@ -205,7 +205,7 @@ func (s *Server) create(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	s.publish(r.route.Project, EventSecretCreated, m.Name, m.Version)
+	s.publish(r.route.Project, EventSecretCreated, m)
 	r.written(m, http.StatusCreated)
 }
 
@@ -236,7 +236,7 @@ func (s *Server) replace(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	s.publish(r.route.Project, EventSecretUpdated, m.Name, m.Version)
+	s.publish(r.route.Project, EventSecretUpdated, m)
 	r.written(m, http.StatusOK)
 }
 
@@ -258,7 +258,7 @@ func (s *Server) delete(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	s.publish(r.route.Project, EventSecretDeleted, r.secret, 0)
+	s.publish(r.route.Project, EventSecretDeleted, sdk.Meta{Name: r.secret})
 	r.version = expected
 	if r.auditSuccess() {
 		c.Status(http.StatusNoContent)

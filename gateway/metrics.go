@@ -21,7 +21,12 @@ type metrics struct {
 	requests   map[reqKey]uint64
 	latency    map[string]*histogram // by route template
 	migrations map[migKey]uint64
+	// watchPolls counts the watch poller's rounds by backend and outcome.
+	watchPolls   map[pollKey]uint64
+	backendCalls backendCalls
 }
+
+type pollKey struct{ backend, outcome string }
 
 // migKey counts the secrets migrations handled, by backend pair and outcome.
 type migKey struct{ source, target, outcome string }
@@ -39,7 +44,13 @@ type histogram struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}, migrations: map[migKey]uint64{}}
+	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}, migrations: map[migKey]uint64{}, watchPolls: map[pollKey]uint64{}}
+}
+
+func (m *metrics) watchPolled(backend, outcome string) {
+	m.mu.Lock()
+	m.watchPolls[pollKey{backend, outcome}]++
+	m.mu.Unlock()
 }
 
 func (m *metrics) migrated(source, target, outcome string) {
@@ -151,7 +162,37 @@ func (m *metrics) write(w io.Writer, up map[string]bool, running int) {
 	for _, k := range migs {
 		fmt.Fprintf(&sb, "secretgate_migration_secrets_total{source=%q,target=%q,outcome=%q} %d\n", k.source, k.target, k.outcome, m.migrations[k])
 	}
+	polls := make([]pollKey, 0, len(m.watchPolls))
+	for k := range m.watchPolls {
+		polls = append(polls, k)
+	}
+	sort.Slice(polls, func(i, j int) bool {
+		if polls[i].backend != polls[j].backend {
+			return polls[i].backend < polls[j].backend
+		}
+		return polls[i].outcome < polls[j].outcome
+	})
+	sb.WriteString("# HELP secretgate_watch_polls_total Rounds of the watch poller (writes made behind the gateway's back), by backend and outcome (ok, failed).\n")
+	sb.WriteString("# TYPE secretgate_watch_polls_total counter\n")
+	for _, k := range polls {
+		fmt.Fprintf(&sb, "secretgate_watch_polls_total{backend=%q,outcome=%q} %d\n", k.backend, k.outcome, m.watchPolls[k])
+	}
 	m.mu.Unlock()
+	calls := m.backendCalls.snapshot()
+	backends := make([]string, 0, len(calls))
+	for b := range calls {
+		backends = append(backends, b)
+	}
+	sort.Strings(backends)
+	sb.WriteString("# HELP secretgate_backend_calls_total Backend calls made for requests, migrations and watch polls (not health pings), by backend and method.\n")
+	sb.WriteString("# TYPE secretgate_backend_calls_total counter\n")
+	for _, b := range backends {
+		for _, method := range backendMethods {
+			if n := calls[b][method]; n > 0 {
+				fmt.Fprintf(&sb, "secretgate_backend_calls_total{backend=%q,method=%q} %d\n", b, method, n)
+			}
+		}
+	}
 	sb.WriteString("# HELP secretgate_migrations_running Migrations in progress (their projects take no writes).\n")
 	sb.WriteString("# TYPE secretgate_migrations_running gauge\n")
 	fmt.Fprintf(&sb, "secretgate_migrations_running %d\n", running)

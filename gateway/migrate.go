@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/api"
 )
 
@@ -282,7 +283,7 @@ func (mg *migrator) switchProjects(m *migration, spec api.MigrationReport) {
 			// The projects' secrets now come from the target, which may
 			// differ (on_conflict skip): every watcher must re-list.
 			for _, p := range spec.Projects {
-				mg.s.publish(p, EventResync, "", 0)
+				mg.s.publish(p, EventResync, sdk.Meta{})
 			}
 			return
 		}

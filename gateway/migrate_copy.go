@@ -315,7 +315,7 @@ func (mg *migrator) retry(ctx context.Context, backend string, f func(sdk.Backen
 			return cerr
 		}
 		var b sdk.Backend
-		b, err = mg.s.backends.Backend(backend)
+		b, err = mg.s.backend(backend)
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, mg.s.backendTimeout)
 			err = f(b, cctx)

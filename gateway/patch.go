@@ -53,7 +53,7 @@ func (s *Server) patch(c *gin.Context) {
 		r.backendErr(err)
 		return
 	}
-	s.publish(r.route.Project, EventSecretUpdated, m.Name, m.Version)
+	s.publish(r.route.Project, EventSecretUpdated, m)
 	r.written(m, http.StatusOK)
 }
 

@@ -113,7 +113,7 @@ func (r *request) writable() bool {
 
 // backend returns the project's backend client, or answers 503.
 func (r *request) backend() (sdk.Backend, bool) {
-	b, err := r.s.backends.Backend(r.route.Backend)
+	b, err := r.s.backend(r.route.Backend)
 	if err != nil {
 		r.fail(unavailable(r.route.Backend))
 		return nil, false

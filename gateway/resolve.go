@@ -152,7 +152,7 @@ func (s *Server) readTarget(ctx context.Context, t *resolveTarget) (sdk.Secret, 
 	if err := ctx.Err(); err != nil {
 		return sdk.Secret{}, err
 	}
-	b, err := s.backends.Backend(t.route.Backend)
+	b, err := s.backend(t.route.Backend)
 	if err != nil {
 		return sdk.Secret{}, unavailable(t.route.Backend)
 	}

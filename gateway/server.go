@@ -238,8 +238,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	// Running migrations stop before their plugins do, and journal
-	// themselves so that the next start resumes them.
+	// themselves so that the next start resumes them. So do the watch
+	// pollers (watchpoll.go).
 	s.migrator.stop(ctx)
+	s.events().close()
 	if s.host != nil {
 		s.host.Close()
 	}

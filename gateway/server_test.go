@@ -386,6 +386,9 @@ func TestMetricsHaveNoSecretNames(t *testing.T) {
 	body := string(r.body)
 	require.Contains(t, body, `secretgate_http_requests_total{method="GET",route="/v1/projects/:project/secrets/:name",code="200"} 1`)
 	require.Contains(t, body, `secretgate_backend_up{backend="mem"} 1`)
+	// One create (a write), one GET (a read): each backend call counted.
+	require.Contains(t, body, `secretgate_backend_calls_total{backend="mem",method="write"} 1`+"\n")
+	require.Contains(t, body, `secretgate_backend_calls_total{backend="mem",method="read"} 1`+"\n")
 	require.Contains(t, body, `secretgate_http_request_duration_seconds_count{route="/v1/projects/:project/secrets/:name"} 1`)
 	require.NotContains(t, body, "very-secret-name")
 	require.NotContains(t, body, "payments")

@@ -21,6 +21,8 @@ type Backend struct {
 	Plugin   string
 	Settings map[string]string
 	SHA256   string
+	// WatchPollInterval is the backend's watch_poll_interval; "" = default.
+	WatchPollInterval string
 }
 
 // Project binds a project to a backend.
@@ -116,6 +118,8 @@ type yamlBackend struct {
 	Plugin   string            `yaml:"plugin"`
 	Settings map[string]string `yaml:"settings,omitempty"`
 	SHA256   string            `yaml:"sha256,omitempty"`
+	// WatchPollInterval, as Backend's.
+	WatchPollInterval string `yaml:"watch_poll_interval,omitempty"`
 }
 
 type yamlProject struct {
