@@ -212,7 +212,11 @@ func (s *Server) pollOnce(ctx context.Context, rt Route, pl *projectLog) error {
 
 	// A name missing from an eventually consistent listing may still be
 	// there: announce its delete only when Describe agrees.
+	// One secret the backend cannot describe (an AWS version written
+	// outside secretgate, say) must not hold up the others: it is kept as
+	// it was, and the round reports the first such error.
 	var gone []string
+	var first error
 	for _, name := range missing {
 		cctx, cancel := context.WithTimeout(ctx, s.backendTimeout)
 		_, err := b.Describe(cctx, sdk.Ref{Project: rt.Project, Name: name})
@@ -220,8 +224,8 @@ func (s *Server) pollOnce(ctx context.Context, rt Route, pl *projectLog) error {
 		switch {
 		case errors.Is(err, sdk.ErrNotFound):
 			gone = append(gone, name)
-		case err != nil:
-			return err
+		case err != nil && first == nil:
+			first = err
 		}
 	}
 	if len(gone) > 0 {
@@ -229,7 +233,7 @@ func (s *Server) pollOnce(ctx context.Context, rt Route, pl *projectLog) error {
 		pl.confirmDeleted(rt.Backend, start, gone)
 		pl.mu.Unlock()
 	}
-	return nil
+	return first
 }
 
 // listAll pages through the project's secrets under prefix.
