@@ -7,6 +7,10 @@
 //
 // The migrate scenario (migrate.go) times migrations of -migrate-secrets
 // secrets from a file backend to another and to a real Vault dev server.
+// The watchers scenario (watchers.go) holds -watchers event streams open on
+// one gateway and measures their memory, the fan-out latency of writes and
+// the backend calls they cause; resolve (resolve.go) compares POST
+// /v1/resolve of 20 references with GETs of the same secrets.
 //
 // Every loop is bounded by -duration; all targets are on 127.0.0.1.
 package main
@@ -36,29 +40,37 @@ import (
 )
 
 func main() {
+	if os.Getenv(countPluginEnv) == "1" {
+		// Started by the watchers scenario's gateway as its backend plugin.
+		serveCountingPlugin()
+		return
+	}
 	var (
 		bin      = flag.String("bin", "", "secretgate binary (default: build ./cmd/secretgate into a temp dir)")
 		duration = flag.Duration("duration", 10*time.Second, "length of each scenario")
 		workers  = flag.Uint64("workers", 32, "concurrent clients")
 		bare     = flag.String("serve-bare", "", "internal: serve the bare gin baseline on this address")
-		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate,authflood); empty = all but authflood")
-		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate always uses its own")
+		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate,watchers,resolve,authflood); empty = all but authflood")
+		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate, watchers and resolve always use their own")
 		token    = flag.String("token", "", "bearer token with admin rights on -project (with -config)")
 		project  = flag.String("project", "default", "project to load")
 		migrateN = flag.Int("migrate-secrets", 1000, "secrets per migration in the migrate scenario")
 		vaultBin = flag.String("vault-bin", "", "Vault server for the migrate scenario (default: $SECRETGATE_VAULT_BIN, else <repo root>/.bin/vault from `make testservers`)")
+		watchers = flag.Int("watchers", 10000, "concurrent event-stream watchers in the watchers scenario")
+		fanoutN  = flag.Int("fanout-writes", 20, "writes whose fan-out to every watcher the watchers scenario times")
 	)
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
-	if *migrateN < 1 {
-		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets must be at least 1")
+	if *migrateN < 1 || *watchers < 1 || *fanoutN < 1 {
+		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets, -watchers and -fanout-writes must be at least 1")
 		os.Exit(2)
 	}
 	cleanupOnSignal()
-	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only, *migrateN, *vaultBin); err != nil {
+	sc := scenarios{migrateN: *migrateN, vaultBin: *vaultBin, watchers: *watchers, fanoutWrites: *fanoutN}
+	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -94,7 +106,15 @@ type result struct {
 	firstErrorMsg string
 }
 
-func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string, migrateN int, vaultBin string) error {
+// scenarios holds the settings of the scenarios that have their own.
+type scenarios struct {
+	migrateN     int
+	vaultBin     string
+	watchers     int
+	fanoutWrites int
+}
+
+func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string, sc scenarios) error {
 	dir, err := os.MkdirTemp("", "secretgate-loadtest-")
 	if err != nil {
 		return err
@@ -104,9 +124,9 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 
 	for _, name := range strings.Split(only, ",") {
 		switch name {
-		case "", "bare", "get", "list", "put", "migrate", "authflood":
+		case "", "bare", "get", "list", "put", "migrate", "watchers", "resolve", "authflood":
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate, authflood)", name)
+			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate, watchers, resolve, authflood)", name)
 		}
 	}
 
@@ -132,8 +152,14 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	if want("bare") || want("get") || want("list") || want("put") {
 		errs = append(errs, runLoad(bin, dir, configPath, token, project, duration, workers, want))
 	}
+	if want("resolve") {
+		errs = append(errs, runResolve(os.Stdout, bin, dir, duration, workers))
+	}
 	if want("migrate") {
-		errs = append(errs, runMigrate(os.Stdout, bin, vaultBin, migrateN))
+		errs = append(errs, runMigrate(os.Stdout, bin, sc.vaultBin, sc.migrateN))
+	}
+	if want("watchers") {
+		errs = append(errs, runWatchers(os.Stdout, bin, dir, sc.watchers, sc.fanoutWrites))
 	}
 	if only != "" && want("authflood") {
 		// Not part of the default run: it measures a defence, not speed.
