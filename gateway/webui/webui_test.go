@@ -66,6 +66,10 @@ func TestServesIndexAndAssets(t *testing.T) {
 		"forms.js":    "text/javascript; charset=utf-8",
 		"dom.js":      "text/javascript; charset=utf-8",
 		"values.js":   "text/javascript; charset=utf-8",
+		"dialogs.js":  "text/javascript; charset=utf-8",
+		"events.js":   "text/javascript; charset=utf-8",
+		"live.js":     "text/javascript; charset=utf-8",
+		"copyref.js":  "text/javascript; charset=utf-8",
 		"app.css":     "text/css; charset=utf-8",
 		"favicon.svg": "image/svg+xml",
 	}
@@ -199,7 +203,9 @@ func TestIndexReferencesEmbeddedAssets(t *testing.T) {
 			}
 		}
 	}
-	require.True(t, seen["api.js"] && seen["forms.js"] && seen["dom.js"] && seen["values.js"])
+	for _, m := range []string{"api.js", "forms.js", "dom.js", "values.js", "dialogs.js", "events.js", "live.js", "copyref.js"} {
+		require.True(t, seen[m], "app.js's module graph reaches %s", m)
+	}
 }
 
 func TestNoInlineScriptOrStyle(t *testing.T) {

@@ -294,3 +294,42 @@ test('the client has no way to read values', () => {
   for (const m of ['get', 'read', 'reveal', 'value', 'values']) assert.ok(!methods.includes(m), m);
   assert.equal(typeof c.metadata, 'function');
 });
+
+test('events opens the change stream: bearer token, Accept, Last-Event-ID, abort signal', async () => {
+  const f = fakeFetch(
+    { raw: 'id: 1\n', headers: { 'Content-Type': 'text/event-stream' } },
+    { raw: '', headers: { 'Content-Type': 'text/event-stream; charset=utf-8' } },
+  );
+  const c = client(f);
+  const ac = new AbortController();
+  const resp = await c.events('payments', { signal: ac.signal });
+  assert.equal(await resp.text(), 'id: 1\n', 'the body is left for the caller to read');
+  await c.events('payments', { lastEventId: '42' });
+  const [first, second] = f.calls;
+  assert.equal(first.url, 'http://gw.test/v1/projects/payments/events');
+  assert.equal(first.init.method, 'GET');
+  assert.equal(first.headers.Authorization, 'Bearer sgt_abc');
+  assert.equal(first.headers.Accept, 'text/event-stream');
+  assert.equal(first.headers['Last-Event-ID'], undefined, 'no id: live from the next write');
+  assert.equal(first.init.signal, ac.signal);
+  assert.equal(first.init.cache, 'no-store');
+  assert.equal(second.headers['Last-Event-ID'], '42');
+  assert.ok(!first.url.includes('sgt_abc'));
+});
+
+test('events: refusals are APIErrors, a bad id or project is refused before any request', async () => {
+  const f = fakeFetch(
+    { status: 403, body: { error: { code: 'permission_denied', message: 'secrets.list is not granted' } }, headers: { 'X-Request-Id': 'r-1' } },
+    { status: 200, body: { not: 'a stream' }, headers: { 'Content-Type': 'application/json' } },
+    { throws: new TypeError('fetch failed') },
+  );
+  const c = client(f);
+  await assert.rejects(c.events('payments'), (e) => e instanceof APIError && e.status === 403 && e.code === 'permission_denied' && e.requestId === 'r-1');
+  await assert.rejects(c.events('payments'), (e) => e instanceof APIError && e.code === 'bad_response' && /event stream/.test(e.message));
+  await assert.rejects(c.events('payments'), (e) => e instanceof APIError && e.code === 'network' && e.status === 0);
+  for (const bad of ['-1', '1.5', 'x', '1\r\nX-Evil: 1']) {
+    await assert.rejects(c.events('payments', { lastEventId: bad }), (e) => e.code === 'invalid_argument' && /Last-Event-ID/.test(e.message), bad);
+  }
+  await assert.rejects(c.events('Payments'), (e) => e.code === 'invalid_argument' && /project/.test(e.message));
+  assert.equal(f.calls.length, 3);
+});

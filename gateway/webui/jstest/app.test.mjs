@@ -1,71 +1,16 @@
 // Tests of static/app.js on a minimal fake DOM (fakedom.mjs) against an
 // in-memory gateway (fakegateway.mjs): sign in/out, the list and paging,
 // every dialog, the permissions, and that no value ever reaches the page.
-import test from 'node:test';
+import test, { afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 
-import { Document, Storage, dump, event } from './fakedom.mjs';
+import { Storage, dump, event } from './fakedom.mjs';
 import { FakeGateway } from './fakegateway.mjs';
+import { boot, settle, shutdown } from './ui.mjs';
 
-const indexHTML = await readFile(new URL('../static/index.html', import.meta.url), 'utf8');
 const CANARIES = ['CANARY-user-7d1f', 'CANARY-pass-93ab', 'CANARY-token-51c0', 'CANARY-replaced-e2aa'];
 
-let boots = 0;
-
-const settle = async () => {
-  for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
-};
-
-/** boot loads a fresh copy of app.js on a fresh document. */
-async function boot(gw, session = new Storage()) {
-  const doc = new Document(indexHTML);
-  globalThis.document = doc;
-  // No localStorage on this window: touching it would throw.
-  globalThis.window = { sessionStorage: session };
-  globalThis.fetch = gw.fetch;
-  await import(`../static/app.js?boot=${++boots}`);
-  await settle();
-  const $ = (id) => {
-    const e = doc.getElementById(id);
-    assert.ok(e, `#${id}`);
-    return e;
-  };
-  const ui = {
-    doc,
-    session,
-    $,
-    visible: (id) => {
-      for (let e = $(id); e; e = e.parentElement) if (e.hidden) return false;
-      return true;
-    },
-    type: (id, v) => {
-      $(id).value = v;
-    },
-    click: async (idOrEl) => {
-      (typeof idOrEl === 'string' ? $(idOrEl) : idOrEl).click();
-      await settle();
-    },
-    submit: async (formId) => {
-      const form = $(formId);
-      const button = form.querySelector('button[type="submit"]');
-      button.click();
-      await settle();
-    },
-    rows: () => $('secrets-body').children.map((tr) => tr.children.map((td) => td.textContent)),
-    passwords: () => doc.querySelectorAll('input[type="password"]').map((i) => i.value),
-    signIn: async (token) => {
-      ui.type('token', token);
-      await ui.submit('sign-in-form');
-    },
-    openSecret: async (name) => {
-      const b = $('secrets-body').querySelectorAll('button.link').find((x) => x.textContent === name);
-      assert.ok(b, `a row for ${name}`);
-      await ui.click(b);
-    },
-  };
-  return ui;
-}
+afterEach(shutdown);
 
 function gateway() {
   const gw = new FakeGateway({

@@ -1,7 +1,8 @@
 // e2e.mjs drives the web UI's API client (static/api.js, the file the
 // gateway embeds and serves) against a real gateway with node's fetch, and
 // then the UI itself (static/app.js on the fake DOM of the unit tests) to
-// write multi-line values. internal/e2e/webui_test.go starts the gateway,
+// write multi-line values, and the change stream read by static/events.js.
+// internal/e2e/webui_test.go starts the gateway,
 // runs it with:
 //
 //   SECRETGATE_ADDR          http://127.0.0.1:PORT
@@ -22,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import { APIError, Client } from '../static/api.js';
+import { LiveStream } from '../static/events.js';
 import { Document, Storage, event } from './fakedom.mjs';
 
 const env = (k) => {
@@ -60,6 +62,12 @@ async function rejects(promise, code, status, what) {
 }
 
 const sameSet = (a, b) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+
+/** until waits for cond (polling), at most 5 s. */
+async function until(what, cond) {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+  check(cond(), what);
+}
 
 let step = '';
 async function run(name, fn) {
@@ -206,13 +214,43 @@ async function main() {
     check(left.map((m) => m.name).join(',') === 'webui-a1,webui-a2,webui-a3,webui-db-copy', `left: ${left.map((m) => m.name)}`);
   });
 
+  await run('the change stream, read by events.js: events of writes, resumed with Last-Event-ID', async () => {
+    const got = [];
+    const states = [];
+    // The reader watches; the editor writes, as two people would.
+    const s = new LiveStream({
+      open: ({ lastEventId, signal }) => reader.events('payments', { lastEventId, signal }),
+      onEvent: (ev) => got.push(ev),
+      onState: (kind, info) => states.push({ kind, ...info }),
+    });
+    s.start();
+    try {
+      await until('the stream opens', () => states.some((x) => x.kind === 'open'));
+      await editor.create('payments', { name: 'webui-live', data: { k: canary } });
+      await until('the created event', () => got.some((e) => e.type === 'secret.created'));
+      const created = got.find((e) => e.type === 'secret.created');
+      const d = JSON.parse(created.data);
+      check(d.project === 'payments' && d.name === 'webui-live' && d.version === 1, `created: ${created.data}`);
+      check(created.lastEventId === String(d.index), 'the id is the index');
+      check(!created.data.includes(canary), 'no value in an event');
+
+      s.stop();
+      await editor.patch('payments', 'webui-live', { set: { k2: 'v' } });
+      await editor.delete('payments', 'webui-live');
+      s.start();
+      await until('the events written while closed', () => got.some((e) => e.type === 'secret.deleted'));
+      const open = states.filter((x) => x.kind === 'open');
+      check(open.length === 2 && open[1].resumed === true, 'reopened with Last-Event-ID');
+      const after = got.slice(1).map((e) => `${e.type}:${JSON.parse(e.data).version}:${e.lastEventId}`);
+      check(after.join(',') === `secret.updated:2:${d.index + 1},secret.deleted:0:${d.index + 2}`, `replayed: ${after}`);
+    } finally {
+      s.stop();
+    }
+  });
+
   await run('the UI writes a pasted PEM key and a pasted CR LF value (app.js on the fake DOM)', async () => {
     const settle = async () => {
       for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
-    };
-    const until = async (what, cond) => {
-      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-      check(cond(), what);
     };
     // A browser's paste: the event, then (unless cancelled) the text goes in.
     const paste = async (el, text) => {
@@ -248,6 +286,9 @@ async function main() {
     await until('the secret was created', () => /Created secret “webui-multiline” \(version 1\)/.test($('status').textContent));
     const m = await editor.metadata('payments', 'webui-multiline');
     check(sameSet(m.keys, ['crlf', 'pem']), `keys: ${m.keys}`);
+    // Signing out closes the page's event stream: nothing keeps node running.
+    $('sign-out').click();
+    check($('live-state').textContent === 'Live updates paused', `live state after signing out: ${$('live-state').textContent}`);
   });
 }
 

@@ -208,6 +208,12 @@ export class Element extends Node {
   focus() {
     this.ownerDocument.activeElement = this;
   }
+  /** select selects all of a text field's value, as a person's Ctrl+A would. */
+  select() {
+    this.focus();
+    this.selectionStart = 0;
+    this.selectionEnd = this.value.length;
+  }
   click() {
     if (this.disabled) return;
     this.dispatchEvent(event('click', { bubbles: true }));
@@ -257,6 +263,8 @@ function matcher(sel) {
 export class Document {
   constructor(html) {
     this.activeElement = null;
+    this.visibilityState = 'visible';
+    this.listeners = {};
     this.documentElement = new Element(this, 'html');
     parseInto(this, html, this.documentElement);
   }
@@ -274,6 +282,19 @@ export class Document {
   }
   get body() {
     return this.documentElement.querySelector('body');
+  }
+  addEventListener(type, fn) {
+    (this.listeners[type] ||= []).push(fn);
+  }
+  dispatchEvent(ev) {
+    ev.target ||= this;
+    for (const fn of this.listeners[ev.type] || []) fn(ev);
+    return !ev.defaultPrevented;
+  }
+  /** setVisibility hides or shows the tab, as switching tabs does. */
+  setVisibility(state) {
+    this.visibilityState = state;
+    this.dispatchEvent(event('visibilitychange'));
   }
 }
 

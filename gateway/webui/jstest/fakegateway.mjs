@@ -2,6 +2,10 @@
 // fetch function, for the app.js tests. It follows the README's shapes
 // (metadata, paging, ETag/If-Match, error envelope, X-Request-Id) closely
 // enough to drive the UI; the real gateway is covered by e2e.mjs.
+// It streams change events as docs/api.md "Change notifications" says
+// (ids per project, Last-Event-ID resumes or answers resync), cutting its
+// output into small chunks so that the UI's parser meets lines split
+// across reads.
 
 const ACTIONS = {
   admin: ['secrets.list', 'secrets.read', 'secrets.create', 'secrets.update', 'secrets.delete', 'project.migrate'],
@@ -22,6 +26,106 @@ export class FakeGateway {
     this.seq = 0;
     this.clock = Date.UTC(2025, 5, 1, 10, 0, 0);
     this.fetch = this.fetch.bind(this);
+    this.logs = new Map(); // project -> {last, events: [{index, kind, name, version}]}
+    this.logSize = 1024; // events kept per project, as the gateway
+    this.streams = new Set(); // open event streams: {project, push, end}
+    this.chunk = 7; // bytes per chunk of a stream
+    this.noEvents = false; // true: a gateway from before the event stream (404)
+    // gate, while set, holds back the answers of writes (their events go
+    // out at once): the gateway publishes before it answers, so a watcher
+    // may hear of a write before its writer does. See holdWrites.
+    this.gate = null;
+    this.stallEvents = false; // true: an event stream's request gets no answer (a proxy holding it)
+  }
+
+  /** emit appends an event to a project's log and sends it to its open streams. */
+  emit(project, kind, name, version) {
+    const log = this.logs.get(project) || { last: 0, events: [] };
+    this.logs.set(project, log);
+    log.last++;
+    const ev = { index: log.last, kind, name, version };
+    log.events.push(ev);
+    if (log.events.length > this.logSize) log.events.shift();
+    for (const st of this.streams) if (st.project === project) st.push(sse(project, ev));
+  }
+
+  /** write is another person's create or replace, through the gateway: it emits. */
+  write(project, name, data, labels = {}) {
+    const s = this.secrets.get(`${project}/${name}`);
+    if (s) {
+      s.data = { ...data };
+      s.labels = { ...labels };
+      s.versions.push({ version: s.versions.length + 1, created_at: this.#now() });
+      this.emit(project, 'secret.updated', name, s.versions.length);
+    } else {
+      this.put(project, name, data, labels);
+      this.emit(project, 'secret.created', name, 1);
+    }
+  }
+
+  /** remove is another person's delete, through the gateway: it emits. */
+  remove(project, name) {
+    this.secrets.delete(`${project}/${name}`);
+    this.emit(project, 'secret.deleted', name, 0);
+  }
+
+  /** resync sends resync to a project's streams, as a migration switch does. */
+  resync(project) {
+    this.emit(project, 'resync', '', 0);
+  }
+
+  /** cut ends every open stream, as a gateway restart or a proxy would. */
+  cut() {
+    for (const st of [...this.streams]) st.end();
+  }
+
+  /** restart forgets every log (indexes start again at 1) and ends the streams. */
+  restart() {
+    this.logs.clear();
+    this.cut();
+  }
+
+  /** comment sends a comment line (a keep-alive) to every open stream. */
+  comment(text = 'keep-alive') {
+    for (const st of this.streams) st.push(`: ${text}\n\n`);
+  }
+
+  streamsOf(project) {
+    return [...this.streams].filter((st) => st.project === project).length;
+  }
+
+  #events(project, lastEventId, signal) {
+    const log = this.logs.get(project) || { last: 0, events: [] };
+    let first = '';
+    if (lastEventId !== undefined) {
+      const n = Number(lastEventId);
+      const oldest = log.events.length ? log.events[0].index : log.last + 1;
+      if (n > log.last || n < oldest - 1) first = sse(project, { index: log.last, kind: 'resync', name: '', version: 0 });
+      else first = log.events.filter((e) => e.index > n).map((e) => sse(project, e)).join('');
+    }
+    const enc = new TextEncoder();
+    const st = { project };
+    const body = new ReadableStream({
+      start: (controller) => {
+        st.push = (text) => {
+          const bytes = enc.encode(text);
+          for (let i = 0; i < bytes.length; i += this.chunk) controller.enqueue(bytes.slice(i, i + this.chunk));
+        };
+        st.end = () => {
+          this.streams.delete(st);
+          controller.close();
+        };
+        if (signal) {
+          signal.addEventListener('abort', () => {
+            if (!this.streams.delete(st)) return;
+            controller.error(signal.reason || new DOMException('The operation was aborted.', 'AbortError'));
+          });
+        }
+      },
+    });
+    this.streams.add(st);
+    if (first) st.push(first);
+    return body;
   }
 
   put(project, name, data, labels = {}) {
@@ -29,10 +133,11 @@ export class FakeGateway {
     this.secrets.set(`${project}/${name}`, { project, name, data: { ...data }, labels: { ...labels }, versions: [{ version: 1, created_at: now }], created_at: now });
   }
 
-  /** bump writes a new version behind the UI's back (another writer). */
+  /** bump writes a new version behind the UI's back (another writer, through the gateway: it emits). */
   bump(project, name) {
     const s = this.secrets.get(`${project}/${name}`);
     s.versions.push({ version: s.versions.length + 1, created_at: this.#now() });
+    this.emit(project, 'secret.updated', name, s.versions.length);
   }
 
   #now() {
@@ -54,6 +159,24 @@ export class FakeGateway {
   }
 
   async fetch(url, init = {}) {
+    const resp = await this.#handle(url, init);
+    if (this.gate && !['GET', 'HEAD', undefined].includes(init.method)) await this.gate;
+    return resp;
+  }
+
+  /** holdWrites holds back the answers of writes until the function it returns is called. */
+  holdWrites() {
+    let release;
+    this.gate = new Promise((r) => {
+      release = r;
+    });
+    return () => {
+      this.gate = null;
+      release();
+    };
+  }
+
+  async #handle(url, init) {
     const u = new URL(url, 'http://ui.test');
     const headers = Object.fromEntries(Object.entries(init.headers || {}).map(([k, v]) => [k.toLowerCase(), v]));
     const body = init.body === undefined ? undefined : JSON.parse(init.body);
@@ -77,6 +200,24 @@ export class FakeGateway {
     if (!grants) return error(401, 'unauthenticated', 'invalid bearer token');
     const can = (project, action) => (ACTIONS[grants[project]] || []).includes(action);
 
+    const ev = /^\/v1\/projects\/([^/]+)\/events$/.exec(u.pathname);
+    if (ev && req.method === 'GET' && !this.noEvents) {
+      const project = decodeURIComponent(ev[1]);
+      if (!grants[project]) return error(404, 'not_found', `project "${project}" not found`);
+      if (!can(project, 'secrets.list')) return error(403, 'permission_denied', 'secrets.list is not granted');
+      if (init.signal && init.signal.aborted) throw new DOMException('The operation was aborted.', 'AbortError');
+      if (this.stallEvents) {
+        return new Promise((_, reject) => {
+          if (init.signal) init.signal.addEventListener('abort', () => reject(new DOMException('The operation was aborted.', 'AbortError')));
+        });
+      }
+      const last = headers['last-event-id'];
+      if (last !== undefined && !/^\d+$/.test(last)) return error(400, 'invalid_argument', 'invalid Last-Event-ID');
+      return new Response(this.#events(project, last, init.signal), {
+        status: 200,
+        headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Request-Id': rid },
+      });
+    }
     if (u.pathname === '/v1/projects' && req.method === 'GET') {
       const projects = Object.keys(grants).sort().map((name) => ({ name, actions: ACTIONS[grants[name]] }));
       return answer(200, { subject: auth[1].replace(/^tok-/, ''), projects });
@@ -114,6 +255,7 @@ export class FakeGateway {
         const k = `${project}/${body.name}`;
         if (this.secrets.has(k)) return error(409, 'already_exists', `secret "${body.name}" already exists`);
         this.put(project, body.name, body.data, body.labels || {});
+        this.emit(project, 'secret.created', body.name, 1);
         return answer(201, this.meta(this.secrets.get(k)), { ETag: '"1"' });
       }
       case 'GET one ':
@@ -129,6 +271,7 @@ export class FakeGateway {
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);
         if (ifMatch && ifMatch !== latest) return mismatch();
         write(s, body.data, body.labels);
+        this.emit(project, 'secret.updated', name, s.versions.length);
         return answer(200, this.meta(s));
       case 'PATCH one ': {
         if (!can(project, 'secrets.update')) return deny('secrets.update');
@@ -138,6 +281,7 @@ export class FakeGateway {
         for (const k of body.unset || []) delete data[k];
         if (Object.keys(data).length === 0) return error(400, 'invalid_argument', 'invalid unset: would remove every key');
         write(s, data, body.labels);
+        this.emit(project, 'secret.updated', name, s.versions.length);
         return answer(200, this.meta(s));
       }
       case 'DELETE one ':
@@ -145,6 +289,7 @@ export class FakeGateway {
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);
         if (ifMatch && ifMatch !== latest) return mismatch();
         this.secrets.delete(key);
+        this.emit(project, 'secret.deleted', name, 0);
         return answer(204);
       case 'POST one copy': {
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);
@@ -157,13 +302,21 @@ export class FakeGateway {
         if (t && !body.overwrite) return error(409, 'already_exists', `secret "${as}" already exists in project "${to}"`);
         if (t) {
           write(t, s.data, s.labels);
+          this.emit(to, 'secret.updated', as, t.versions.length);
           return answer(200, this.meta(t));
         }
         this.put(to, as, s.data, s.labels);
+        this.emit(to, 'secret.created', as, 1);
         return answer(201, this.meta(this.secrets.get(`${to}/${as}`)));
       }
       default:
         return error(404, 'not_found', 'no such route');
     }
   }
+}
+
+/** sse renders one event as the gateway does (gateway/events.go). */
+function sse(project, e) {
+  const data = e.kind === 'resync' ? { project, index: e.index } : { project, name: e.name, version: e.version, index: e.index };
+  return `id: ${e.index}\nevent: ${e.kind}\ndata: ${JSON.stringify(data)}\n\n`;
 }

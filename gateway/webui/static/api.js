@@ -99,47 +99,56 @@ export class Client {
    * other than 2xx throws an APIError.
    */
   async request(method, path, { body, headers = {} } = {}) {
-    const requestId = newRequestId();
-    const h = { Accept: 'application/json', Authorization: `Bearer ${this.#token}`, 'X-Request-Id': requestId, ...headers };
-    const init = { method, headers: h, cache: 'no-store', redirect: 'error', credentials: 'same-origin' };
-    if (body !== undefined) {
-      h['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await this.#fetch(this.baseURL + path, init);
-    } catch (e) {
-      throw new APIError({ code: 'network', message: `the gateway could not be reached (${e && e.message ? e.message : 'network error'})`, requestId });
-    }
+    const { resp, requestId } = await this.#send(method, path, { body, headers, accept: 'application/json' });
     const rid = resp.headers.get('X-Request-Id') || requestId;
-    let text = '';
-    try {
-      text = await resp.text();
-    } catch {
-      text = '';
-    }
-    let parsed = null;
-    if (text !== '') {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = null;
-      }
-    }
-    if (!resp.ok) {
-      const e = parsed && typeof parsed === 'object' && parsed.error && typeof parsed.error === 'object' ? parsed.error : null;
-      throw new APIError({
-        status: resp.status,
-        code: e && isString(e.code) && e.code ? e.code : `http_${resp.status}`,
-        message: e && isString(e.message) && e.message ? e.message : `HTTP ${resp.status}${resp.statusText ? ' ' + resp.statusText : ''}`,
-        requestId: rid,
-      });
-    }
+    const { text, parsed } = await readJSON(resp);
+    if (!resp.ok) throw errorOf(resp, parsed, rid);
     if (text !== '' && parsed === null) {
       throw new APIError({ status: resp.status, code: 'bad_response', message: 'the gateway answered something other than JSON', requestId: rid });
     }
     return { status: resp.status, body: parsed, headers: resp.headers, requestId: rid };
+  }
+
+  /** #send makes one call and answers the Response, whatever its status; only a network failure throws. */
+  async #send(method, path, { body, headers = {}, accept, signal } = {}) {
+    const requestId = newRequestId();
+    const h = { Accept: accept, Authorization: `Bearer ${this.#token}`, 'X-Request-Id': requestId, ...headers };
+    const init = { method, headers: h, cache: 'no-store', redirect: 'error', credentials: 'same-origin' };
+    if (signal) init.signal = signal;
+    if (body !== undefined) {
+      h['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    try {
+      return { resp: await this.#fetch(this.baseURL + path, init), requestId };
+    } catch (e) {
+      throw new APIError({ code: 'network', message: `the gateway could not be reached (${e && e.message ? e.message : 'network error'})`, requestId });
+    }
+  }
+
+  /**
+   * events opens the project's change stream (Server-Sent Events, see
+   * docs/api.md "Change notifications") and answers the Response as soon as
+   * the gateway accepted it: read its body with events.js. lastEventId (the
+   * id of the last event seen) resumes after it; signal closes the stream.
+   * A refusal throws an APIError, as request does.
+   */
+  async events(project, { lastEventId = '', signal } = {}) {
+    check(validProject(project), 'project', rules.project);
+    const headers = {};
+    if (lastEventId !== '' && lastEventId !== null && lastEventId !== undefined) {
+      check(/^\d{1,20}$/.test(String(lastEventId)), 'Last-Event-ID', 'must be the id of an event: a non-negative integer');
+      headers['Last-Event-ID'] = String(lastEventId);
+    }
+    const path = `/v1/projects/${encodeURIComponent(project)}/events`;
+    const { resp, requestId } = await this.#send('GET', path, { headers, accept: 'text/event-stream', signal });
+    const rid = resp.headers.get('X-Request-Id') || requestId;
+    if (!resp.ok) throw errorOf(resp, (await readJSON(resp)).parsed, rid);
+    if (!/^text\/event-stream\s*(;|$)/i.test(resp.headers.get('Content-Type') || '')) {
+      if (resp.body && typeof resp.body.cancel === 'function') resp.body.cancel().catch(() => {});
+      throw new APIError({ status: resp.status, code: 'bad_response', message: 'the gateway answered something other than an event stream', requestId: rid });
+    }
+    return resp;
   }
 
   #secrets(project) {
@@ -286,6 +295,36 @@ export class Client {
     if (overwrite) body.overwrite = true;
     return (await this.request('POST', path, { body })).body;
   }
+}
+
+/** readJSON reads an answer's body: its text, and its JSON or null. */
+async function readJSON(resp) {
+  let text = '';
+  try {
+    text = await resp.text();
+  } catch {
+    text = '';
+  }
+  let parsed = null;
+  if (text !== '') {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  return { text, parsed };
+}
+
+/** errorOf is the APIError of an answer other than 2xx, from its error envelope when it has one. */
+function errorOf(resp, parsed, requestId) {
+  const e = parsed && typeof parsed === 'object' && parsed.error && typeof parsed.error === 'object' ? parsed.error : null;
+  return new APIError({
+    status: resp.status,
+    code: e && isString(e.code) && e.code ? e.code : `http_${resp.status}`,
+    message: e && isString(e.message) && e.message ? e.message : `HTTP ${resp.status}${resp.statusText ? ' ' + resp.statusText : ''}`,
+    requestId,
+  });
 }
 
 function matchHeader(version) {

@@ -1,5 +1,6 @@
 // app.js: the secretgate web UI. Vanilla DOM on top of api.js (HTTP) and
-// forms.js (pure helpers).
+// forms.js (pure helpers); the dialogs are in dialogs.js, the live updates
+// of the list in live.js, "Copy reference" in copyref.js.
 //
 // Rules kept throughout:
 //  - the token lives in sessionStorage only (nothing that outlives the tab, never a URL);
@@ -8,17 +9,21 @@
 //    values), emptied after every request and on close;
 //  - a value is sent exactly as entered: line breaks are never dropped or
 //    changed without the user choosing so (see valueField);
-//  - the DOM is built with createElement/textContent only.
+//  - the DOM is built with createElement/textContent only;
+//  - a live update never overwrites what the user is doing: it changes the
+//    list, and says when the open secret changed (see live.js).
 
 import { Client } from './api.js';
 import * as F from './forms.js';
 import { $, h, show } from './dom.js';
-import { kvRow, readRows, readValue, valueField, wipeValues } from './values.js';
+import { setupDialogs } from './dialogs.js';
+import { createLive } from './live.js';
+import { keyItem } from './copyref.js';
 
 const TOKEN_KEY = 'secretgate.token';
 const PROJECT_KEY = 'secretgate.project';
 const PAGE_SIZE = 50;
-
+const MAX_PAGE_SIZE = 1000;
 
 const session = {
   get(k) {
@@ -122,6 +127,7 @@ async function signIn(token, { restoring = false } = {}) {
 }
 
 function signOut() {
+  live.stop();
   state.client = null;
   state.projects = [];
   state.project = '';
@@ -175,18 +181,29 @@ function selectProject(name) {
   show($('add-secret'), state.perms.create);
   show($('workspace'), true);
   clearAlert();
-  loadSecrets(false);
+  // The first list comes once the project's change stream is open (live.js).
+  live.start(p.name);
 }
 
 // --- the list ---
 
-async function loadSecrets(more) {
+/**
+ * loadSecrets lists the first page again, or (more) the next one. pageSize
+ * (a re-list after a live update) lists as many as are shown, within the
+ * API's limits.
+ */
+function loadSecrets(more, { pageSize = PAGE_SIZE } = {}) {
+  return live.hold(() => listPage(more, Math.min(MAX_PAGE_SIZE, Math.max(PAGE_SIZE, pageSize))));
+}
+
+async function listPage(more, pageSize) {
   const gen = more ? state.generation : ++state.generation;
   const project = state.project;
+  if (!state.client || !project) return;
   const table = $('secrets-table');
   table.setAttribute('aria-busy', 'true');
   const page = await busy($('load-more'), null, () =>
-    state.client.list(project, { prefix: state.prefix, pageSize: PAGE_SIZE, pageToken: more ? state.nextPageToken : '' }),
+    state.client.list(project, { prefix: state.prefix, pageSize: more ? PAGE_SIZE : pageSize, pageToken: more ? state.nextPageToken : '' }),
   );
   table.removeAttribute('aria-busy');
   if (!page || gen !== state.generation) return;
@@ -197,7 +214,14 @@ async function loadSecrets(more) {
 
 function renderTable() {
   const body = $('secrets-body');
+  // Redrawn rows must not take the focus away from someone using the keyboard.
+  const focused = document.activeElement;
+  const focusName = focused && focused.classList && focused.classList.contains('link') && focused.closest('#secrets-body') === body ? focused.textContent : null;
   body.replaceChildren(...state.secrets.map(secretRow));
+  if (focusName !== null) {
+    const again = [...body.querySelectorAll('button.link')].find((b) => b.textContent === focusName);
+    if (again) again.focus();
+  }
   const filter = state.prefix ? ` starting with “${state.prefix}”` : '';
   const more = state.nextPageToken ? ', more to load' : '';
   $('secrets-caption').textContent = `Secrets of project “${state.project}”${filter}: ${state.secrets.length} shown${more}`;
@@ -224,14 +248,21 @@ function timeEl(s) {
   return h('time', { datetime: s || null, text: F.formatTime(s) });
 }
 
+/**
+ * inList says whether a secret of this name belongs in the list as loaded:
+ * it matches the filter, and comes before the pages not loaded yet.
+ */
+function inList(name) {
+  if (state.prefix && !name.startsWith(state.prefix)) return false;
+  if (state.secrets.some((m) => m.name === name)) return true;
+  const last = state.secrets[state.secrets.length - 1];
+  return !state.nextPageToken || (!!last && name < last.name);
+}
+
 /** putSecret shows new metadata in the list (when its name is in the loaded range). */
 function putSecret(meta) {
   if (meta.project !== state.project) return;
-  if (state.prefix && !meta.name.startsWith(state.prefix)) return;
-  const known = state.secrets.some((m) => m.name === meta.name);
-  const last = state.secrets[state.secrets.length - 1];
-  const inRange = known || !state.nextPageToken || (last && meta.name < last.name);
-  if (inRange) state.secrets = F.upsertSorted(state.secrets, meta);
+  if (inList(meta.name)) state.secrets = F.upsertSorted(state.secrets, meta);
   renderTable();
 }
 
@@ -242,7 +273,11 @@ function dropSecret(name) {
 
 // --- details ---
 
-async function openDetails(name) {
+function openDetails(name) {
+  return live.hold(() => showDetails(name));
+}
+
+async function showDetails(name) {
   const project = state.project;
   const gen = state.generation;
   let got;
@@ -275,7 +310,7 @@ async function refreshDetails(meta) {
 function renderDetails(meta, versions) {
   $('details-title').textContent = meta.name;
   const row = (term, ...defs) => [h('dt', { text: term }), h('dd', {}, ...defs)];
-  const keys = h('ul', { class: 'keys' }, ...(meta.keys || []).map((k) => h('li', {}, h('code', { text: k }))));
+  const keys = h('ul', { class: 'keys' }, ...(meta.keys || []).map((k) => keyItem(meta.project, meta.name, k, notify)));
   $('details-meta').replaceChildren(
     ...row('Project', meta.project),
     ...row('Keys', keys),
@@ -297,6 +332,7 @@ function renderDetails(meta, versions) {
   $('act-remove').title = onlyKey ? 'The only key cannot be removed: delete the secret instead' : '';
   show($('act-copy'), p.copyFrom && F.copyTargets(state.projects).length > 0);
   show($('act-delete'), p.delete);
+  show($('details-stale'), false);
   show($('details'), true);
   renderTable(); // marks the selected row
 }
@@ -304,361 +340,64 @@ function renderDetails(meta, versions) {
 function closeDetails() {
   state.selected = null;
   show($('details'), false);
+  show($('details-stale'), false);
   if (state.secrets.length) renderTable();
 }
 
-function openDialog(id, focusId) {
-  const d = $(id);
-  const err = d.querySelector('.alert');
-  if (err) err.textContent = '';
-  d.showModal();
-  if (focusId) $(focusId).focus();
-}
-
-function setupDialogs() {
-  for (const d of document.querySelectorAll('dialog')) {
-    // Closing (Cancel, Escape, or after a save) forgets every typed value.
-    d.addEventListener('close', () => {
-      wipeValues(d);
-      const form = d.querySelector('form');
-      if (form) form.reset();
-      for (const box of d.querySelectorAll('.rows')) box.replaceChildren();
-    });
-    for (const b of d.querySelectorAll('button.cancel')) b.addEventListener('click', () => d.close());
-  }
-}
-
 /**
- * submitter wires a dialog's form: build() makes the request from the
- * inputs (validation errors keep the inputs), send(body) calls the API;
- * values are wiped once a request was sent, whatever its outcome.
+ * staleDetails says that the open secret was changed (meta: its new
+ * metadata) or deleted (meta null) by someone else. The details and any
+ * open form stay as they are: the user reloads when ready.
  */
-function submitter(formId, errorId, build, send) {
-  const form = $(formId);
-  const dialog = form.closest('dialog');
-  const area = $(errorId);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    area.textContent = '';
-    let body;
-    try {
-      body = build();
-    } catch (err) {
-      area.textContent = F.describeError(err);
-      return;
-    }
-    const button = form.querySelector('button[type="submit"]');
-    const ok = await busy(button, area, async () => {
-      try {
-        return await send(body);
-      } finally {
-        body = null;
-        wipeValues(dialog);
-      }
-    });
-    if (ok && dialog.open) dialog.close();
-  });
+function staleDetails(name, meta) {
+  if (!state.selected || state.selected.name !== name) return;
+  $('details-stale-text').textContent = meta
+    ? `“${name}” was changed by someone else (now version ${meta.version}) — reload to see it.`
+    : `“${name}” was deleted by someone else.`;
+  const button = $('details-reload');
+  button.textContent = meta ? 'Reload' : 'Close';
+  button.setAttribute('data-action', meta ? 'reload' : 'close');
+  show($('details-stale'), true);
 }
 
-function optionalEmpty(pairs, allowEmpty) {
-  if (allowEmpty) return pairs;
-  for (const p of pairs) {
-    const key = String(p.key || '').trim();
-    if (key !== '' && p.value === '') {
-      throw new Error(`Key “${key}” has no value. Enter one, remove the row, or tick “Allow empty values”.`);
-    }
-  }
-  return pairs;
+/** liveState shows how the list's change stream is doing (kind: live, connecting, retrying, off, paused). */
+function liveState(kind, text) {
+  const el = $('live-state');
+  el.textContent = text;
+  el.className = `live-state ${kind}`;
+  el.title = {
+    live: 'The list shows changes made by others as they happen.',
+    connecting: 'Opening the change stream.',
+    retrying: 'The change stream was cut: reconnecting, without losing a change.',
+    off: 'This gateway does not stream changes to this token: reload the page to see changes made by others.',
+    paused: 'Live updates resume when the tab is shown.',
+  }[kind] || '';
 }
 
-// "+ Add secret"
-function openAdd() {
-  $('add-pairs').replaceChildren(kvRow('pair'));
-  $('add-labels').replaceChildren(kvRow('label'));
-  openDialog('dlg-add', 'add-name');
-}
+// --- the page's parts, for dialogs.js and live.js ---
 
-function setupAdd() {
-  $('add-secret').addEventListener('click', openAdd);
-  $('add-pair').addEventListener('click', () => {
-    const r = kvRow('pair');
-    $('add-pairs').append(r);
-    r.querySelector('input').focus();
-  });
-  $('add-label').addEventListener('click', () => {
-    const r = kvRow('label');
-    $('add-labels').append(r);
-    r.querySelector('input').focus();
-  });
-  submitter(
-    'form-add',
-    'add-error',
-    () =>
-      F.createRequest({
-        name: $('add-name').value,
-        pairs: optionalEmpty(readRows($('add-pairs')), $('add-allow-empty').checked),
-        labels: readRows($('add-labels')),
-      }),
-    async (body) => {
-      const project = state.project;
-      const meta = await state.client.create(project, body);
-      notify(`Created secret “${meta.name}” (version ${meta.version}) in project “${project}”.`);
-      putSecret(meta);
-      openDetails(meta.name);
-      return meta;
-    },
-  );
-}
-
-// "Replace values"
-let replacing = null; // metadata read when the dialog opened: its version is the If-Match
-
-async function openReplace() {
-  const s = state.selected;
-  if (!s) return;
-  const meta = await busy($('act-replace'), null, () => state.client.metadata(s.project, s.name));
-  if (!meta) return;
-  replacing = meta;
-  $('dlg-replace-title').textContent = `Replace values of “${meta.name}”`;
-  $('replace-hint').textContent =
-    `Enter every pair again: keys left out are removed. Saving makes version ${meta.version + 1}, ` +
-    `and is refused if the secret changed after version ${meta.version}.`;
-  const keys = meta.keys && meta.keys.length ? meta.keys : [''];
-  $('replace-pairs').replaceChildren(...keys.map((key) => kvRow('pair', { key })));
-  const labels = F.labelsToRows(meta.labels);
-  $('replace-labels').replaceChildren(...(labels.length ? labels : [{}]).map((l) => kvRow('label', l)));
-  openDialog('dlg-replace');
-  const first = $('replace-pairs').querySelector('.row-value');
-  if (first) first.focus();
-}
-
-function setupReplace() {
-  $('act-replace').addEventListener('click', openReplace);
-  $('replace-pair').addEventListener('click', () => {
-    const r = kvRow('pair');
-    $('replace-pairs').append(r);
-    r.querySelector('input').focus();
-  });
-  $('replace-label').addEventListener('click', () => {
-    const r = kvRow('label');
-    $('replace-labels').append(r);
-    r.querySelector('input').focus();
-  });
-  submitter(
-    'form-replace',
-    'replace-error',
-    () =>
-      F.replaceRequest({
-        pairs: optionalEmpty(readRows($('replace-pairs')), $('replace-allow-empty').checked),
-        labels: readRows($('replace-labels')),
-      }),
-    async (body) => {
-      const m = replacing;
-      let meta;
-      try {
-        meta = await state.client.replace(m.project, m.name, body, { ifMatchVersion: m.version });
-      } catch (err) {
-        if (err.code === 'version_mismatch') {
-          err.message = `${err.message}. Someone changed “${m.name}” after version ${m.version}: close this form and open it again.`;
-        }
-        throw err;
-      }
-      notify(`Replaced the values of “${meta.name}”: now version ${meta.version}.`);
-      await refreshDetails(meta);
-      return meta;
-    },
-  );
-}
-
-// "Set one key"
-function openSet() {
-  const s = state.selected;
-  if (!s) return;
-  $('dlg-set-title').textContent = `Set one key of “${s.name}”`;
-  $('set-keys').replaceChildren(...(s.keys || []).map((k) => h('option', { value: k })));
-  $('set-value-box').replaceChildren(valueField('set-value').el);
-  openDialog('dlg-set', 'set-key');
-}
-
-function setupSet() {
-  $('act-set').addEventListener('click', openSet);
-  submitter(
-    'form-set',
-    'set-error',
-    () => {
-      const pair = { key: $('set-key').value, value: readValue($('set-value-box').querySelector('.value-field')) };
-      optionalEmpty([pair], $('set-allow-empty').checked);
-      return F.setKeyRequest(pair);
-    },
-    async (body) => {
-      const s = state.selected;
-      const key = Object.keys(body.set)[0];
-      const meta = await state.client.patch(s.project, s.name, body);
-      notify(`Set key “${key}” of “${meta.name}”: now version ${meta.version}.`);
-      await refreshDetails(meta);
-      return meta;
-    },
-  );
-}
-
-// "Edit labels": a PATCH of the labels alone, with If-Match, keeping every value.
-let labelling = null; // metadata read when the dialog opened
-
-async function openLabels() {
-  const s = state.selected;
-  if (!s) return;
-  const meta = await busy($('act-labels'), null, () => state.client.metadata(s.project, s.name));
-  if (!meta) return;
-  labelling = meta;
-  $('dlg-labels-title').textContent = `Edit the labels of “${meta.name}”`;
-  $('labels-hint').textContent =
-    `Rows left empty or removed drop that label; the values are kept. Saving makes version ${meta.version + 1}, ` +
-    `and is refused if the secret changed after version ${meta.version}.`;
-  const labels = F.labelsToRows(meta.labels);
-  $('labels-rows').replaceChildren(...(labels.length ? labels : [{}]).map((l) => kvRow('label', l)));
-  openDialog('dlg-labels');
-  const first = $('labels-rows').querySelector('.row-key');
-  if (first) first.focus();
-}
-
-function setupLabels() {
-  $('act-labels').addEventListener('click', openLabels);
-  $('labels-add').addEventListener('click', () => {
-    const r = kvRow('label');
-    $('labels-rows').append(r);
-    r.querySelector('input').focus();
-  });
-  submitter(
-    'form-labels',
-    'labels-error',
-    () => F.labelsRequest({ labels: readRows($('labels-rows')) }),
-    async (body) => {
-      const m = labelling;
-      const meta = await state.client.patch(m.project, m.name, body, { ifMatchVersion: m.version });
-      notify(`Saved the labels of “${meta.name}”: now version ${meta.version}.`);
-      await refreshDetails(meta);
-      return meta;
-    },
-  );
-}
-
-// "Remove key"
-function openRemove() {
-  const s = state.selected;
-  if (!s) return;
-  $('dlg-remove-title').textContent = `Remove a key of “${s.name}”`;
-  $('remove-key').replaceChildren(...(s.keys || []).map((k) => h('option', { value: k, text: k })));
-  openDialog('dlg-remove', 'remove-key');
-}
-
-function setupRemove() {
-  $('act-remove').addEventListener('click', openRemove);
-  submitter(
-    'form-remove',
-    'remove-error',
-    () => F.removeKeyRequest({ key: $('remove-key').value, keys: state.selected ? state.selected.keys : [] }),
-    async (body) => {
-      const s = state.selected;
-      const meta = await state.client.patch(s.project, s.name, body);
-      notify(`Removed key “${body.unset[0]}” of “${meta.name}”: now version ${meta.version}.`);
-      await refreshDetails(meta);
-      return meta;
-    },
-  );
-}
-
-// "Copy to another project"
-function syncOverwrite() {
-  const target = state.projects.find((p) => p.name === $('copy-project').value);
-  const allowed = !!target && F.permissions(target.actions).overwrite;
-  const box = $('copy-overwrite');
-  box.disabled = !allowed;
-  if (!allowed) box.checked = false;
-}
-
-function openCopy() {
-  const s = state.selected;
-  if (!s) return;
-  $('dlg-copy-title').textContent = `Copy “${s.name}”`;
-  const targets = F.copyTargets(state.projects);
-  $('copy-project').replaceChildren(...targets.map((n) => h('option', { value: n, text: n === s.project ? `${n} (this project)` : n })));
-  const other = targets.find((n) => n !== s.project);
-  $('copy-project').value = other || targets[0] || '';
-  syncOverwrite();
-  openDialog('dlg-copy', 'copy-project');
-}
-
-function setupCopy() {
-  $('act-copy').addEventListener('click', openCopy);
-  $('copy-project').addEventListener('change', syncOverwrite);
-  submitter(
-    'form-copy',
-    'copy-error',
-    () =>
-      F.copyRequest({
-        fromProject: state.selected.project,
-        name: state.selected.name,
-        toProject: $('copy-project').value,
-        as: $('copy-as').value,
-        overwrite: $('copy-overwrite').checked,
-      }),
-    async (body) => {
-      const s = state.selected;
-      const meta = await state.client.copy(s.project, s.name, body);
-      notify(`Copied “${s.name}” to “${meta.name}” in project “${meta.project}” (version ${meta.version}).`);
-      putSecret(meta);
-      return meta;
-    },
-  );
-}
-
-// "Delete"
-function openDelete() {
-  const s = state.selected;
-  if (!s) return;
-  $('dlg-delete-title').textContent = `Delete “${s.name}”?`;
-  $('delete-text').textContent =
-    `The secret “${s.name}” of project “${s.project}” will be deleted with all its versions. ` +
-    'This cannot be undone.';
-  $('delete-confirm').textContent = `Delete “${s.name}”`;
-  openDialog('dlg-delete');
-}
-
-function setupDelete() {
-  $('act-delete').addEventListener('click', openDelete);
-  submitter(
-    'form-delete',
-    'delete-error',
-    () => ({ ...state.selected }),
-    async (s) => {
-      try {
-        // Delete what the user saw: refused if it changed since.
-        await state.client.delete(s.project, s.name, { ifMatchVersion: s.version });
-      } catch (err) {
-        if (err.code === 'version_mismatch') {
-          err.message = `${err.message}. “${s.name}” changed after version ${s.version}: review it before deleting.`;
-        }
-        throw err;
-      }
-      notify(`Deleted secret “${s.name}”.`);
-      closeDetails();
-      dropSecret(s.name);
-      return true;
-    },
-  );
-}
+const app = {
+  state,
+  busy,
+  notify,
+  fail: (err) => fail(err),
+  putSecret,
+  dropSecret,
+  inList,
+  openDetails,
+  refreshDetails,
+  closeDetails,
+  staleDetails,
+  loadSecrets,
+  liveState,
+  hold: (fn) => live.hold(fn),
+};
+const live = createLive(app);
 
 // --- start ---
 
 function setup() {
-  setupDialogs();
-  setupAdd();
-  setupReplace();
-  setupSet();
-  setupLabels();
-  setupRemove();
-  setupCopy();
-  setupDelete();
+  setupDialogs(app);
 
   $('sign-in-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -698,6 +437,15 @@ function setup() {
     if (btn) btn.focus();
   });
   $('alert-dismiss').addEventListener('click', () => clearAlert());
+  $('details-reload').addEventListener('click', () => {
+    const name = state.selected && state.selected.name;
+    if (!name) return;
+    if ($('details-reload').getAttribute('data-action') === 'close') closeDetails();
+    else openDetails(name);
+  });
+  if (typeof document.addEventListener === 'function') {
+    document.addEventListener('visibilitychange', () => live.visibility(document.visibilityState === 'hidden'));
+  }
 
   const saved = session.get(TOKEN_KEY);
   if (saved) {
