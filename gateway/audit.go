@@ -30,10 +30,14 @@ type AuditRecord struct {
 	// RequestID is always the gateway's own.
 	ClientRequestID string `json:"client_request_id,omitempty"`
 	Subject         string `json:"subject"`
-	Project         string `json:"project,omitempty"`
-	Action          string `json:"action"`
-	Secret          string `json:"secret,omitempty"`
-	Phase           string `json:"phase"`
+	// Issuer and Claims: for a workload identity token, the auth.jwt
+	// issuer that vouched for it and its audit_claims (never the token).
+	Issuer  string            `json:"issuer,omitempty"`
+	Claims  map[string]string `json:"claims,omitempty"`
+	Project string            `json:"project,omitempty"`
+	Action  string            `json:"action"`
+	Secret  string            `json:"secret,omitempty"`
+	Phase   string            `json:"phase"`
 	// Outcome is "ok", or the API error code (not_found, permission_denied,
 	// version_mismatch, backend_unavailable, ...). Empty on intent records.
 	Outcome string `json:"outcome,omitempty"`

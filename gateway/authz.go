@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/secretgate/secretgate/policy"
 )
@@ -19,8 +20,9 @@ const (
 // Authorizer is what the gateway asks about who may do what. *policy.Policy
 // answers it through PolicyAuthorizer; handler tests use a fake.
 type Authorizer interface {
-	// Authenticate maps a bearer token to a subject name.
-	Authenticate(token string) (subject string, ok bool)
+	// Authenticate maps a static bearer token to a subject name, and when
+	// the subject's tokens expire (zero: never).
+	Authenticate(token string) (subject string, expires time.Time, ok bool)
 	// HasAnyBinding is false when the subject must not learn anything
 	// about the project (the gateway answers 404).
 	HasAnyBinding(subject, project string) bool
@@ -37,9 +39,9 @@ type Authorizer interface {
 type PolicyAuthorizer struct{ P *policy.Policy }
 
 // Authenticate implements Authorizer.
-func (a PolicyAuthorizer) Authenticate(token string) (string, bool) {
+func (a PolicyAuthorizer) Authenticate(token string) (string, time.Time, bool) {
 	s, ok := a.P.Authenticate(token)
-	return s.Name, ok
+	return s.Name, s.ExpiresAt, ok
 }
 
 // HasAnyBinding implements Authorizer.
@@ -66,11 +68,18 @@ func (a PolicyAuthorizer) SeesAll(subject, project string) bool {
 func NewPolicy(cfg *Config) (*policy.Policy, error) {
 	subjects := make([]policy.Subject, len(cfg.Subjects))
 	for i, s := range cfg.Subjects {
-		h, err := policy.ParseTokenHash(s.TokenSHA256)
-		if err != nil {
-			return nil, fmt.Errorf("subjects[%d].token_sha256: %w", i, err)
+		subjects[i] = policy.Subject{Name: s.Name, ExpiresAt: s.ExpiresAt}
+		for j, th := range s.TokenSHA256 {
+			h, err := policy.ParseTokenHash(th)
+			if err != nil {
+				field := fmt.Sprintf("subjects[%d].token_sha256", i)
+				if len(s.TokenSHA256) > 1 {
+					field = fmt.Sprintf("%s[%d]", field, j)
+				}
+				return nil, fmt.Errorf("%s: %w", field, err)
+			}
+			subjects[i].Tokens = append(subjects[i].Tokens, h)
 		}
-		subjects[i] = policy.Subject{Name: s.Name, TokenSHA256: h}
 	}
 	bindings := make([]policy.Binding, len(cfg.Bindings))
 	for i, b := range cfg.Bindings {

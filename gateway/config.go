@@ -34,6 +34,7 @@ type Config struct {
 	Projects []ProjectConfig `yaml:"projects"`
 	Subjects []SubjectConfig `yaml:"subjects"`
 	Bindings []BindingConfig `yaml:"bindings"`
+	Auth     AuthConfig      `yaml:"auth"`
 	// UI serves the embedded web UI at /ui/. Off unless set, as in Vault:
 	// the API needs no browser-facing surface; --dev turns it on.
 	UI bool `yaml:"ui"`
@@ -151,10 +152,34 @@ type ProjectConfig struct {
 	Backend string `yaml:"backend"`
 }
 
-// SubjectConfig is a principal and the hex SHA-256 of its bearer token.
+// SubjectConfig is a principal, the hex SHA-256 of its bearer tokens (one,
+// or several while a token is rotated; none for a subject reached only
+// through an auth.jwt rule) and an optional expiry of those tokens.
 type SubjectConfig struct {
-	Name        string `yaml:"name"`
-	TokenSHA256 string `yaml:"token_sha256"`
+	Name        string      `yaml:"name"`
+	TokenSHA256 TokenHashes `yaml:"token_sha256"`
+	ExpiresAt   time.Time   `yaml:"expires_at"`
+}
+
+// TokenHashes is token_sha256: one hex SHA-256, or a list of them.
+type TokenHashes []string
+
+// UnmarshalYAML accepts a scalar as a list of one.
+func (t *TokenHashes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var one string
+		if err := n.Decode(&one); err != nil {
+			return err
+		}
+		*t = TokenHashes{one}
+		return nil
+	}
+	var many []string
+	if err := n.Decode(&many); err != nil {
+		return err
+	}
+	*t = many
+	return nil
 }
 
 // BindingConfig grants one role to one subject on one project ("*" = all),
@@ -453,12 +478,22 @@ func (c *Config) Validate(opts LoadOptions) error {
 	for i, s := range c.Subjects {
 		f := fmt.Sprintf("subjects[%d]", i)
 		checkName(add, f+".name", "subject", s.Name, subjectNameRe.MatchString(s.Name), "1-128 characters of A-Z, a-z, 0-9, '_', '.', '@' and '-'", subjects)
-		if !hexSHA256Re.MatchString(s.TokenSHA256) {
-			add(f+".token_sha256", "must be the 64 hex digits of the token's SHA-256 (see `secretgate token new`)")
-		} else if h, err := policy.ParseTokenHash(s.TokenSHA256); err == nil && h == policy.HashToken("") {
-			add(f+".token_sha256", "is the SHA-256 of the empty string: an empty token never authenticates (see `secretgate token new`)")
+		for j, th := range s.TokenSHA256 {
+			tf := f + ".token_sha256"
+			if len(s.TokenSHA256) > 1 {
+				tf = fmt.Sprintf("%s[%d]", tf, j)
+			}
+			if !hexSHA256Re.MatchString(th) {
+				add(tf, "must be the 64 hex digits of the token's SHA-256 (see `secretgate token new`)")
+			} else if h, err := policy.ParseTokenHash(th); err == nil && h == policy.HashToken("") {
+				add(tf, "is the SHA-256 of the empty string: an empty token never authenticates (see `secretgate token new`)")
+			}
+		}
+		if len(s.TokenSHA256) == 0 && !c.reachedByJWT(s.Name) {
+			add(f+".token_sha256", "is required: subject %q has no token and no auth.jwt rule names it, so nobody could act as it", s.Name)
 		}
 	}
+	c.validateAuth(add, subjects)
 
 	for i, b := range c.Bindings {
 		f := fmt.Sprintf("bindings[%d]", i)

@@ -51,8 +51,8 @@ func (s *Server) copySecret(c *gin.Context) {
 		return
 	}
 	src.version = body.Version
-	if !s.authz.Allowed(src.subject, src.route.Project, ActionRead, src.secret) {
-		if !s.authz.Allowed(src.subject, src.route.Project, ActionMigrate, "") {
+	if !src.authz().Allowed(src.subject, src.route.Project, ActionRead, src.secret) {
+		if !src.authz().Allowed(src.subject, src.route.Project, ActionMigrate, "") {
 			src.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "copying secret %q out of project %q needs %s on it or %s on the project, not granted to %q",
 				src.secret, src.route.Project, ActionRead, ActionMigrate, src.subject))
 			return
@@ -65,12 +65,12 @@ func (s *Server) copySecret(c *gin.Context) {
 		dst.action = ActionUpdate
 	}
 	rt, routed := s.routing.Lookup(body.ToProject)
-	if !routed || !s.authz.HasAnyBinding(dst.subject, body.ToProject) {
+	if !routed || !dst.authz().HasAnyBinding(dst.subject, body.ToProject) {
 		dst.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", body.ToProject))
 		return
 	}
 	dst.route = rt
-	if !s.authz.Allowed(dst.subject, rt.Project, ActionMigrate, "") {
+	if !dst.authz().Allowed(dst.subject, rt.Project, ActionMigrate, "") {
 		if !dst.allowed(ActionCreate) || (body.Overwrite && !dst.allowed(ActionUpdate)) {
 			return
 		}

@@ -49,7 +49,8 @@ const (
 
 const (
 	// eventLogSize is how many events of each project the gateway keeps
-	// for resuming watchers: about 64 KiB per project that has had a write.
+	// for resuming watchers: about 200 KiB per project that has had a
+	// write (each event is kept rendered).
 	eventLogSize = 1024
 	// defaultKeepAlive is the comment interval that keeps proxies (most
 	// close idle connections after 30 to 60 s) from cutting quiet streams.
@@ -62,6 +63,9 @@ type event struct {
 	kind    string
 	name    string // "" for resync
 	version int64
+	// wire is the event as sent, rendered once when it is appended
+	// instead of once per watcher.
+	wire []byte
 }
 
 // subscriber is one open stream. wake has one slot: many writes while the
@@ -75,7 +79,10 @@ type subscriber struct {
 
 // projectLog is one project's ring of events and its subscribers.
 type projectLog struct {
-	mu   sync.Mutex
+	name string
+	// mu is taken for reading by every watcher that wakes up (pending): a
+	// write wakes them all at once, and they must not queue on a mutex.
+	mu   sync.RWMutex
 	ring [eventLogSize]event
 	last uint64 // index of the newest event; 0 = none yet
 	subs map[*subscriber]struct{}
@@ -142,7 +149,7 @@ func (h *eventHub) project(name string) *projectLog {
 	defer h.mu.Unlock()
 	pl, ok := h.projects[name]
 	if !ok {
-		pl = &projectLog{subs: map[*subscriber]struct{}{}}
+		pl = &projectLog{name: name, subs: map[*subscriber]struct{}{}}
 		h.projects[name] = pl
 	}
 	return pl
@@ -161,7 +168,13 @@ func (pl *projectLog) append(kind string, m sdk.Meta) {
 		m.Version = 0
 	}
 	pl.last++
-	pl.ring[pl.last%eventLogSize] = event{index: pl.last, kind: kind, name: m.Name, version: m.Version}
+	ev := event{index: pl.last, kind: kind, name: m.Name, version: m.Version}
+	d := eventData{Project: pl.name, Name: m.Name, Index: pl.last}
+	if kind != EventResync {
+		d.Version = &ev.version
+	}
+	ev.wire = appendEvent(nil, pl.last, kind, d)
+	pl.ring[pl.last%eventLogSize] = ev
 	pl.poll.note(kind, m, pl.last)
 	for sub := range pl.subs {
 		select {
@@ -203,9 +216,11 @@ func (pl *projectLog) unsubscribe(sub *subscriber) {
 // pending copies the events after the subscriber's cursor and advances it.
 // A cursor the ring has overwritten (the watcher fell behind) turns into a
 // resync at the latest index; resync is then the index to announce.
+// The cursor and resync flag are the subscriber's own once it is
+// subscribed: a read lock is enough.
 func (pl *projectLog) pending(sub *subscriber, buf []event) (evs []event, resync uint64, owes bool) {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
+	pl.mu.RLock()
+	defer pl.mu.RUnlock()
 	if sub.resync || pl.last-sub.cursor > eventLogSize {
 		sub.resync = false
 		sub.cursor = pl.last
@@ -283,65 +298,16 @@ func (s *Server) watchEvents(c *gin.Context) {
 	}
 	pl := h.project(r.route.Project)
 	sub := pl.subscribe(lastID, raw != "", glob)
-	defer pl.unsubscribe(sub)
+	st := &eventStream{s: s, h: h, pl: pl, sub: sub, subject: r.subject, project: r.route.Project, glob: glob}
 	s.startPoller(r.route.Project, pl)
-
-	// A stream outlives the server's write timeout, meant for ordinary
-	// answers: flushEvents moves the deadline before each write. (The read
-	// deadline is no concern: net/http clears it once a body-less request
-	// is read.)
-	rc := http.NewResponseController(c.Writer)
 	c.Header("Content-Type", "text/event-stream")
 	c.Header("X-Accel-Buffering", "no") // nginx would otherwise hold events back
-	c.Status(http.StatusOK)
-	if !s.flushEvents(c, rc, nil) {
-		return
+	if c.Request.ProtoMajor == 1 && st.hijack(c) {
+		return // the stream goes on in goroutines of its own
 	}
-
-	keepAlive := time.NewTicker(time.Duration(h.keepAlive.Load()))
-	defer keepAlive.Stop()
-	var buf []byte
-	var evs []event
-	ctx := c.Request.Context()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-h.closed:
-			return
-		case <-keepAlive.C:
-			if !s.flushEvents(c, rc, []byte(": keep-alive\n\n")) {
-				return
-			}
-		case <-sub.wake:
-			var at uint64
-			var owes bool
-			evs, at, owes = pl.pending(sub, evs)
-			buf = buf[:0]
-			if owes {
-				buf = appendEvent(buf, at, EventResync, eventData{Project: r.route.Project, Index: at})
-			}
-			for _, ev := range evs {
-				if ev.kind == EventResync {
-					buf = appendEvent(buf, ev.index, EventResync, eventData{Project: r.route.Project, Index: ev.index})
-					continue
-				}
-				if glob != "" {
-					if ok, _ := path.Match(glob, ev.name); !ok {
-						continue
-					}
-				}
-				if !s.authz.CanSee(r.subject, r.route.Project, ev.name) {
-					continue
-				}
-				v := ev.version
-				buf = appendEvent(buf, ev.index, ev.kind, eventData{Project: r.route.Project, Name: ev.name, Version: &v, Index: ev.index})
-			}
-			if len(buf) > 0 && !s.flushEvents(c, rc, buf) {
-				return
-			}
-		}
-	}
+	// HTTP/2 cannot hand its stream over: it is served in this handler.
+	defer pl.unsubscribe(sub)
+	st.serveInHandler(c)
 }
 
 // appendEvent renders one event. The resync's id lets a client that
@@ -355,17 +321,4 @@ func appendEvent(buf []byte, index uint64, kind string, d eventData) []byte {
 	buf = append(buf, "\ndata: "...)
 	buf = append(buf, j...)
 	return append(buf, "\n\n"...)
-}
-
-// flushEvents writes b and flushes it, within a fresh write deadline: a
-// watcher that stops reading is cut after writeTimeout, not kept forever.
-func (s *Server) flushEvents(c *gin.Context, rc *http.ResponseController, b []byte) bool {
-	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if len(b) > 0 {
-		if _, err := c.Writer.Write(b); err != nil {
-			return false
-		}
-	}
-	c.Writer.Flush()
-	return true
 }

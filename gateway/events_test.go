@@ -443,7 +443,8 @@ func TestEventsSlowSubscriber(t *testing.T) {
 		h.publish("p", EventSecretUpdated, sdk.Meta{Name: "db", Version: 9})
 		evs, _, owes = pl.pending(sub, nil)
 		require.False(t, owes)
-		require.Equal(t, []event{{index: 3*eventLogSize + 1, kind: EventSecretUpdated, name: "db", version: 9}}, evs)
+		require.Equal(t, []event{{index: 3*eventLogSize + 1, kind: EventSecretUpdated, name: "db", version: 9,
+			wire: []byte("id: 3073\nevent: secret.updated\ndata: {\"project\":\"p\",\"name\":\"db\",\"version\":9,\"index\":3073}\n\n")}}, evs)
 	})
 	t.Run("http", func(t *testing.T) {
 		e := newEventsEnv(t)
@@ -574,7 +575,7 @@ func TestEventsMigrationSwitchResyncs(t *testing.T) {
 	require.True(t, e.wait(t, started.ID).Switched)
 	evs, _, owes := pl.pending(sub, nil)
 	require.False(t, owes)
-	require.Equal(t, []event{{index: 1, kind: EventResync}}, evs)
+	require.Equal(t, []event{{index: 1, kind: EventResync, wire: []byte("id: 1\nevent: resync\ndata: {\"project\":\"payments\",\"index\":1}\n\n")}}, evs)
 }
 
 // stream reads the event stream of the OpenAPI environment until a short

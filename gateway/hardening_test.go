@@ -223,7 +223,7 @@ func TestEmptyBearerTokenNeverAuthenticates(t *testing.T) {
 	// An authorizer that (wrongly) knows the empty token: the gateway's
 	// own guard must still refuse an empty bearer.
 	h := newHarness(t)
-	authz := h.srv.authz.(fakeAuthz)
+	authz := h.srv.live.Load().authz.(fakeAuthz)
 	authz.tokens[""] = "admin"
 	for _, hdr := range []string{"Bearer ", "Bearer", "Bearer    ", "bearer \t"} {
 		req, _ := http.NewRequest("GET", base, nil)

@@ -69,10 +69,13 @@ func sdkLaunch(ctx context.Context, cfg plugin.LaunchConfig) (process, error) {
 // While a backend's plugin is down, Backend answers ErrUnavailable at once,
 // so callers get 503 instead of waiting.
 type Host struct {
-	log     *slog.Logger
-	stderr  io.Writer
-	launch  launchFunc
-	plugins map[string]*managed
+	log    *slog.Logger
+	stderr io.Writer
+	launch launchFunc
+	// plugins is replaced whole by Apply (a configuration reload) and read
+	// without a lock on every request.
+	plugins atomic.Pointer[map[string]*managed]
+	applyMu sync.Mutex // one Apply at a time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,6 +86,9 @@ type Host struct {
 type managed struct {
 	spec PluginSpec
 	kick chan struct{}
+	// retired is closed when a reload removes or replaces the backend: its
+	// supervisor stops, and the process is stopped after a drain.
+	retired chan struct{}
 
 	mu      sync.RWMutex
 	proc    process
@@ -116,9 +122,32 @@ func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host
 		opts.launch = sdkLaunch
 	}
 	hctx, cancel := context.WithCancel(context.Background())
-	h := &Host{log: opts.Logger, stderr: opts.Stderr, launch: opts.launch, plugins: map[string]*managed{}, ctx: hctx, cancel: cancel}
+	h := &Host{log: opts.Logger, stderr: opts.Stderr, launch: opts.launch, ctx: hctx, cancel: cancel}
+	plugins, err := h.startAll(ctx, specs)
+	if err != nil {
+		h.closed.Store(true)
+		h.cancel()
+		return nil, err
+	}
+	h.plugins.Store(&plugins)
+	for _, m := range plugins {
+		h.wg.Add(1)
+		go h.supervise(m)
+	}
+	return h, nil
+}
+
+func newManaged(s PluginSpec) *managed {
+	return &managed{spec: s, kick: make(chan struct{}, 1), retired: make(chan struct{})}
+}
+
+// startAll starts the plugins of specs in parallel. A hard failure of any
+// (see StartHost) stops every one of them and is returned; a backend that
+// is merely unreachable is left down, for its supervisor to retry.
+func (h *Host) startAll(ctx context.Context, specs []PluginSpec) (map[string]*managed, error) {
+	plugins := make(map[string]*managed, len(specs))
 	for _, s := range specs {
-		h.plugins[s.Backend] = &managed{spec: s, kick: make(chan struct{}, 1)}
+		plugins[s.Backend] = newManaged(s)
 	}
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
@@ -126,7 +155,7 @@ func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := h.plugins[s.Backend]
+			m := plugins[s.Backend]
 			err := h.startOne(ctx, m)
 			if err == nil {
 				return
@@ -140,14 +169,123 @@ func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		h.Close()
+		stopAll(plugins)
 		return nil, err
 	}
-	for _, m := range h.plugins {
+	return plugins, nil
+}
+
+// stopAll kills the processes of plugins in parallel, each in bounded time.
+func stopAll(plugins map[string]*managed) {
+	var wg sync.WaitGroup
+	for _, m := range plugins {
+		up := m.up.Swap(false)
+		m.mu.Lock()
+		p := m.proc
+		m.proc = nil
+		m.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if up {
+				p.Kill()
+			} else {
+				// Down means dead or failing its pings: a graceful
+				// stop could only time out.
+				p.ForceKill()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ReloadDrain is how long a reload leaves the old plugin of a removed or
+// reconfigured backend running, so that the calls in flight on it finish
+// on the configuration they started with.
+var ReloadDrain = 10 * time.Second
+
+// Apply makes the running plugins those of specs (a configuration reload):
+// new backends are started, removed ones stopped, and a backend whose
+// plugin, checksum or settings changed gets a new process. Unchanged
+// backends keep theirs. When a new plugin fails hard (missing executable,
+// checksum, settings refused) nothing changes and the error names it. The
+// old processes of removed and replaced backends stop after ReloadDrain.
+func (h *Host) Apply(ctx context.Context, specs []PluginSpec) (started, stopped []string, err error) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	if h.closed.Load() {
+		return nil, nil, errors.New("host is closed")
+	}
+	old := *h.plugins.Load()
+	var fresh []PluginSpec
+	for _, s := range specs {
+		if m, ok := old[s.Backend]; !ok || !sameSpec(m.spec, s) {
+			fresh = append(fresh, s)
+		}
+	}
+	added, err := h.startAll(ctx, fresh)
+	if err != nil {
+		return nil, nil, err
+	}
+	next := make(map[string]*managed, len(specs))
+	for _, s := range specs {
+		if m, ok := added[s.Backend]; ok {
+			next[s.Backend] = m
+			started = append(started, s.Backend)
+		} else {
+			next[s.Backend] = old[s.Backend]
+		}
+	}
+	retired := map[string]*managed{}
+	for name, m := range old {
+		if next[name] != m {
+			retired[name] = m
+			stopped = append(stopped, name)
+		}
+	}
+	h.plugins.Store(&next)
+	for _, m := range added {
 		h.wg.Add(1)
 		go h.supervise(m)
 	}
-	return h, nil
+	for _, m := range retired {
+		close(m.retired)
+	}
+	if len(retired) > 0 {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			select {
+			case <-time.After(ReloadDrain):
+			case <-h.ctx.Done(): // Close stops them (it kills what is left)
+			}
+			stopAll(retired)
+		}()
+	}
+	sort.Strings(started)
+	sort.Strings(stopped)
+	return started, stopped, nil
+}
+
+// sameSpec reports whether a running plugin can serve spec as it is.
+func sameSpec(a, b PluginSpec) bool {
+	if a.Path != b.Path || a.SHA256 != b.SHA256 || len(a.Args) != len(b.Args) || len(a.Settings) != len(b.Settings) {
+		return false
+	}
+	for i := range a.Args {
+		if a.Args[i] != b.Args[i] {
+			return false
+		}
+	}
+	for k, v := range a.Settings {
+		if w, ok := b.Settings[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 var errLaunch = errors.New("cannot launch plugin")
@@ -228,6 +366,8 @@ func (h *Host) supervise(m *managed) {
 		select {
 		case <-h.ctx.Done():
 			return
+		case <-m.retired:
+			return
 		case <-check.C:
 		case <-m.kick:
 		}
@@ -299,7 +439,7 @@ func (h *Host) supervise(m *managed) {
 // Backend returns a backend's client, or an error wrapping ErrUnavailable
 // while its plugin is down (or ErrNotFound for an unknown name).
 func (h *Host) Backend(name string) (sdk.Backend, error) {
-	m, ok := h.plugins[name]
+	m, ok := (*h.plugins.Load())[name]
 	if !ok {
 		return nil, fmt.Errorf("backend %q: %w", name, sdk.ErrNotFound)
 	}
@@ -314,7 +454,7 @@ func (h *Host) Backend(name string) (sdk.Backend, error) {
 // Suspect tells the supervisor of a backend that a call just failed as
 // unavailable, so that it checks the process now instead of at its next tick.
 func (h *Host) Suspect(name string) {
-	if m, ok := h.plugins[name]; ok {
+	if m, ok := (*h.plugins.Load())[name]; ok {
 		select {
 		case m.kick <- struct{}{}:
 		default:
@@ -324,8 +464,9 @@ func (h *Host) Suspect(name string) {
 
 // Status reports whether each backend is up.
 func (h *Host) Status() map[string]bool {
-	out := make(map[string]bool, len(h.plugins))
-	for n, m := range h.plugins {
+	plugins := *h.plugins.Load()
+	out := make(map[string]bool, len(plugins))
+	for n, m := range plugins {
 		out[n] = m.up.Load()
 	}
 	return out
@@ -333,8 +474,9 @@ func (h *Host) Status() map[string]bool {
 
 // Names lists the backends, sorted.
 func (h *Host) Names() []string {
-	out := make([]string, 0, len(h.plugins))
-	for n := range h.plugins {
+	plugins := *h.plugins.Load()
+	out := make([]string, 0, len(plugins))
+	for n := range plugins {
 		out = append(out, n)
 	}
 	sort.Strings(out)
@@ -344,7 +486,7 @@ func (h *Host) Names() []string {
 // PIDs returns the process id of each running plugin.
 func (h *Host) PIDs() map[string]int {
 	out := map[string]int{}
-	for n, m := range h.plugins {
+	for n, m := range *h.plugins.Load() {
 		m.mu.RLock()
 		if m.proc != nil && !m.proc.Exited() {
 			out[n] = m.proc.Pid()
@@ -356,7 +498,7 @@ func (h *Host) PIDs() map[string]int {
 
 // Restarts reports how often a backend's plugin was restarted.
 func (h *Host) Restarts(name string) int64 {
-	if m, ok := h.plugins[name]; ok {
+	if m, ok := (*h.plugins.Load())[name]; ok {
 		return m.restarts.Load()
 	}
 	return 0
@@ -367,7 +509,7 @@ func (h *Host) PingAll(ctx context.Context) map[string]error {
 	var mu sync.Mutex
 	failed := map[string]error{}
 	var wg sync.WaitGroup
-	for n := range h.plugins {
+	for n := range *h.plugins.Load() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -394,26 +536,8 @@ func (h *Host) Close() {
 	}
 	h.cancel()
 	var wg sync.WaitGroup
-	for _, m := range h.plugins {
-		up := m.up.Swap(false)
-		m.mu.Lock()
-		p := m.proc
-		m.proc = nil
-		m.mu.Unlock()
-		if p != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if up {
-					p.Kill()
-				} else {
-					// Down means dead or failing its pings: a graceful
-					// stop could only time out.
-					p.ForceKill()
-				}
-			}()
-		}
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); stopAll(*h.plugins.Load()) }()
 	// Supervisors are waited for after the kills, not before: one may be
 	// killing the same plugin, and a start it has under way sees closed
 	// and stops what it started.

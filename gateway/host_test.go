@@ -175,3 +175,54 @@ func TestPrefixWriter(t *testing.T) {
 	_, _ = w.Write([]byte("o\n"))
 	require.Equal(t, "plugin x: one\nplugin x: two\n", buf.String())
 }
+
+// A reload's Apply starts new and reconfigured backends, keeps unchanged
+// ones (same process), and stops the old processes only after the drain;
+// a plugin that fails hard changes nothing.
+func TestHostApply(t *testing.T) {
+	old := ReloadDrain
+	ReloadDrain = 200 * time.Millisecond
+	t.Cleanup(func() { ReloadDrain = old })
+	fl := &fakeLauncher{}
+	spec := func(name, setting string) PluginSpec {
+		return PluginSpec{Backend: name, Path: "/bin/sg", Args: []string{"plugin", "serve", "file"}, Settings: map[string]string{"path": setting}}
+	}
+	h, err := StartHost(context.Background(), []PluginSpec{spec("keep", "a"), spec("change", "b"), spec("drop", "c")},
+		HostOptions{Logger: quietLogger(), launch: fl.launch})
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
+	before := h.PIDs()
+
+	started, stopped, err := h.Apply(context.Background(), []PluginSpec{spec("keep", "a"), spec("change", "b2"), spec("new", "d")})
+	require.NoError(t, err)
+	require.Equal(t, []string{"change", "new"}, started)
+	require.Equal(t, []string{"change", "drop"}, stopped)
+	after := h.PIDs()
+	require.Equal(t, before["keep"], after["keep"], "an unchanged backend keeps its process")
+	require.NotEqual(t, before["change"], after["change"])
+	require.Contains(t, after, "new")
+	require.NotContains(t, after, "drop")
+	_, err = h.Backend("drop")
+	require.ErrorIs(t, err, sdk.ErrNotFound)
+
+	fl.mu.Lock()
+	procs := append([]*fakeProc(nil), fl.procs...)
+	fl.mu.Unlock()
+	byPid := map[int]*fakeProc{}
+	for _, p := range procs {
+		byPid[p.pid] = p
+	}
+	require.False(t, byPid[before["drop"]].Exited(), "calls in flight get the drain")
+	require.Eventually(t, func() bool {
+		return byPid[before["drop"]].Exited() && byPid[before["change"]].Exited()
+	}, 5*time.Second, 10*time.Millisecond, "the old processes stop after the drain")
+	require.False(t, byPid[before["keep"]].Exited())
+
+	// A hard failure (a checksum mismatch) of one new plugin: nothing changes.
+	fl.mu.Lock()
+	fl.err = plugin.ErrChecksumMismatch
+	fl.mu.Unlock()
+	_, _, err = h.Apply(context.Background(), []PluginSpec{spec("keep", "a"), spec("change", "b2"), spec("new", "d"), spec("bad", "e")})
+	require.ErrorContains(t, err, `backend "bad"`)
+	require.Equal(t, after, h.PIDs())
+}

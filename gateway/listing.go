@@ -108,7 +108,7 @@ func (p *pageSealer) open(tok, subject, project, prefix string) (pageCursor, err
 // leave no other trace in the answer.
 func (s *Server) visiblePage(ctx context.Context, b sdk.Backend, r *request, req sdk.ListRequest, cur pageCursor) ([]sdk.Meta, pageCursor, bool, error) {
 	size := sdk.PageSize(req.PageSize)
-	seesAll := s.authz.SeesAll(r.subject, r.route.Project)
+	seesAll := r.authz().SeesAll(r.subject, r.route.Project)
 	if cur.Backend != r.route.Backend {
 		// Issued before a migration switch: resume by name from the start.
 		cur = pageCursor{Backend: r.route.Backend, After: cur.After}
@@ -121,7 +121,7 @@ func (s *Server) visiblePage(ctx context.Context, b sdk.Backend, r *request, req
 			return nil, cur, false, err
 		}
 		for _, m := range page.Secrets {
-			if m.Name <= cur.After || !s.authz.CanSee(r.subject, r.route.Project, m.Name) {
+			if m.Name <= cur.After || !r.authz().CanSee(r.subject, r.route.Project, m.Name) {
 				continue
 			}
 			if len(out) == size {

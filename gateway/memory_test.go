@@ -205,7 +205,10 @@ type fakeGrant struct {
 	prefix  string
 }
 
-func (f fakeAuthz) Authenticate(token string) (string, bool) { s, ok := f.tokens[token]; return s, ok }
+func (f fakeAuthz) Authenticate(token string) (string, time.Time, bool) {
+	s, ok := f.tokens[token]
+	return s, time.Time{}, ok
+}
 func (f fakeAuthz) HasAnyBinding(subject, project string) bool {
 	_, ok := f.grants[subject+"/"+project]
 	return ok

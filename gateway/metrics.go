@@ -24,6 +24,7 @@ type metrics struct {
 	// watchPolls counts the watch poller's rounds by backend and outcome.
 	watchPolls   map[pollKey]uint64
 	backendCalls backendCalls
+	reloads      map[string]uint64 // by outcome: ok, error
 }
 
 type pollKey struct{ backend, outcome string }
@@ -44,7 +45,13 @@ type histogram struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}, migrations: map[migKey]uint64{}, watchPolls: map[pollKey]uint64{}}
+	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}, migrations: map[migKey]uint64{}, watchPolls: map[pollKey]uint64{}, reloads: map[string]uint64{"ok": 0, "error": 0}}
+}
+
+func (m *metrics) reloaded(outcome string) {
+	m.mu.Lock()
+	m.reloads[outcome]++
+	m.mu.Unlock()
 }
 
 func (m *metrics) watchPolled(backend, outcome string) {
@@ -176,6 +183,11 @@ func (m *metrics) write(w io.Writer, up map[string]bool, running int) {
 	sb.WriteString("# TYPE secretgate_watch_polls_total counter\n")
 	for _, k := range polls {
 		fmt.Fprintf(&sb, "secretgate_watch_polls_total{backend=%q,outcome=%q} %d\n", k.backend, k.outcome, m.watchPolls[k])
+	}
+	sb.WriteString("# HELP secretgate_config_reloads_total Configuration reloads (SIGHUP), by outcome (ok, error: the previous configuration kept serving).\n")
+	sb.WriteString("# TYPE secretgate_config_reloads_total counter\n")
+	for _, o := range []string{"error", "ok"} {
+		fmt.Fprintf(&sb, "secretgate_config_reloads_total{outcome=%q} %d\n", o, m.reloads[o])
 	}
 	m.mu.Unlock()
 	calls := m.backendCalls.snapshot()

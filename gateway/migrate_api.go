@@ -38,11 +38,11 @@ func (mg *migrator) authorize(c *gin.Context, project string) (Route, bool) {
 		return Route{}, false
 	}
 	rt, routed := mg.s.routing.Lookup(project)
-	if !mg.s.authz.HasAnyBinding(r.subject, project) || !routed {
+	if !r.authz().HasAnyBinding(r.subject, project) || !routed {
 		r.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "project %q not found", project))
 		return Route{}, false
 	}
-	if !mg.s.authz.Allowed(r.subject, project, ActionMigrate, "") {
+	if !r.authz().Allowed(r.subject, project, ActionMigrate, "") {
 		r.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "%s on project %q is not granted to %q", ActionMigrate, project, r.subject))
 		return Route{}, false
 	}
@@ -50,7 +50,7 @@ func (mg *migrator) authorize(c *gin.Context, project string) (Route, bool) {
 }
 
 func (mg *migrator) backendExists(name string) bool {
-	for _, b := range mg.s.cfg.Backends {
+	for _, b := range mg.s.config().Backends {
 		if b.Name == name {
 			return true
 		}
@@ -180,7 +180,7 @@ func (mg *migrator) get(c *gin.Context) {
 func (mg *migrator) canSee(c *gin.Context, rep api.MigrationReport) bool {
 	subject := c.GetString(ctxKeySubject)
 	for _, p := range rep.Projects {
-		if !mg.s.authz.Allowed(subject, p, ActionMigrate, "") {
+		if !mg.s.authzOf(c).Allowed(subject, p, ActionMigrate, "") {
 			return false
 		}
 	}

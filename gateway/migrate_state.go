@@ -131,7 +131,7 @@ func (mg *migrator) saveOverlay() error {
 	mg.stateMu.Lock()
 	defer mg.stateMu.Unlock()
 	configured := map[string]string{}
-	for _, p := range mg.s.cfg.Projects {
+	for _, p := range mg.s.config().Projects {
 		configured[p.Name] = p.Backend
 	}
 	ov := routingOverlay{Projects: map[string]string{}}

@@ -17,16 +17,24 @@ func (s *Server) listProjects(c *gin.Context) {
 	subject := c.GetString(ctxKeySubject)
 	out := []api.Project{}
 	for _, rt := range s.routing.Projects() {
-		if !s.authz.HasAnyBinding(subject, rt.Project) {
+		if !s.authzOf(c).HasAnyBinding(subject, rt.Project) {
 			continue
 		}
 		p := api.Project{Name: rt.Project, Actions: []string{}}
 		for _, a := range projectActions {
-			if s.authz.Allowed(subject, rt.Project, a, "") {
+			if s.authzOf(c).Allowed(subject, rt.Project, a, "") {
 				p.Actions = append(p.Actions, a)
 			}
 		}
 		out = append(out, p)
 	}
-	c.JSON(http.StatusOK, api.ProjectList{Subject: subject, Projects: out})
+	list := api.ProjectList{Subject: subject, Projects: out}
+	if cl := callerOf(c); cl.subject != "" {
+		list.Issuer = cl.issuer
+		if !cl.expires.IsZero() {
+			exp := cl.expires.UTC()
+			list.ExpiresAt = &exp
+		}
+	}
+	c.JSON(http.StatusOK, list)
 }

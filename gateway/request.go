@@ -37,9 +37,11 @@ func (s *Server) req(c *gin.Context) *request {
 }
 
 func (r *request) record(phase, outcome string) AuditRecord {
+	cl := callerOf(r.c)
 	return AuditRecord{
 		RequestID: requestID(r.c), ClientRequestID: r.c.GetString(ctxKeyClientRequestID), Subject: r.subject, Project: r.route.Project, Action: r.action,
 		Secret: r.secret, Phase: phase, Outcome: outcome, Backend: r.route.Backend, Version: r.version,
+		Issuer: cl.issuer, Claims: cl.claims,
 	}
 }
 
@@ -93,7 +95,7 @@ func (r *request) secretName() bool {
 
 // allowed checks the action on the secret: 403 when denied.
 func (r *request) allowed(action string) bool {
-	if r.s.authz.Allowed(r.subject, r.route.Project, action, r.secret) {
+	if r.authz().Allowed(r.subject, r.route.Project, action, r.secret) {
 		return true
 	}
 	r.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "%s on secret %q in project %q is not granted to %q", action, r.secret, r.route.Project, r.subject))

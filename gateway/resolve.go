@@ -64,7 +64,7 @@ func (s *Server) resolveRefs(c *gin.Context) {
 		refs[i] = ref
 		rr := s.refRequest(c, r.subject, ref, Route{Project: ref.Project})
 		rt, routed := s.routing.Lookup(ref.Project)
-		if !s.authz.HasAnyBinding(r.subject, ref.Project) || !routed {
+		if !r.authz().HasAnyBinding(r.subject, ref.Project) || !routed {
 			// Named as GET names it: the secret's name is not confirmed to
 			// exist, and the project is as invisible as everywhere else.
 			rr.secret = ""
@@ -72,7 +72,7 @@ func (s *Server) resolveRefs(c *gin.Context) {
 			return
 		}
 		rr.route = rt
-		if !s.authz.Allowed(r.subject, ref.Project, ActionRead, ref.Secret) {
+		if !r.authz().Allowed(r.subject, ref.Project, ActionRead, ref.Secret) {
 			rr.fail(newAPIError(http.StatusForbidden, api.CodePermissionDenied, "%s on secret %q in project %q is not granted to %q (reference %q)",
 				ActionRead, ref.Secret, ref.Project, r.subject, raw))
 			return

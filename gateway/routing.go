@@ -78,6 +78,17 @@ func (r *Routing) SetBackend(project, backend string) error {
 	return r.update(project, func(rt *Route) error { rt.Backend = backend; return nil })
 }
 
+// replace swaps the whole table (a configuration reload).
+func (r *Routing) replace(routes map[string]Route) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]Route, len(routes))
+	for k, v := range routes {
+		m[k] = v
+	}
+	r.snap.Store(&m)
+}
+
 // SetReadOnly blocks (or unblocks) writes to a project.
 func (r *Routing) SetReadOnly(project string, readOnly bool) error {
 	return r.update(project, func(rt *Route) error { rt.ReadOnly = readOnly; return nil })

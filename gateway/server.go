@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -72,9 +73,14 @@ type Options struct {
 
 // Server is the gateway: the HTTP API in front of the plugin host.
 type Server struct {
+	// cfg is the configuration the server started with; of it, a reload
+	// never changes listen, tls, audit and ui. The rest is in live.
 	cfg            *Config
+	live           atomic.Pointer[liveConfig]
+	fixedAuthz     Authorizer // Options.Authorizer: tests keep it across reloads
+	reloadMu       sync.Mutex // one reload at a time (reload.go)
+	executable     string     // Options.Executable, for plugins a reload starts
 	log            *slog.Logger
-	authz          Authorizer
 	audit          Auditor
 	backends       Backends
 	host           *Host // nil when Options.Backends was given
@@ -86,6 +92,7 @@ type Server struct {
 	locks          [256]chan struct{}
 	pages          *pageSealer
 	authFails      *burstLimiter
+	jwtLogs        *burstLimiter // lines about unreachable issuers
 	readTimeout    time.Duration // of a whole request; tests shorten it
 	hub            *eventHub     // change notifications (events.go)
 	eventsOnce     sync.Once
@@ -103,7 +110,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout, readTimeout: readTimeout}
+	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout, readTimeout: readTimeout, executable: opts.Executable}
 	if s.backendTimeout <= 0 {
 		s.backendTimeout = DefaultBackendTimeout
 	}
@@ -116,20 +123,19 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	}
 	s.pages = pages
 	s.authFails = newBurstLimiter(authFailRate, authFailBurst)
+	s.jwtLogs = newBurstLimiter(1, 10)
 	projects := map[string]string{}
 	for _, p := range cfg.Projects {
 		projects[p.Name] = p.Backend
 	}
 	s.routing = NewRouting(projects)
 
-	s.authz = opts.Authorizer
-	if s.authz == nil {
-		p, err := NewPolicy(cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.authz = PolicyAuthorizer{P: p}
+	s.fixedAuthz = opts.Authorizer
+	live, err := s.newLive(cfg)
+	if err != nil {
+		return nil, err
 	}
+	s.live.Store(live)
 	s.audit = opts.Auditor
 	if s.audit == nil {
 		a, err := OpenFileAuditor(cfg.Audit.Path, cfg.Audit.Fsync)
@@ -242,6 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// pollers (watchpoll.go).
 	s.migrator.stop(ctx)
 	s.events().close()
+	s.live.Load().retire(0)
 	if s.host != nil {
 		s.host.Close()
 	}

@@ -92,7 +92,7 @@ func (ps *pollState) note(kind string, m sdk.Meta, index uint64) {
 // pollInterval is the watch poll interval of a backend; 0 = off (also for
 // a backend the configuration does not name, as in handler tests).
 func (s *Server) pollInterval(backend string) time.Duration {
-	for _, b := range s.cfg.Backends {
+	for _, b := range s.config().Backends {
 		if b.Name == backend {
 			return b.PollInterval()
 		}

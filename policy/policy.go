@@ -1,6 +1,6 @@
 // Package policy decides who may do what to which secret.
 //
-// A Policy holds subjects (a name and the SHA-256 of a bearer token; the
+// A Policy holds subjects (a name and the SHA-256 of its bearer tokens; a
 // token itself is never stored), the four built-in roles, and bindings that
 // grant one role to one subject on one project ("*" for every project),
 // optionally narrowed to secret-name globs. It is pure Go: no HTTP and no I/O;
@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/secretgate/secretgate/sdk"
 )
@@ -80,8 +81,19 @@ const Wildcard = "*"
 
 // Subject is someone who holds a token.
 type Subject struct {
-	Name        string
-	TokenSHA256 [32]byte
+	Name string
+	// Tokens are the SHA-256 hashes of the bearer tokens that authenticate
+	// as the subject: several while one is being rotated, none for a
+	// subject reached only through a workload identity rule.
+	Tokens [][32]byte
+	// ExpiresAt, when not zero, is when the subject's tokens stop working.
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the subject's tokens have expired at now. The
+// policy keeps no clock: the caller asks.
+func (s Subject) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
 }
 
 // Binding grants Role to the subject named Subject on Project (or on every
@@ -98,6 +110,7 @@ type Binding struct {
 // for concurrent use.
 type Policy struct {
 	subjects []Subject
+	tokens   int // how many token hashes, all subjects together
 	names    map[string]struct{}
 	bySubj   map[string][]int // subject name -> indexes into bindings
 	bindings []Binding
@@ -125,17 +138,19 @@ func New(subjects []Subject, bindings []Binding) (*Policy, error) {
 		}
 		names[s.Name] = i
 		p.names[s.Name] = struct{}{}
-		if s.TokenSHA256 == [32]byte{} {
-			return nil, fmt.Errorf("subjects[%d].token_sha256: missing for subject %q", i, s.Name)
+		for j, h := range s.Tokens {
+			field := fmt.Sprintf("subjects[%d].token_sha256[%d]", i, j)
+			if h == HashToken("") {
+				return nil, fmt.Errorf("%s: the SHA-256 of the empty string, for subject %q: an empty token never authenticates", field, s.Name)
+			}
+			// Two subjects sharing a token would make authentication ambiguous.
+			if at, dup := hashes[h]; dup {
+				return nil, fmt.Errorf("%s: same token hash as subjects[%d] (%q)", field, at, subjects[at].Name)
+			}
+			hashes[h] = i
 		}
-		if s.TokenSHA256 == HashToken("") {
-			return nil, fmt.Errorf("subjects[%d].token_sha256: the SHA-256 of the empty string, for subject %q: an empty token never authenticates", i, s.Name)
-		}
-		// Two subjects sharing a token would make authentication ambiguous.
-		if j, dup := hashes[s.TokenSHA256]; dup {
-			return nil, fmt.Errorf("subjects[%d].token_sha256: same token hash as subjects[%d] (%q)", i, j, subjects[j].Name)
-		}
-		hashes[s.TokenSHA256] = i
+		p.subjects[i].Tokens = slices.Clone(s.Tokens)
+		p.tokens += len(s.Tokens)
 	}
 	for i, b := range bindings {
 		if _, ok := names[b.Subject]; !ok {
@@ -212,21 +227,36 @@ func (p *Policy) Bindings() []Binding {
 // all of them, so that the time taken reveals neither whether nor where a
 // match was found.
 func (p *Policy) Authenticate(token string) (Subject, bool) {
-	if token == "" {
+	if token == "" || p.tokens == 0 {
 		return Subject{}, false
 	}
 	h := HashToken(token)
 	found := 0
 	idx := 0
 	for i := range p.subjects {
-		eq := subtle.ConstantTimeCompare(h[:], p.subjects[i].TokenSHA256[:])
-		idx = subtle.ConstantTimeSelect(eq, i, idx)
-		found |= eq
+		for _, stored := range p.subjects[i].Tokens {
+			eq := subtle.ConstantTimeCompare(h[:], stored[:])
+			idx = subtle.ConstantTimeSelect(eq, i, idx)
+			found |= eq
+		}
 	}
 	if found == 0 {
 		return Subject{}, false
 	}
 	return p.subjects[idx], true
+}
+
+// Subject returns the named subject.
+func (p *Policy) Subject(name string) (Subject, bool) {
+	if _, ok := p.names[name]; !ok {
+		return Subject{}, false
+	}
+	for _, s := range p.subjects {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Subject{}, false
 }
 
 // HasAnyBinding reports whether the subject has at least one binding on the

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func subj(name string) Subject { return Subject{Name: name, TokenSHA256: HashToken("tok-" + name)} }
+func subj(name string) Subject {
+	return Subject{Name: name, Tokens: [][32]byte{HashToken("tok-" + name)}}
+}
 
 func mustNew(t *testing.T, subjects []Subject, bindings []Binding) *Policy {
 	t.Helper()
@@ -157,12 +160,36 @@ func TestAuthenticate(t *testing.T) {
 	require.False(t, ok)
 	// Authenticate's own guard: even a subject holding the hash of ""
 	// (which New refuses, so built here by hand) is never matched by "".
-	ghost := &Policy{subjects: []Subject{{Name: "ghost", TokenSHA256: HashToken("")}}}
+	ghost := &Policy{subjects: []Subject{{Name: "ghost", Tokens: [][32]byte{HashToken("")}}}, tokens: 1}
 	_, ok = ghost.Authenticate("")
 	require.False(t, ok, "the empty token must never authenticate")
 	// An empty policy authenticates nobody.
 	empty := mustNew(t, nil, nil)
 	_, ok = empty.Authenticate("tok-s0")
+	require.False(t, ok)
+}
+
+// A subject may hold several tokens (a rotation) or none (reached through
+// a workload identity rule); an expiry ends all of them.
+func TestSubjectTokens(t *testing.T) {
+	p := mustNew(t, []Subject{
+		{Name: "alice", Tokens: [][32]byte{HashToken("old"), HashToken("new")}, ExpiresAt: time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)},
+		{Name: "deploy-api"},
+	}, nil)
+	for _, tok := range []string{"old", "new"} {
+		s, ok := p.Authenticate(tok)
+		require.True(t, ok, tok)
+		require.Equal(t, "alice", s.Name)
+		require.False(t, s.Expired(time.Date(2027, 6, 29, 23, 59, 59, 0, time.UTC)))
+		require.True(t, s.Expired(time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)))
+	}
+	_, ok := p.Authenticate("")
+	require.False(t, ok)
+	s, ok := p.Subject("deploy-api")
+	require.True(t, ok)
+	require.Empty(t, s.Tokens)
+	require.False(t, s.Expired(time.Now()), "no expiry set")
+	_, ok = p.Subject("nobody")
 	require.False(t, ok)
 }
 
@@ -185,12 +212,11 @@ func TestNewValidation(t *testing.T) {
 		bindings []Binding
 		want     string
 	}{
-		{"empty subject name", []Subject{{TokenSHA256: a.TokenSHA256}}, nil, `subjects[0].name: ""`},
-		{"bad subject name", []Subject{a, {Name: "bad name", TokenSHA256: b.TokenSHA256}}, nil, `subjects[1].name: "bad name"`},
-		{"duplicate subject", []Subject{a, b, {Name: "alice", TokenSHA256: HashToken("z")}}, nil, `subjects[2].name: duplicate subject "alice" (also subjects[0])`},
-		{"missing hash", []Subject{{Name: "alice"}}, nil, `subjects[0].token_sha256: missing`},
-		{"hash of the empty token", []Subject{a, {Name: "ghost", TokenSHA256: HashToken("")}}, nil, `subjects[1].token_sha256: the SHA-256 of the empty string`},
-		{"duplicate hash", []Subject{a, {Name: "carol", TokenSHA256: a.TokenSHA256}}, nil, `subjects[1].token_sha256: same token hash as subjects[0]`},
+		{"empty subject name", []Subject{{Tokens: a.Tokens}}, nil, `subjects[0].name: ""`},
+		{"bad subject name", []Subject{a, {Name: "bad name", Tokens: b.Tokens}}, nil, `subjects[1].name: "bad name"`},
+		{"duplicate subject", []Subject{a, b, {Name: "alice", Tokens: [][32]byte{HashToken("z")}}}, nil, `subjects[2].name: duplicate subject "alice" (also subjects[0])`},
+		{"hash of the empty token", []Subject{a, {Name: "ghost", Tokens: [][32]byte{HashToken("")}}}, nil, `subjects[1].token_sha256[0]: the SHA-256 of the empty string`},
+		{"duplicate hash", []Subject{a, {Name: "carol", Tokens: [][32]byte{HashToken("c"), a.Tokens[0]}}}, nil, `subjects[1].token_sha256[1]: same token hash as subjects[0]`},
 		{"unknown subject", []Subject{a}, []Binding{{Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "bob", Project: "p", Role: RoleAdmin}}, `bindings[1].subject: unknown subject "bob"`},
 		{"unknown role", []Subject{a}, []Binding{{Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "alice", Project: "p", Role: RoleAdmin}, {Subject: "alice", Project: "p", Role: "owner"}}, `bindings[2].role: unknown role "owner"`},
 		{"empty role", []Subject{a}, []Binding{{Subject: "alice", Project: "p"}}, `bindings[0].role: unknown role ""`},

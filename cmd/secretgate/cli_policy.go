@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/secretgate/secretgate/gateway"
 	"github.com/secretgate/secretgate/policy"
 )
 
@@ -22,16 +23,8 @@ const envConfig = "SECRETGATE_CONFIG"
 // of the file (backends, projects, ...) is the server's business and is
 // ignored here, so this command works on any valid configuration.
 type policyFile struct {
-	Subjects []struct {
-		Name        string `yaml:"name"`
-		TokenSHA256 string `yaml:"token_sha256"`
-	} `yaml:"subjects"`
-	Bindings []struct {
-		Subject string   `yaml:"subject"`
-		Project string   `yaml:"project"`
-		Role    string   `yaml:"role"`
-		Secrets []string `yaml:"secrets"`
-	} `yaml:"bindings"`
+	Subjects []gateway.SubjectConfig `yaml:"subjects"`
+	Bindings []gateway.BindingConfig `yaml:"bindings"`
 }
 
 // loadPolicy reads the subjects and bindings of a configuration file and
@@ -49,19 +42,7 @@ func parsePolicy(b []byte, path string) (*policy.Policy, error) {
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, usageError("config %s: %w", path, err)
 	}
-	subjects := make([]policy.Subject, len(f.Subjects))
-	for i, s := range f.Subjects {
-		h, err := policy.ParseTokenHash(s.TokenSHA256)
-		if err != nil {
-			return nil, usageError("config %s: subjects[%d].token_sha256: %w", path, i, err)
-		}
-		subjects[i] = policy.Subject{Name: s.Name, TokenSHA256: h}
-	}
-	bindings := make([]policy.Binding, len(f.Bindings))
-	for i, bd := range f.Bindings {
-		bindings[i] = policy.Binding{Subject: bd.Subject, Project: bd.Project, Role: bd.Role, Secrets: bd.Secrets}
-	}
-	p, err := policy.New(subjects, bindings)
+	p, err := gateway.NewPolicy(&gateway.Config{Subjects: f.Subjects, Bindings: f.Bindings})
 	if err != nil {
 		return nil, usageError("config %s: %w", path, err)
 	}

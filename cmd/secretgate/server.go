@@ -115,7 +115,10 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 	if err != nil {
 		return &exitError{code: exitStart, err: err}
 	}
-	// SIGHUP reopens the audit log: logrotate renames the file, then signals.
+	// SIGHUP reopens the audit log (logrotate renames the file, then
+	// signals) and, with --config, reloads the configuration. The file is
+	// not watched for changes: an editor's half-written save would be
+	// applied; a signal says the file is ready.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -127,9 +130,16 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 			case <-hup:
 				if err := srv.ReopenAudit(); err != nil {
 					logger.Error("SIGHUP: reopening the audit log failed", "error", err)
-					continue
+				} else {
+					logger.Info("SIGHUP: audit log reopened")
 				}
-				logger.Info("SIGHUP: audit log reopened")
+				if f.config != "" {
+					_ = srv.ReloadFile(sigCtx, f.config, opts, func(c *gateway.Config) {
+						if f.listen != "" {
+							c.Listen = f.listen
+						}
+					})
+				}
 			}
 		}
 	}()
@@ -215,7 +225,7 @@ func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, string
 			},
 		}},
 		Projects: []gateway.ProjectConfig{{Name: "default", Backend: "local"}},
-		Subjects: []gateway.SubjectConfig{{Name: "admin", TokenSHA256: hex.EncodeToString(sum[:])}},
+		Subjects: []gateway.SubjectConfig{{Name: "admin", TokenSHA256: gateway.TokenHashes{hex.EncodeToString(sum[:])}}},
 		Bindings: []gateway.BindingConfig{{Subject: "admin", Project: "*", Role: "admin"}},
 	}
 	if err := cfg.Validate(opts); err != nil {

@@ -24,7 +24,7 @@ func TestDevConfig(t *testing.T) {
 	require.Equal(t, "file", cfg.Backends[0].Plugin)
 	require.Equal(t, filepath.Join(dir, "master.key"), cfg.Backends[0].Settings["key_file"])
 	sum := sha256.Sum256([]byte("chosen"))
-	require.Equal(t, hex.EncodeToString(sum[:]), cfg.Subjects[0].TokenSHA256)
+	require.Equal(t, gateway.TokenHashes{hex.EncodeToString(sum[:])}, cfg.Subjects[0].TokenSHA256)
 	require.DirExists(t, dir)
 
 	cfg, tok2, err := devConfig(serverFlags{dev: true, devDir: dir, listen: "127.0.0.1:0"}, opts)

@@ -72,7 +72,7 @@ func Config() *gateway.Config {
 	for name, token := range map[string]string{
 		"admin": AdminToken, "editor": EditorToken, "reader": ReaderToken, "viewer": ViewerToken, "narrow": NarrowToken,
 	} {
-		cfg.Subjects = append(cfg.Subjects, gateway.SubjectConfig{Name: name, TokenSHA256: tokenHash(token)})
+		cfg.Subjects = append(cfg.Subjects, gateway.SubjectConfig{Name: name, TokenSHA256: gateway.TokenHashes{tokenHash(token)}})
 	}
 	for _, p := range Projects() {
 		for _, r := range policy.Roles() {

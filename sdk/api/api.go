@@ -110,8 +110,14 @@ type Project struct {
 
 // ProjectList is the answer of GET /v1/projects.
 type ProjectList struct {
-	Subject  string    `json:"subject"`
-	Projects []Project `json:"projects"`
+	Subject string `json:"subject"`
+	// Issuer is the auth.jwt issuer when the caller signed in with a
+	// workload identity token.
+	Issuer string `json:"issuer,omitempty"`
+	// ExpiresAt is when the caller's token stops working: a workload
+	// identity token's exp, or a static token's expires_at. Absent: never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Projects  []Project  `json:"projects"`
 }
 
 // Migration states. A migration cut short by a shutdown or a crash stays
