@@ -33,10 +33,13 @@ const (
 
 // Environment of the client commands, like VAULT_ADDR and VAULT_TOKEN.
 const (
-	envAddr    = "SECRETGATE_ADDR"
-	envToken   = "SECRETGATE_TOKEN"
-	envCACert  = "SECRETGATE_CACERT"
-	envProject = "SECRETGATE_PROJECT"
+	envAddr  = "SECRETGATE_ADDR"
+	envToken = "SECRETGATE_TOKEN"
+	// envTokenFile names a file holding the token, read again whenever it
+	// changes (a rotated Kubernetes projected token, a renewed CI token).
+	envTokenFile = "SECRETGATE_TOKEN_FILE"
+	envCACert    = "SECRETGATE_CACERT"
+	envProject   = "SECRETGATE_PROJECT"
 
 	defaultAddr    = "http://127.0.0.1:8270"
 	defaultProject = "default"
@@ -76,23 +79,31 @@ func apiError(err error) error {
 	return &exitError{code: code, err: err}
 }
 
-// newAPIClient builds a client from SECRETGATE_ADDR, SECRETGATE_TOKEN and
-// SECRETGATE_CACERT.
+// newAPIClient builds a client from SECRETGATE_ADDR, SECRETGATE_TOKEN (or
+// SECRETGATE_TOKEN_FILE) and SECRETGATE_CACERT.
 func newAPIClient() (*client.Client, error) {
 	addr := os.Getenv(envAddr)
 	if addr == "" {
 		addr = defaultAddr
 	}
-	token := os.Getenv(envToken)
-	if token == "" {
-		return nil, usageError("%s is not set: export the token that `secretgate server --dev` printed, or one made with `secretgate token new`", envToken)
-	}
+	token, tokenFile := os.Getenv(envToken), os.Getenv(envTokenFile)
 	opts := []client.Option{client.WithUserAgent("secretgate-cli")}
+	switch {
+	case token != "" && tokenFile != "":
+		return nil, usageError("%s and %s are both set: use one", envToken, envTokenFile)
+	case tokenFile != "":
+		opts = append(opts, client.WithTokenFile(tokenFile))
+	case token == "":
+		return nil, usageError("%s is not set: export the token that `secretgate server --dev` printed, or one made with `secretgate token new` (or set %s to a file holding it)", envToken, envTokenFile)
+	}
 	if ca := os.Getenv(envCACert); ca != "" {
 		opts = append(opts, client.WithCAFile(ca))
 	}
 	c, err := client.New(addr, token, opts...)
 	if err != nil {
+		if tokenFile != "" {
+			return nil, usageError("%s/%s: %w", envAddr, envTokenFile, err)
+		}
 		return nil, usageError("%s/%s: %w", envAddr, envToken, err)
 	}
 	return c, nil

@@ -129,6 +129,18 @@ func (s *Server) CLI(t testing.TB, token, stdin string, args ...string) CLIResul
 	return Run(t, env, s.Dir, stdin, args...)
 }
 
+// CLIEnv runs the secretgate binary as a client of this server with
+// SECRETGATE_ADDR (and SECRETGATE_CACERT) set and env added: for a test
+// that authenticates otherwise than with SECRETGATE_TOKEN.
+func (s *Server) CLIEnv(t testing.TB, env []string, stdin string, args ...string) CLIResult {
+	t.Helper()
+	full := append(cleanEnv(), "SECRETGATE_ADDR="+s.URL)
+	if s.CAFile != "" {
+		full = append(full, "SECRETGATE_CACERT="+s.CAFile)
+	}
+	return Run(t, append(full, env...), s.Dir, stdin, args...)
+}
+
 // Run runs the secretgate binary with env (complete) in dir and returns its
 // output and exit code; it fails the test if it runs over two minutes.
 func Run(t testing.TB, env []string, dir, stdin string, args ...string) CLIResult {

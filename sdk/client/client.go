@@ -68,10 +68,11 @@ type ListOptions struct {
 
 // Client talks to one gateway with one token. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
-	ua    string
+	base      *url.URL
+	token     string
+	tokenFile *tokenFile // WithTokenFile: read again when it changes
+	hc        *http.Client
+	ua        string
 }
 
 type options struct {
@@ -81,6 +82,7 @@ type options struct {
 	caPEM     []byte
 	caFile    string
 	ua        string
+	tokenFile string
 }
 
 // Option configures a Client.
@@ -134,13 +136,20 @@ func New(addr, token string, opts ...Option) (*Client, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("client: address %q has no host", addr)
 	}
-	if token == "" {
-		return nil, fmt.Errorf("client: token is empty")
-	}
-	// A token that would break the header line is refused before it could
-	// ever be sent; the message does not repeat it.
-	if strings.ContainsAny(token, "\r\n\x00 ") {
-		return nil, fmt.Errorf("client: token contains whitespace or control characters")
+	var tf *tokenFile
+	switch {
+	case o.tokenFile != "" && token != "":
+		return nil, fmt.Errorf("client: a token and a token file were both given; use one")
+	case o.tokenFile != "":
+		if tf, err = newTokenFile(o.tokenFile); err != nil {
+			return nil, err
+		}
+	default:
+		// A token that would break the header line is refused before it
+		// could ever be sent; the message does not repeat it.
+		if _, err := checkToken(token); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
@@ -171,7 +180,7 @@ func New(addr, token string, opts ...Option) (*Client, error) {
 		tr.TLSClientConfig = tlsConf
 		hc = &http.Client{Transport: tr, Timeout: o.timeout}
 	}
-	return &Client{base: u, token: token, hc: hc, ua: o.ua}, nil
+	return &Client{base: u, token: token, tokenFile: tf, hc: hc, ua: o.ua}, nil
 }
 
 type requestIDKey struct{}
@@ -234,7 +243,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if rid == "" {
 		rid = newRequestID()
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	tok, err := c.tokenNow()
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-Request-Id", rid)
 	if c.ua != "" {

@@ -214,7 +214,12 @@ func (s *stream) connect(ctx context.Context) (io.ReadCloser, context.CancelFunc
 	if rid == "" {
 		rid = newRequestID()
 	}
-	req.Header.Set("Authorization", "Bearer "+s.c.token)
+	tok, err := s.c.tokenNow()
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
 	req.Header.Set("X-Request-Id", rid)
