@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -24,9 +25,10 @@ var placeholderRe = regexp.MustCompile(`\{\{\s*(sg://[^\s{}]*)\s*\}\}`)
 func newInjectCmd() *cobra.Command {
 	var (
 		in, out, mode string
+		watch         injectWatchFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "inject -i TEMPLATE -o OUT [--mode 0600]",
+		Use:   "inject -i TEMPLATE -o OUT [--mode 0600] [--watch [--exec CMD | --signal NAME --pid PID]]",
 		Short: "Render a file template whose {{ sg://PROJECT/SECRET/KEY }} placeholders become values",
 		Long: `Render TEMPLATE into OUT, replacing every {{ sg://PROJECT/SECRET/KEY }}
 placeholder (optionally ?version=N) with the key's value. Only placeholders
@@ -37,9 +39,19 @@ in one POST /v1/resolve (secrets.read on each, audited as reads).
 OUT is written atomically with --mode (default 0600): a temporary file in the
 same directory, synced, then renamed over OUT. A reference that cannot be
 resolved (or any other failure) exits non-zero before anything is written:
-OUT is neither created nor changed. TEMPLATE may be - for standard input.`,
+OUT is neither created nor changed. TEMPLATE may be - for standard input.
+
+--watch: after the first render, follow the secrets of the references not
+pinned with ?version=N and, when one gets a new version (or the gateway
+says events were missed), resolve again and render again the same way; OUT
+is replaced only when its content changed. Then --exec CMD runs through
+sh -c (a failure is printed, the watch goes on), or --signal NAME goes to
+--pid PID. A reference that no longer resolves keeps the old OUT and says
+why. The template is read once. Runs until SIGINT or SIGTERM (exit 0).`,
 		Example: `  secretgate inject -i config.yaml.tpl -o config.yaml
-  secretgate inject -i app.env.tpl -o /run/app/app.env --mode 0640`,
+  secretgate inject -i app.env.tpl -o /run/app/app.env --mode 0640
+  secretgate inject -i nginx.conf.tpl -o /etc/nginx/nginx.conf --watch --exec 'nginx -s reload'
+  secretgate inject -i app.yaml.tpl -o app.yaml --watch --signal HUP --pid "$(cat app.pid)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if in == "" || out == "" {
@@ -48,6 +60,10 @@ OUT is neither created nor changed. TEMPLATE may be - for standard input.`,
 			perm, err := strconv.ParseUint(mode, 8, 32)
 			if err != nil || perm > 0o777 {
 				return usageError("--mode %q: want an octal permission such as 0600", mode)
+			}
+			wopts, err := watch.options(cmd)
+			if err != nil {
+				return err
 			}
 			var tpl []byte
 			if in == "-" {
@@ -58,7 +74,14 @@ OUT is neither created nor changed. TEMPLATE may be - for standard input.`,
 			if err != nil {
 				return usageError("-i: %w", err)
 			}
-			rendered, err := renderTemplate(cmd, string(tpl), in)
+			t, err := parseTemplate(string(tpl), in)
+			if err != nil {
+				return err
+			}
+			if wopts != nil {
+				return injectWatching(cmd.Context(), t, out, os.FileMode(perm), *wopts)
+			}
+			rendered, err := t.render(cmd.Context(), &clientOnce{})
 			if err != nil {
 				return err
 			}
@@ -68,40 +91,54 @@ OUT is neither created nor changed. TEMPLATE may be - for standard input.`,
 	cmd.Flags().StringVarP(&in, "input", "i", "", "template file (- for standard input)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
 	cmd.Flags().StringVar(&mode, "mode", "0600", "permissions of the output file, in octal")
+	watch.add(cmd)
 	return cmd
 }
 
-// renderTemplate resolves every placeholder of tpl in one round trip.
-func renderTemplate(cmd *cobra.Command, tpl, name string) (string, error) {
-	matches := placeholderRe.FindAllStringSubmatchIndex(tpl, -1)
-	if len(matches) == 0 {
-		return tpl, nil
-	}
-	refs := make([]string, 0, len(matches))
-	for _, m := range matches {
-		ref := tpl[m[2]:m[3]]
+// injectTemplate is a parsed template: its text and where its placeholders are.
+type injectTemplate struct {
+	text, name string
+	matches    [][]int // placeholderRe's submatch indexes
+	refs       []string
+}
+
+// parseTemplate finds the placeholders of text; a malformed one is an
+// error naming its line.
+func parseTemplate(text, name string) (*injectTemplate, error) {
+	t := &injectTemplate{text: text, name: name, matches: placeholderRe.FindAllStringSubmatchIndex(text, -1)}
+	for _, m := range t.matches {
+		ref := text[m[2]:m[3]]
 		if _, err := sdk.ParseReference(ref); err != nil {
-			line := 1 + strings.Count(tpl[:m[0]], "\n")
-			return "", usageError("%s:%d: %w", name, line, err)
+			line := 1 + strings.Count(text[:m[0]], "\n")
+			return nil, usageError("%s:%d: %w", name, line, err)
 		}
-		refs = append(refs, ref)
+		t.refs = append(t.refs, ref)
 	}
-	c, err := newAPIClient()
+	return t, nil
+}
+
+// render resolves every placeholder in one round trip. A template without
+// any needs no client (nor a token).
+func (t *injectTemplate) render(ctx context.Context, c *clientOnce) (string, error) {
+	if len(t.refs) == 0 {
+		return t.text, nil
+	}
+	cl, err := c.get()
 	if err != nil {
 		return "", err
 	}
-	values, err := c.Resolve(cmd.Context(), refs)
+	values, err := cl.Resolve(ctx, t.refs)
 	if err != nil {
-		return "", apiError(fmt.Errorf("%s: cannot resolve: %w", name, err))
+		return "", apiError(fmt.Errorf("%s: cannot resolve: %w", t.name, err))
 	}
 	var b strings.Builder
 	last := 0
-	for _, m := range matches {
-		b.WriteString(tpl[last:m[0]])
-		b.WriteString(values[tpl[m[2]:m[3]]])
+	for _, m := range t.matches {
+		b.WriteString(t.text[last:m[0]])
+		b.WriteString(values[t.text[m[2]:m[3]]])
 		last = m[1]
 	}
-	b.WriteString(tpl[last:])
+	b.WriteString(t.text[last:])
 	return b.String(), nil
 }
 

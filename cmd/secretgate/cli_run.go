@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
-
-	"github.com/secretgate/secretgate/sdk/client"
 )
 
 func init() { registerCommand(newRunCmd) }
@@ -29,6 +28,7 @@ func newRunCmd() *cobra.Command {
 		envFiles, secrets []string
 		prefix            string
 		mask, noMask      bool
+		watch             watchFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARGS...]",
@@ -57,41 +57,49 @@ Masking: resolved values in CMD's stdout and stderr are replaced by
 stream that is not a terminal (CI logs) and off for a terminal; --mask and
 --no-mask force it. Values shorter than 4 characters are never masked (they
 would mask half of any log); encoded forms of a value (base64, JSON escapes)
-are not recognized.`,
+are not recognized.
+
+--watch: follow the secrets of the references not pinned with ?version=N
+(and of each --secret) and, on a change, resolve every reference again; if
+a value changed, --on-change restart (default: --stop-signal, TERM, sent
+once, SIGKILL after --kill-timeout, 10s, then CMD starts again with the new
+values), signal:NAME (send NAME; the new values reach CMD only through a
+file that 'inject --watch' renders) or none (a line on stderr). Changes
+during --restart-jitter D, a random delay in [0, D), join into one restart.
+A failed resolution keeps CMD running and says why. When CMD exits by
+itself, secretgate exits with its status and does not start it again.`,
 		Example: `  DATABASE_PASSWORD=sg://payments/db/password secretgate run -- ./server
   secretgate run --env-file .env -- npm start
-  secretgate run --secret payments/stripe --prefix STRIPE_ -- env`,
+  secretgate run --secret payments/stripe --prefix STRIPE_ -- env
+  secretgate run --watch --restart-jitter 30s --env-file .env -- ./server
+  secretgate run --watch --on-change signal:HUP -- ./server --config app.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if mask && noMask {
 				return usageError("--mask and --no-mask exclude each other")
 			}
-			env := newChildEnv()
-			env.addEnviron(os.Environ())
-			for _, f := range envFiles {
-				if err := env.addEnvFile(f); err != nil {
-					return err
-				}
-			}
-			var c clientOnce
-			var values []string
-			if len(secrets) > 0 {
-				cl, err := c.get()
-				if err != nil {
-					return err
-				}
-				if values, err = env.addSecrets(cmd.Context(), cl, secrets, prefix); err != nil {
-					return err
-				}
-			} else if prefix != "" {
-				return usageError("--prefix applies to --secret, and none was given")
-			}
-			resolved, err := env.resolveRefs(cmd.Context(), c.get)
+			wopts, err := watch.options(cmd)
 			if err != nil {
 				return err
 			}
-			values = append(values, resolved...)
-			code, err := runChild(args, env.environ(), values, maskChoice(mask, noMask))
+			base := newChildEnv()
+			base.addEnviron(os.Environ())
+			for _, f := range envFiles {
+				if err := base.addEnvFile(f); err != nil {
+					return err
+				}
+			}
+			if len(secrets) == 0 && prefix != "" {
+				return usageError("--prefix applies to --secret, and none was given")
+			}
+			src := &envSource{base: base, secrets: secrets, prefix: prefix, client: &clientOnce{}}
+			force := maskChoice(mask, noMask)
+			var code int
+			if wopts != nil {
+				code, err = runWatching(cmd.Context(), args, force, src, *wopts)
+			} else {
+				code, err = runResolved(cmd.Context(), args, force, src)
+			}
 			if err != nil {
 				return err
 			}
@@ -107,21 +115,22 @@ are not recognized.`,
 	cmd.Flags().StringVar(&prefix, "prefix", "", "prefix of the variables --secret adds")
 	cmd.Flags().BoolVar(&mask, "mask", false, "mask resolved values in the output even on a terminal")
 	cmd.Flags().BoolVar(&noMask, "no-mask", false, "never mask resolved values")
+	watch.add(cmd)
 	return cmd
 }
 
-// clientOnce builds the API client when first needed: a command without
-// references needs no token.
-type clientOnce struct {
-	c   *client.Client
-	err error
-}
-
-func (o *clientOnce) get() (*client.Client, error) {
-	if o.c == nil && o.err == nil {
-		o.c, o.err = newAPIClient()
+// runResolved resolves every reference, then runs the command once.
+func runResolved(ctx context.Context, args []string, force *bool, src *envSource) (int, error) {
+	env, values, err := src.resolve(ctx)
+	if err != nil {
+		return 0, err
 	}
-	return o.c, o.err
+	sup, err := newSupervisor(args, force)
+	if err != nil {
+		return 0, err
+	}
+	sup.addValues(values)
+	return sup.runOnce(env.environ())
 }
 
 // maskChoice: nil = per stream, masked when it is not a terminal.
@@ -136,94 +145,207 @@ func maskChoice(mask, noMask bool) *bool {
 	return nil
 }
 
-// runChild starts args with environ, forwards signals, masks its output as
-// asked, and returns its exit status (128+N for signal N).
-func runChild(args, environ, values []string, force *bool) (int, error) {
+// supervisor runs the child: it starts it (again, under --watch), forwards
+// signals to it, and masks its output.
+type supervisor struct {
+	args  []string
+	path  string // args[0] found on PATH
+	stdin *os.File
+	// out are the child's stdout and stderr: a masking writer, or nil
+	// where the child writes to the file directly.
+	out  [2]*maskedOutput
+	file [2]*os.File
+	log  io.Writer // secretgate's own messages
+
+	values  []string // every value resolved so far, to mask
+	copiers sync.WaitGroup
+}
+
+// newSupervisor finds args[0] and decides masking per stream: force, or
+// else masked when the stream is not a terminal.
+func newSupervisor(args []string, force *bool) (*supervisor, error) {
 	path, err := exec.LookPath(args[0])
 	if err != nil {
-		return 0, &exitError{code: 127, err: fmt.Errorf("run: %w", err)}
+		return nil, &exitError{code: 127, err: fmt.Errorf("run: %w", err)}
 	}
-	child := exec.Command(path, args[1:]...)
-	child.Args[0] = args[0]
-	child.Env = environ
-	child.Stdin = os.Stdin
-	var copiers sync.WaitGroup
-	var closers []func()
-	output := func(f *os.File) (*os.File, error) {
+	s := &supervisor{args: args, path: path, stdin: os.Stdin, file: [2]*os.File{os.Stdout, os.Stderr}, log: os.Stderr}
+	for i, f := range s.file {
 		on := !term.IsTerminal(int(f.Fd()))
 		if force != nil {
 			on = *force
 		}
-		if !on || len(values) == 0 {
-			return f, nil
+		if on {
+			s.out[i] = &maskedOutput{f: f, m: newMasker(f, nil)}
 		}
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			return nil, fmt.Errorf("run: %w", err)
+	}
+	return s, nil
+}
+
+// addValues masks values from now on, as well as those masked before: a
+// value replaced by a rotation may still be printed (from a file, a cache,
+// a grandchild that kept the old environment).
+func (s *supervisor) addValues(values []string) {
+	s.values = append(s.values, values...)
+	for _, o := range s.out {
+		if o != nil {
+			o.setValues(s.values)
 		}
-		m := newMasker(f, values)
-		closers = append(closers, func() { _ = pw.Close() })
-		copiers.Add(1)
-		go func() {
-			defer copiers.Done()
-			// Errors writing our own output cannot be reported anywhere
-			// better; the child's status still is.
-			_, _ = io.Copy(m, pr)
-			_ = m.Close()
-			_ = pr.Close()
-		}()
-		return pw, nil
 	}
-	if child.Stdout, err = output(os.Stdout); err != nil {
-		return 0, err
-	}
-	if child.Stderr, err = output(os.Stderr); err != nil {
-		return 0, err
-	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
-	if err := child.Start(); err != nil {
+}
+
+// child is one run of the command.
+type child struct {
+	cmd    *exec.Cmd
+	done   chan struct{} // closed once the child has exited and been reaped
+	werr   error         // cmd.Wait's, valid once done is closed
+	output sync.WaitGroup
+}
+
+// start starts the command with environ.
+func (s *supervisor) start(environ []string) (*child, error) {
+	cmd := exec.Command(s.path, s.args[1:]...)
+	cmd.Args[0] = s.args[0]
+	cmd.Env = environ
+	cmd.Stdin = s.stdin
+	ch := &child{cmd: cmd, done: make(chan struct{})}
+	var closers []func()
+	closeAll := func() {
 		for _, c := range closers {
 			c()
 		}
-		return 0, &exitError{code: 126, err: fmt.Errorf("run: %w", err)}
 	}
+	for i, dst := range []*io.Writer{&cmd.Stdout, &cmd.Stderr} {
+		o := s.out[i]
+		if o == nil || len(s.values) == 0 {
+			*dst = s.file[i]
+			continue
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		closers = append(closers, func() { _ = pw.Close() })
+		*dst = pw
+		ch.output.Add(1)
+		s.copiers.Add(1)
+		go func() {
+			defer s.copiers.Done()
+			defer ch.output.Done()
+			// Errors writing our own output cannot be reported anywhere
+			// better; the child's status still is.
+			_, _ = io.Copy(o, pr)
+			o.flush()
+			_ = pr.Close()
+		}()
+	}
+	err := cmd.Start()
 	// Only the child writes to the pipes now; their reading ends see EOF
 	// when it (and whatever it left running) has closed them.
-	for _, c := range closers {
-		c()
+	closeAll()
+	if err != nil {
+		return nil, &exitError{code: 126, err: fmt.Errorf("run: %w", err)}
 	}
-	tty := openTTY()
-	done := make(chan struct{})
 	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				if fromTerminal(s, tty) {
-					continue
-				}
-				_ = child.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
+		ch.werr = cmd.Wait()
+		close(ch.done)
 	}()
-	werr := child.Wait()
-	close(done)
-	copiers.Wait()
-	if tty != nil {
-		_ = tty.Close()
-	}
+	return ch, nil
+}
+
+// status is the child's exit status, 128+N when it died of signal N.
+func (ch *child) status() (int, error) {
 	var ee *exec.ExitError
-	if werr != nil && !errors.As(werr, &ee) {
-		return 0, fmt.Errorf("run: %w", werr)
+	if ch.werr != nil && !errors.As(ch.werr, &ee) {
+		return 0, fmt.Errorf("run: %w", ch.werr)
 	}
-	st, _ := child.ProcessState.Sys().(syscall.WaitStatus)
+	st, _ := ch.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if st.Signaled() {
 		return 128 + int(st.Signal()), nil
 	}
 	return st.ExitStatus(), nil
+}
+
+// signals forwards the signals sent to secretgate to the current child.
+type signals struct {
+	c   chan os.Signal
+	tty *os.File
+}
+
+func notifySignals() *signals {
+	s := &signals{c: make(chan os.Signal, 16), tty: openTTY()}
+	signal.Notify(s.c, forwardedSignals...)
+	return s
+}
+
+func (s *signals) stop() {
+	signal.Stop(s.c)
+	if s.tty != nil {
+		_ = s.tty.Close()
+	}
+}
+
+// forward sends sig to ch unless the terminal already did.
+func (s *signals) forward(ch *child, sig os.Signal) {
+	if !fromTerminal(sig, s.tty) {
+		_ = ch.cmd.Process.Signal(sig)
+	}
+}
+
+// runOnce runs the command with environ until it exits and returns its
+// exit status, once every writer of its masked output has closed it.
+func (s *supervisor) runOnce(environ []string) (int, error) {
+	sigs := notifySignals()
+	defer sigs.stop()
+	ch, err := s.start(environ)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		select {
+		case sig := <-sigs.c:
+			sigs.forward(ch, sig)
+		case <-ch.done:
+			s.copiers.Wait()
+			return ch.status()
+		}
+	}
+}
+
+// maskedOutput is one of the child's output streams, masked. Its values
+// only grow during a run; every child's copy of the stream writes here.
+type maskedOutput struct {
+	f  *os.File
+	mu sync.Mutex
+	m  *masker
+}
+
+func (o *maskedOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.m.Write(p)
+}
+
+// flush writes what the masker held back: one child's stream has ended.
+func (o *maskedOutput) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_ = o.m.Close()
+}
+
+// setValues masks values from the next write on.
+func (o *maskedOutput) setValues(values []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	next := newMasker(o.f, values)
+	// What the old masker held back may be the start of a value the next
+	// write completes; every old value is among the new ones, so the next
+	// masker recognizes it as well.
+	o.m.mu.Lock()
+	next.buf = append(next.buf, o.m.buf...)
+	o.m.buf = nil
+	o.m.mu.Unlock()
+	o.m = next
 }
 
 // openTTY opens the controlling terminal, nil when there is none.

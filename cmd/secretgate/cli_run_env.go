@@ -34,6 +34,17 @@ type childEnv struct {
 
 func newChildEnv() *childEnv { return &childEnv{vars: map[string]*envVar{}} }
 
+// clone copies e, so that every resolution under --watch starts again from
+// the references, not from values an earlier one put in their place.
+func (e *childEnv) clone() *childEnv {
+	c := &childEnv{vars: make(map[string]*envVar, len(e.vars)), order: append([]string(nil), e.order...)}
+	for n, v := range e.vars {
+		cp := *v
+		c.vars[n] = &cp
+	}
+	return c
+}
+
 func (e *childEnv) set(v envVar) {
 	if _, ok := e.vars[v.name]; !ok {
 		e.order = append(e.order, v.name)
@@ -259,4 +270,96 @@ func (e *childEnv) namesFor(err error) string {
 		return "cannot resolve variable " + strings.Join(hit, ", ")
 	}
 	return "cannot resolve the references of " + strings.Join(all, ", ")
+}
+
+// clientOnce builds the API client when first needed: a command without
+// references needs no token.
+type clientOnce struct {
+	c   *client.Client
+	err error
+}
+
+func (o *clientOnce) get() (*client.Client, error) {
+	if o.c == nil && o.err == nil {
+		o.c, o.err = newAPIClient()
+	}
+	return o.c, o.err
+}
+
+// envSource makes the child's environment: the process's own and the
+// --env-file files (base, references unresolved), then every --secret, then
+// the references resolved. --watch makes it again after a change.
+type envSource struct {
+	base    *childEnv
+	secrets []string
+	prefix  string
+	client  *clientOnce
+}
+
+// resolve makes the environment, with one GET per --secret and one POST
+// /v1/resolve for every reference, and returns the values to mask.
+func (s *envSource) resolve(ctx context.Context) (*childEnv, []string, error) {
+	env := s.base.clone()
+	var values []string
+	if len(s.secrets) > 0 {
+		cl, err := s.client.get()
+		if err != nil {
+			return nil, nil, err
+		}
+		if values, err = env.addSecrets(ctx, cl, s.secrets, s.prefix); err != nil {
+			return nil, nil, err
+		}
+	}
+	resolved, err := env.resolveRefs(ctx, s.client.get)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, append(values, resolved...), nil
+}
+
+// targets are the secrets, by project, whose next version can change env:
+// those of every --secret and of every reference not pinned to a version
+// (a pinned one never changes). env may be resolved or not.
+func (s *envSource) targets(env *childEnv) map[string]map[string]bool {
+	var refs []string
+	for _, n := range env.order {
+		v := env.vars[n]
+		switch {
+		case v.ref != "":
+			refs = append(refs, v.ref)
+		case sdk.IsReference(v.value):
+			refs = append(refs, v.value)
+		}
+	}
+	out := referenceTargets(refs)
+	for _, spec := range s.secrets {
+		project, name, ok := strings.Cut(spec, "/")
+		// A malformed --secret is left to addSecrets, which names it.
+		if !ok || sdk.ValidateProject(project) != nil || sdk.ValidateName(name) != nil {
+			continue
+		}
+		if out[project] == nil {
+			out[project] = map[string]bool{}
+		}
+		out[project][name] = true
+	}
+	return out
+}
+
+// changedNames lists, sorted, the variables that b adds, removes or gives
+// another value than a: names only, for messages.
+func changedNames(a, b *childEnv) []string {
+	var out []string
+	for n, v := range b.vars {
+		if old, ok := a.vars[n]; !ok || old.value != v.value {
+			out = append(out, n)
+		}
+	}
+	for n := range a.vars {
+		if _, ok := b.vars[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
