@@ -29,7 +29,8 @@ test: testservers
 # the load test raises its open-file limit to the hard limit, which must
 # allow 10,512).
 bench: build testservers
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/... ./idtoken/...
+	$(GO) test -run '^$$' -bench 'AuthStaticVsJWT|Reload100|Resolve20' -benchmem -benchtime 3000x ./gateway/
 	$(GO) run ./internal/loadtest -bin $(BIN) -workers 32 -duration 10s -vault-bin $(VAULT_BIN) -migrate-secrets 1000 -watchers 10000 -fanout-writes 20
 
 # Regenerates sdk/plugin/proto with Debian's protoc and the Go plugins pinned as
