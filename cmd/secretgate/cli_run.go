@@ -293,7 +293,9 @@ func (s *signals) forward(ch *child, sig os.Signal) {
 }
 
 // runOnce runs the command with environ until it exits and returns its
-// exit status, once every writer of its masked output has closed it.
+// exit status, once every writer of its masked output has closed it, or
+// outputDrain after the command exited (what it left running may keep the
+// output open).
 func (s *supervisor) runOnce(environ []string) (int, error) {
 	sigs := notifySignals()
 	defer sigs.stop()
@@ -306,7 +308,7 @@ func (s *supervisor) runOnce(environ []string) (int, error) {
 		case sig := <-sigs.c:
 			sigs.forward(ch, sig)
 		case <-ch.done:
-			s.copiers.Wait()
+			waitTimeout(&s.copiers, outputDrain)
 			return ch.status()
 		}
 	}

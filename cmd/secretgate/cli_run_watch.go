@@ -107,10 +107,11 @@ func parseSignal(name string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q: want a name such as TERM, HUP or USR1", name)
 }
 
-// outputDrain bounds how long a restart waits for the stopped child's
-// masked output to end, so that its last lines come before the next
-// child's first. Something it left running may hold the output open: the
-// restart must not wait for that.
+// outputDrain bounds how long a restart (or the end of run) waits for the
+// stopped child's masked output to end, so that its last lines come before
+// the next child's first (or before run exits). Something it left running
+// (a grandchild the shell started) may hold the output open forever: run
+// must not wait for that.
 const outputDrain = 2 * time.Second
 
 // runWatching runs the command and follows the secrets it depends on until
@@ -216,7 +217,7 @@ func (w *watching) loop(ctx context.Context) (int, error) {
 		case sig := <-sigs.c:
 			sigs.forward(ch, sig)
 		case <-ch.done:
-			w.sup.copiers.Wait()
+			waitTimeout(&w.sup.copiers, outputDrain)
 			return ch.status()
 		case err := <-w.feed.ended:
 			fmt.Fprintf(w.sup.log, "secretgate: run: %v; %s keeps running without its changes\n", err, w.name)
@@ -240,7 +241,7 @@ func (w *watching) loop(ctx context.Context) (int, error) {
 				return 0, err
 			}
 			if next == nil {
-				w.sup.copiers.Wait()
+				waitTimeout(&w.sup.copiers, outputDrain)
 				return ch.status()
 			}
 			ch = next

@@ -359,3 +359,22 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Cleanup(func() { _ = slave.Close() })
 	return master, slave
 }
+
+// A command that leaves something running behind it (a daemon, a
+// background job of a shell) still ends run: run waits a short while for
+// the masked output to drain, not for every process that inherited it.
+func TestRunEndsWhenTheCommandEnds(t *testing.T) {
+	srv, _ := runEnv(t)
+	for _, watch := range []bool{false, true} {
+		args := []string{"run", "--mask"}
+		if watch {
+			args = append(args, "--watch")
+		}
+		args = append(args, "--", "sh", "-c", `echo "pw=$DB_PASSWORD"; sleep 30 & exit 3`)
+		start := time.Now()
+		res := runCLI(t, srv, srv.Token("admin"), []string{"DB_PASSWORD=sg://default/db/password"}, args...)
+		require.Equal(t, 3, res.Code, "watch=%v: %s", watch, res.Stderr)
+		require.Contains(t, res.Stdout, "pw=<concealed by secretgate>")
+		require.Less(t, time.Since(start), 15*time.Second, "watch=%v: run waited for the background job", watch)
+	}
+}
