@@ -53,6 +53,16 @@ func env(m map[string]string) LoadOptions {
 func TestParseConfigGood(t *testing.T) {
 	cfg, err := ParseConfig([]byte(goodYAML()), env(nil))
 	require.NoError(t, err)
+	// A subject reached only through a JWT rule needs no token; a token
+	// list and an expiry parse.
+	withJWT := strings.Replace(goodYAML(), "    token_sha256: "+hash+"\n", "    token_sha256: ["+hash+", "+strings.Repeat("ab", 32)+"]\n    expires_at: 2027-06-30T00:00:00Z\n  - name: deploy-api\n", 1) +
+		"auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      leeway: 30s\n      rules:\n        - subject: deploy-api\n          claims: {repository: acme/api, ref: refs/heads/main}\n"
+	jc, err := ParseConfig([]byte(withJWT), env(nil))
+	require.NoError(t, err)
+	require.Len(t, jc.Subjects[0].TokenSHA256, 2)
+	require.Equal(t, time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC), jc.Subjects[0].ExpiresAt)
+	require.Equal(t, 30*time.Second, jc.Auth.JWT[0].Leeway)
+	require.Equal(t, "deploy-api", jc.Auth.JWT[0].Rules[0].Subject)
 	require.Equal(t, "127.0.0.1:8270", cfg.Listen)
 	require.Equal(t, "./secrets.db", cfg.Backends[0].Settings["path"])
 	require.Equal(t, []string{"stripe-*"}, cfg.Bindings[0].Secrets)
@@ -140,6 +150,13 @@ func TestBadConfigsNameTheField(t *testing.T) {
 		{"tls half", g + "tls:\n  cert_file: /x.pem\n", "tls.key_file", nil},
 		{"poll interval not a duration", strings.Replace(g, "plugin: file\n", "plugin: file\n    watch_poll_interval: often\n", 1), "backends[0].watch_poll_interval", nil},
 		{"poll interval too short", strings.Replace(g, "plugin: file\n", "plugin: file\n    watch_poll_interval: 1ms\n", 1), "backends[0].watch_poll_interval", nil},
+		{"subject without token nor rule", strings.Replace(g, "    token_sha256: "+hash+"\n", "", 1), "subjects[0].token_sha256", nil},
+		{"jwt unknown field", g + strings.Replace("auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      rules:\n        - subject: alice\n          claims: {repository: acme/api}\n", "      discovery: true\n", "      discovery: true\n      audience: [x]\n", 1), "audience", nil},
+		{"jwt rule unknown subject", g + strings.Replace("auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      rules:\n        - subject: alice\n          claims: {repository: acme/api}\n", "subject: alice", "subject: bob", 1), "auth.jwt[0].rules[0].subject", nil},
+		{"jwt plain http issuer", g + strings.Replace("auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      rules:\n        - subject: alice\n          claims: {repository: acme/api}\n", "https://token.actions", "http://token.actions", 1), "auth.jwt[0].issuer", nil},
+		{"jwt hmac algorithm", g + strings.Replace("auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      rules:\n        - subject: alice\n          claims: {repository: acme/api}\n", "      discovery: true\n", "      discovery: true\n      algorithms: [HS256]\n", 1), "auth.jwt[0].algorithms", nil},
+		{"jwt no audience", g + strings.Replace("auth:\n  jwt:\n    - name: github\n      issuer: https://token.actions.githubusercontent.com\n      discovery: true\n      audiences: [secretgate]\n      rules:\n        - subject: alice\n          claims: {repository: acme/api}\n", "      audiences: [secretgate]\n", "", 1), "auth.jwt[0].audiences", nil},
+		{"token list with a bad entry", strings.Replace(g, "    token_sha256: "+hash, "    token_sha256: ["+hash+", abc]", 1), "subjects[0].token_sha256[1]", nil},
 		{"empty", "", "config", nil},
 	}
 	for _, tc := range tests {
