@@ -331,6 +331,7 @@ func (s *Server) newEngine() *gin.Engine {
 	route(http.MethodPatch, "/:name", ActionUpdate, s.patch)
 	route(http.MethodDelete, "/:name", ActionDelete, s.delete)
 	route(http.MethodPost, "/:name/copy", ActionRead, s.copySecret)
+	route(http.MethodPost, "/:name/rollback", ActionUpdate, s.rollback)
 	e.GET("/v1/projects", noStore, withAction(ActionList), s.authenticate, s.listProjects)
 	s.registerMigrations(e)
 	s.registerOpenAPI(e)

@@ -88,6 +88,12 @@ type PatchRequest struct {
 	Labels map[string]string `json:"labels,omitzero"`
 }
 
+// RollbackRequest is the body of POST .../{name}/rollback: the version
+// whose data becomes a new version.
+type RollbackRequest struct {
+	Version int64 `json:"version"`
+}
+
 // CopyRequest is the body of POST .../{name}/copy.
 type CopyRequest struct {
 	// ToProject defaults to the source project (then As must differ).

@@ -557,3 +557,22 @@ func (c *Client) Delete(ctx context.Context, project, name string, ifMatch int64
 
 // IsNotFound is errors.Is(err, sdk.ErrNotFound), for brevity at call sites.
 func IsNotFound(err error) bool { return errors.Is(err, sdk.ErrNotFound) }
+
+// Rollback writes the data of version as a new version of the secret (its
+// labels stay as they are) and returns the new version's metadata. It needs
+// secrets.update, not secrets.read: the values never leave the gateway.
+// ifMatch as Update.
+func (c *Client) Rollback(ctx context.Context, project, name string, version, ifMatch int64) (Metadata, error) {
+	if version < 1 {
+		return Metadata{}, sdk.Invalid("version", "must be the number of a stored version (1 or more)")
+	}
+	p, err := c.secretPath(project, name)
+	if err != nil {
+		return Metadata{}, err
+	}
+	var m Metadata
+	if err := c.do(ctx, http.MethodPost, p+"/rollback", nil, ifMatch, api.RollbackRequest{Version: version}, &m); err != nil {
+		return Metadata{}, err
+	}
+	return m, nil
+}
