@@ -125,7 +125,8 @@ func (s *Server) metadata(c *gin.Context) {
 
 func (s *Server) versions(c *gin.Context) {
 	r := s.req(c)
-	if !r.secretName() || !r.allowed(ActionList) {
+	withKeys, ok := r.boolQuery("keys")
+	if !ok || !r.secretName() || !r.allowed(ActionList) {
 		return
 	}
 	b, ctx, cancel, ok := r.readBackend()
@@ -141,6 +142,9 @@ func (s *Server) versions(c *gin.Context) {
 	out := api.VersionList{Versions: make([]api.Version, 0, len(vs))}
 	for _, v := range vs {
 		out.Versions = append(out.Versions, api.Version{Version: v.Version, CreatedAt: utc(v.CreatedAt)})
+	}
+	if withKeys && !s.versionKeys(ctx, r, b, out.Versions) {
+		return
 	}
 	if r.auditSuccess() {
 		c.JSON(http.StatusOK, out)

@@ -454,6 +454,8 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"copy overwrite", "POST", sec + "/db/copy", "t-admin", map[string]any{"to_project": "billing", "overwrite": true}, nil, 200},
 		{"copy exists", "POST", sec + "/db/copy", "t-admin", map[string]any{"as": "db2"}, nil, 409},
 		{"rollback", "POST", sec + "/db/rollback", "t-admin", map[string]any{"version": 1}, nil, 200},
+		{"versions with keys", "GET", sec + "/db/versions?keys=true", "t-admin", nil, nil, 200},
+		{"versions bad keys", "GET", sec + "/db/versions?keys=1", "t-admin", nil, nil, 400},
 		{"rollback missing version", "POST", sec + "/db/rollback", "t-admin", map[string]any{"version": 99}, nil, 404},
 		{"rollback stale", "POST", sec + "/db/rollback", "t-admin", map[string]any{"version": 1}, []string{"If-Match", `"1"`}, 412},
 		{"copy unknown field", "POST", sec + "/db/copy", "t-admin", map[string]any{"to": "billing"}, nil, 400},

@@ -67,3 +67,26 @@ func TestRollback(t *testing.T) {
 	require.Equal(t, "editor", last.Subject)
 	require.EqualValues(t, 3, last.Version)
 }
+
+// ?keys=true tells which keys each version held (for a history that shows
+// what a rotation changed), to a viewer that may not read values.
+func TestVersionKeys(t *testing.T) {
+	h := newHarness(t)
+	h.create(t, "db", map[string]string{"password": canary, "user": "app"})
+	r := h.do(t, "PUT", base+"/db", "t-admin", map[string]any{"data": map[string]string{"password": canary, "host": "db1"}})
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	r = h.do(t, "GET", base+"/db/versions?keys=true", "t-editor", nil)
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	require.NotContains(t, string(r.body), canary)
+	var vl api.VersionList
+	require.NoError(t, json.Unmarshal(r.body, &vl))
+	require.Len(t, vl.Versions, 2)
+	require.Equal(t, []string{"password", "user"}, vl.Versions[0].Keys)
+	require.Equal(t, []string{"host", "password"}, vl.Versions[1].Keys)
+	r = h.do(t, "GET", base+"/db/versions", "t-editor", nil)
+	require.NotContains(t, string(r.body), `"keys"`, "keys only when asked")
+	r = h.do(t, "GET", base+"/db/versions?keys=yes", "t-editor", nil)
+	require.Equal(t, http.StatusBadRequest, r.code)
+	_, msg := errCode(t, r)
+	require.Contains(t, msg, "keys")
+}

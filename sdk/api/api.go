@@ -65,7 +65,14 @@ type SecretList struct {
 type Version struct {
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Keys are the version's key names, sorted, with ?keys=true (for the
+	// newest MaxVersionKeys versions only; absent for older ones).
+	Keys []string `json:"keys,omitempty"`
 }
+
+// MaxVersionKeys bounds how many versions ?keys=true describes: each costs
+// the gateway one read of that version.
+const MaxVersionKeys = 20
 
 // VersionList is the answer of GET .../versions, oldest first.
 type VersionList struct {
