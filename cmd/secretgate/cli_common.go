@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -79,34 +80,197 @@ func apiError(err error) error {
 	return &exitError{code: code, err: err}
 }
 
-// newAPIClient builds a client from SECRETGATE_ADDR, SECRETGATE_TOKEN (or
-// SECRETGATE_TOKEN_FILE) and SECRETGATE_CACERT.
-func newAPIClient() (*client.Client, error) {
-	addr := os.Getenv(envAddr)
-	if addr == "" {
-		addr = defaultAddr
+// Connection flags of the client commands. Each wins over its environment
+// variable, so that one command can aim at another gateway or identity
+// without touching the shell's exports.
+const (
+	flagAddr      = "addr"
+	flagToken     = "token"
+	flagTokenFile = "token-file"
+)
+
+// addConnFlags adds --addr, --token and --token-file to cmd and, as
+// persistent flags, to all its subcommands.
+func addConnFlags(cmd *cobra.Command) {
+	fs := cmd.PersistentFlags()
+	fs.String(flagAddr, "", "gateway address (default $"+envAddr+", else "+defaultAddr+")")
+	fs.String(flagToken, "", "bearer token (default $"+envToken+"); other users of this machine can read it in process listings: prefer $"+envToken+" or --token-file")
+	fs.String(flagTokenFile, "", "file holding the bearer token, read again when it changes (default $"+envTokenFile+")")
+}
+
+// Annotations of the root command that record where the connection
+// settings came from, for the hint printed with an error (see errorText).
+const (
+	annotAddr      = "secretgate.addr"
+	annotAddrFrom  = "secretgate.addr-from"
+	annotTokenFrom = "secretgate.token-from"
+)
+
+// connection is what a client command connects with, and where each
+// setting came from (a flag, a variable or the default), for messages.
+type connection struct {
+	addr, addrFrom   string
+	token, tokenFile string
+	tokenFrom        string
+	caFile           string
+	addrNote         string // set when a path was dropped from addr
+}
+
+// changedFlag returns the value of flag name when it was given on the
+// command line of cmd (local or inherited).
+func changedFlag(cmd *cobra.Command, name string) (string, bool) {
+	if cmd == nil {
+		return "", false
 	}
-	token, tokenFile := os.Getenv(envToken), os.Getenv(envTokenFile)
-	opts := []client.Option{client.WithUserAgent("secretgate-cli")}
-	switch {
-	case token != "" && tokenFile != "":
-		return nil, usageError("%s and %s are both set: use one", envToken, envTokenFile)
-	case tokenFile != "":
-		opts = append(opts, client.WithTokenFile(tokenFile))
-	case token == "":
-		return nil, usageError("%s is not set: export the token that `secretgate server --dev` printed, or one made with `secretgate token new` (or set %s to a file holding it)", envToken, envTokenFile)
+	f := cmd.Flag(name)
+	if f == nil || !f.Changed {
+		return "", false
 	}
-	if ca := os.Getenv(envCACert); ca != "" {
-		opts = append(opts, client.WithCAFile(ca))
+	return f.Value.String(), true
+}
+
+// connectionOf reads the flags of cmd, then the environment.
+func connectionOf(cmd *cobra.Command) (connection, error) {
+	var c connection
+	switch v, ok := changedFlag(cmd, flagAddr); {
+	case ok:
+		c.addr, c.addrFrom = v, "--"+flagAddr
+	case os.Getenv(envAddr) != "":
+		c.addr, c.addrFrom = os.Getenv(envAddr), envAddr
+	default:
+		c.addr, c.addrFrom = defaultAddr, "the default"
 	}
-	c, err := client.New(addr, token, opts...)
+	if c.addr == "" {
+		return c, usageError("--%s is empty", flagAddr)
+	}
+	base, dropped, err := apiBase(c.addr)
 	if err != nil {
-		if tokenFile != "" {
-			return nil, usageError("%s/%s: %w", envAddr, envTokenFile, err)
-		}
-		return nil, usageError("%s/%s: %w", envAddr, envToken, err)
+		return c, usageError("%s: %w", c.addrFrom, err)
 	}
+	if dropped != "" {
+		c.addrNote = fmt.Sprintf("%s %s: %s is not part of the API's address (the web UI's path, or an API path, which the CLI adds itself); using %s", c.addrFrom, c.addr, dropped, base)
+		c.addr = base
+	}
+
+	flagTok, hasTok := changedFlag(cmd, flagToken)
+	flagFile, hasFile := changedFlag(cmd, flagTokenFile)
+	switch {
+	case hasTok && hasFile:
+		return c, usageError("--%s and --%s exclude each other: use one", flagToken, flagTokenFile)
+	case hasTok:
+		if flagTok == "" {
+			return c, usageError("--%s is empty", flagToken)
+		}
+		c.token, c.tokenFrom = flagTok, "--"+flagToken
+	case hasFile:
+		if flagFile == "" {
+			return c, usageError("--%s is empty", flagTokenFile)
+		}
+		c.tokenFile, c.tokenFrom = flagFile, "--"+flagTokenFile
+	default:
+		token, tokenFile := os.Getenv(envToken), os.Getenv(envTokenFile)
+		switch {
+		case token != "" && tokenFile != "":
+			return c, usageError("%s and %s are both set: use one", envToken, envTokenFile)
+		case tokenFile != "":
+			c.tokenFile, c.tokenFrom = tokenFile, envTokenFile
+		case token != "":
+			c.token, c.tokenFrom = token, envToken
+		default:
+			return c, usageError("%s is not set: export the token that `secretgate server --dev` printed, or one made with `secretgate token new` (or set %s to a file holding it, or give --%s)", envToken, envTokenFile, flagTokenFile)
+		}
+	}
+	c.caFile = os.Getenv(envCACert)
 	return c, nil
+}
+
+// apiBase is addr without the part of its path that cannot belong to the
+// API's base: the client appends /v1/... itself, so the web UI's /ui/ (the
+// address the dev banner prints) or an API path pasted from a curl line
+// would turn every request into a 404 of the web UI, or a doubled path.
+// Only those are dropped, from the first "ui" or "v1" segment on; what
+// precedes them is kept, for a gateway that a proxy serves under a
+// sub-path. The query and fragment go too. dropped is what was removed, for
+// the note on stderr; empty when nothing that mattered was.
+func apiBase(addr string) (base, dropped string, err error) {
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw // a bare host:port means http, as in the client
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", "", fmt.Errorf("scheme %q is neither http nor https", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", "", errors.New("no host")
+	}
+	kept := u.Path
+	segs := strings.Split(u.Path, "/") // "/a/ui/x" is "", "a", "ui", "x"
+	for i, seg := range segs {
+		if i > 0 && (seg == "ui" || seg == "v1") {
+			kept = strings.Join(segs[:i], "/")
+			break
+		}
+	}
+	dropped = strings.TrimPrefix(u.Path, kept)
+	if u.RawQuery != "" {
+		dropped += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		dropped += "#" + u.EscapedFragment()
+	}
+	if dropped == "" {
+		return addr, "", nil
+	}
+	u.Path, u.RawPath = kept, ""
+	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
+	return u.String(), dropped, nil
+}
+
+// newAPIClient builds a client from the connection flags of cmd (--addr,
+// --token, --token-file), else SECRETGATE_ADDR, SECRETGATE_TOKEN (or
+// SECRETGATE_TOKEN_FILE), and SECRETGATE_CACERT. Where the address and the
+// token came from is kept on the root command, for the hint of an error.
+func newAPIClient(cmd *cobra.Command) (*client.Client, error) {
+	c, err := connectionOf(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if c.addrNote != "" {
+		fmt.Fprintln(errOut(cmd), "secretgate: note:", c.addrNote)
+	}
+	if cmd != nil {
+		root := cmd.Root()
+		if root.Annotations == nil {
+			root.Annotations = map[string]string{}
+		}
+		root.Annotations[annotAddr] = c.addr
+		root.Annotations[annotAddrFrom] = c.addrFrom
+		root.Annotations[annotTokenFrom] = c.tokenFrom
+	}
+	opts := []client.Option{client.WithUserAgent("secretgate-cli")}
+	if c.tokenFile != "" {
+		opts = append(opts, client.WithTokenFile(c.tokenFile))
+	}
+	if c.caFile != "" {
+		opts = append(opts, client.WithCAFile(c.caFile))
+	}
+	cl, err := client.New(c.addr, c.token, opts...)
+	if err != nil {
+		return nil, usageError("%s/%s: %w", c.addrFrom, c.tokenFrom, err)
+	}
+	return cl, nil
+}
+
+// errOut is where a command's notes go: its stderr, else the process's.
+func errOut(cmd *cobra.Command) io.Writer {
+	if cmd == nil {
+		return os.Stderr
+	}
+	return cmd.ErrOrStderr()
 }
 
 func projectFromEnv() string {

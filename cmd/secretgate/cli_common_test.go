@@ -21,7 +21,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	if err := root.Execute(); err != nil {
-		errb.WriteString("secretgate: " + err.Error() + "\n")
+		errb.WriteString(errorText(root, err))
 		return out.String(), errb.String(), exitCode(err)
 	}
 	return out.String(), errb.String(), 0

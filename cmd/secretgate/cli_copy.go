@@ -39,7 +39,7 @@ project.migrate there. An existing target is an error (exit 5) unless
 			if (opts.ToProject == "" || opts.ToProject == from) && (opts.As == "" || opts.As == args[0]) {
 				return usageError("give --to-project (another project) or --as (another name): a secret cannot be copied onto itself")
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -79,9 +79,9 @@ why. The template is read once. Runs until SIGINT or SIGTERM (exit 0).`,
 				return err
 			}
 			if wopts != nil {
-				return injectWatching(cmd.Context(), t, out, os.FileMode(perm), *wopts)
+				return injectWatching(cmd.Context(), &clientOnce{cmd: cmd}, t, out, os.FileMode(perm), *wopts)
 			}
-			rendered, err := t.render(cmd.Context(), &clientOnce{})
+			rendered, err := t.render(cmd.Context(), &clientOnce{cmd: cmd})
 			if err != nil {
 				return err
 			}
@@ -92,6 +92,7 @@ why. The template is read once. Runs until SIGINT or SIGTERM (exit 0).`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
 	cmd.Flags().StringVar(&mode, "mode", "0600", "permissions of the output file, in octal")
 	watch.add(cmd)
+	addConnFlags(cmd)
 	return cmd
 }
 

@@ -83,11 +83,10 @@ func (w *injectWatchFlags) options(cmd *cobra.Command) (*injectWatchOptions, err
 
 // injectWatching renders t into out, then again after every change of the
 // secrets it references, until SIGINT or SIGTERM (then nil: exit 0).
-func injectWatching(ctx context.Context, t *injectTemplate, out string, perm os.FileMode, o injectWatchOptions) error {
+func injectWatching(ctx context.Context, c *clientOnce, t *injectTemplate, out string, perm os.FileMode, o injectWatchOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := io.Writer(os.Stderr)
-	c := &clientOnce{}
 	feed := newChangeFeed(ctx)
 	// Follow before the first render, so that a change made between the
 	// two is not lost.

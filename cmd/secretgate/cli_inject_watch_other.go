@@ -26,6 +26,6 @@ func (w *injectWatchFlags) options(*cobra.Command) (*injectWatchOptions, error) 
 	return nil, nil
 }
 
-func injectWatching(context.Context, *injectTemplate, string, os.FileMode, injectWatchOptions) error {
+func injectWatching(context.Context, *clientOnce, *injectTemplate, string, os.FileMode, injectWatchOptions) error {
 	return usageError("--watch needs a Unix system")
 }

@@ -48,7 +48,7 @@ func newMigrateCmd() *cobra.Command {
 			if req.DeleteSource && !req.Switch {
 				return usageError("--delete-source needs --switch: the source is only emptied after a verified switch")
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -89,6 +89,7 @@ func newMigrateCmd() *cobra.Command {
 	f.IntVar(&req.Workers, "workers", 0, "secrets copied at once (default 8, at most 64)")
 	f.DurationVar(&pollInterval, "poll", 500*time.Millisecond, "how often to read the progress")
 	addOutputFlag(cmd, &out, false)
+	addConnFlags(cmd)
 	cmd.AddCommand(newMigrateStatusCmd(), newMigrateListCmd())
 	return cmd
 }
@@ -112,7 +113,7 @@ func newMigrateStatusCmd() *cobra.Command {
 			if err := checkOutput(out); err != nil {
 				return err
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -154,7 +155,7 @@ func newMigrateListCmd() *cobra.Command {
 			if err := checkOutput(out); err != nil {
 				return err
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}

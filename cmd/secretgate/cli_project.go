@@ -24,7 +24,7 @@ func newProjectCmd() *cobra.Command {
 			if err := checkOutput(out); err != nil {
 				return err
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -45,6 +45,7 @@ func newProjectCmd() *cobra.Command {
 		},
 	}
 	addOutputFlag(list, &out, false)
+	addConnFlags(cmd)
 	cmd.AddCommand(list)
 	return cmd
 }

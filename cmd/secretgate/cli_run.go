@@ -92,7 +92,7 @@ itself, secretgate exits with its status and does not start it again.`,
 			if len(secrets) == 0 && prefix != "" {
 				return usageError("--prefix applies to --secret, and none was given")
 			}
-			src := &envSource{base: base, secrets: secrets, prefix: prefix, client: &clientOnce{}}
+			src := &envSource{base: base, secrets: secrets, prefix: prefix, client: &clientOnce{cmd: cmd}}
 			force := maskChoice(mask, noMask)
 			var code int
 			if wopts != nil {
@@ -116,6 +116,7 @@ itself, secretgate exits with its status and does not start it again.`,
 	cmd.Flags().BoolVar(&mask, "mask", false, "mask resolved values in the output even on a terminal")
 	cmd.Flags().BoolVar(&noMask, "no-mask", false, "never mask resolved values")
 	watch.add(cmd)
+	addConnFlags(cmd)
 	return cmd
 }
 

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/client"
@@ -86,18 +89,38 @@ func validEnvName(s string) bool {
 	return true
 }
 
-// addEnvFile adds a dotenv file: KEY=VALUE lines, optionally after
-// `export `; blank lines and lines starting with # are skipped. A value may
-// be 'single-quoted' (taken as is), "double-quoted" (\n, \t, \", \\ and \$
-// unescaped) or bare (trimmed, and cut at " #"). No interpolation: ${X}
-// stays as written. Errors name the file, the line and the key, never a value.
+// addEnvFile adds a dotenv file (see readDotenv); later lines win.
 func (e *childEnv) addEnvFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return usageError("--env-file: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	entries, err := readDotenv(f, path, "--env-file")
+	if err != nil {
+		return err
+	}
+	for _, d := range entries {
+		e.set(envVar{name: d.name, value: d.value, from: d.where})
+	}
+	return nil
+}
+
+// dotenvEntry is one NAME=VALUE line of a dotenv file.
+type dotenvEntry struct {
+	name, value string
+	where       string // FILE:LINE, for messages
+}
+
+// readDotenv parses a dotenv file: NAME=VALUE lines, optionally after
+// `export `; blank lines and lines starting with # are skipped. A value may
+// be 'single-quoted' (taken as is), "double-quoted" (\n, \t, \", \\ and \$
+// unescaped) or bare (trimmed, and cut at " #"). No interpolation: ${X}
+// stays as written. Errors start with flag and name the file, the line and
+// the name, never a value. The entries are in file order, repeats included.
+func readDotenv(r io.Reader, path, flag string) ([]dotenvEntry, error) {
+	var out []dotenvEntry
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -109,18 +132,18 @@ func (e *childEnv) addEnvFile(path string) error {
 		name, raw, ok := strings.Cut(line, "=")
 		name = strings.TrimSpace(name)
 		if !ok || !validEnvName(name) {
-			return usageError("--env-file %s: want NAME=VALUE with NAME of letters, digits and '_'", where)
+			return nil, usageError("%s %s: want NAME=VALUE with NAME of letters, digits and '_'", flag, where)
 		}
 		value, err := dotenvValue(strings.TrimSpace(raw))
 		if err != nil {
-			return usageError("--env-file %s: %s: %w", where, name, err)
+			return nil, usageError("%s %s: %s: %w", flag, where, name, err)
 		}
-		e.set(envVar{name: name, value: value, from: where})
+		out = append(out, dotenvEntry{name: name, value: value, where: where})
 	}
 	if err := sc.Err(); err != nil {
-		return usageError("--env-file %s: %w", path, err)
+		return nil, usageError("%s %s: %w", flag, path, err)
 	}
-	return nil
+	return out, nil
 }
 
 func dotenvValue(raw string) (string, error) {
@@ -273,15 +296,16 @@ func (e *childEnv) namesFor(err error) string {
 }
 
 // clientOnce builds the API client when first needed: a command without
-// references needs no token.
+// references needs no token. cmd carries the connection flags.
 type clientOnce struct {
+	cmd *cobra.Command
 	c   *client.Client
 	err error
 }
 
 func (o *clientOnce) get() (*client.Client, error) {
 	if o.c == nil && o.err == nil {
-		o.c, o.err = newAPIClient()
+		o.c, o.err = newAPIClient(o.cmd)
 	}
 	return o.c, o.err
 }

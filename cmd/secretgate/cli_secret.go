@@ -3,12 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretgate/secretgate/sdk/api"
 	"github.com/secretgate/secretgate/sdk/client"
 )
 
@@ -27,10 +31,12 @@ func newSecretCmd() *cobra.Command {
 		Short: "List, read and write secrets through a secretgate server",
 		Long: `Client commands for the secretgate HTTP API.
 
-The server is found through SECRETGATE_ADDR (default ` + defaultAddr + `) and the
-bearer token through SECRETGATE_TOKEN (required); SECRETGATE_CACERT names a PEM
-file of CA certificates to trust for https. The project defaults to
-SECRETGATE_PROJECT, else "default".
+The server is found through --addr, else SECRETGATE_ADDR (default
+` + defaultAddr + `), and the bearer token through --token-file, else
+SECRETGATE_TOKEN or SECRETGATE_TOKEN_FILE (one is required; --token works too,
+but other users can read a command line in process listings).
+SECRETGATE_CACERT names a PEM file of CA certificates to trust for https. The
+project is --project, else SECRETGATE_PROJECT, else "default".
 
 Values are never printed unless asked for: get shows metadata, and values only
 with --reveal or --key.
@@ -41,12 +47,15 @@ or permission denied, 4 not found, 5 already exists, 6 version mismatch,
 (writes wait for the migration to end).`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return checkOutput(o.output) },
 	}
-	cmd.PersistentFlags().StringVarP(&o.project, "project", "p", projectFromEnv(), "project (default from SECRETGATE_PROJECT, else \"default\")")
+	// The default shown by --help is SECRETGATE_PROJECT's value when it is
+	// set, so the usage text only says where it comes from.
+	cmd.PersistentFlags().StringVarP(&o.project, "project", "p", projectFromEnv(), "project; $"+envProject+" when not given")
 	addOutputFlag(cmd, &o.output, true)
+	addConnFlags(cmd)
 	cmd.AddCommand(
 		newSecretListCmd(o), newSecretGetCmd(o), newSecretCreateCmd(o), newSecretUpdateCmd(o),
-		newSecretPatchCmd(o), newSecretDeleteCmd(o), newSecretVersionsCmd(o), newSecretCopyCmd(o),
-		newSecretWatchCmd(),
+		newSecretPatchCmd(o), newSecretDeleteCmd(o), newSecretVersionsCmd(o), newSecretRollbackCmd(o),
+		newSecretCopyCmd(o), newSecretWatchCmd(),
 	)
 	return cmd
 }
@@ -63,7 +72,7 @@ keys, versions and labels, never values. Every page is fetched unless
   secretgate secret list --prefix stripe- -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -122,7 +131,7 @@ so does --version N, which reads an older version.`,
 			if version < 0 {
 				return usageError("--version: must be a positive integer")
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -171,28 +180,47 @@ so does --version N, which reads an older version.`,
 }
 
 func newSecretCreateCmd(o *secretOpts) *cobra.Command {
-	var labels []string
+	var (
+		labels  []string
+		envFile string
+	)
 	cmd := &cobra.Command{
-		Use:   "create NAME KEY=VALUE|KEY=@FILE|KEY=- ...",
+		Use:   "create NAME [KEY=VALUE|KEY=@FILE|KEY=- ...] [--from-env-file FILE]",
 		Short: "Create a secret (fails if it exists); prints metadata, never values",
 		Long: `Create a secret at version 1 from key/value pairs, like ` + "`vault kv put`" + `:
   key=value   the value as typed (it stays in shell history and ps: prefer the next two)
   key=@file   the bytes of file
   key=-       the bytes of standard input (one key at most)
-Files and standard input are stored byte for byte, trailing newline included.`,
+Files and standard input are stored byte for byte, trailing newline included.
+
+--from-env-file FILE (- for standard input) adds every NAME=VALUE line of a
+dotenv file as a key, parsed as 'secretgate run --env-file' parses it:
+optional "export ", # comments and blank lines skipped, values bare (trimmed,
+cut at " #"), 'single-quoted' or "double-quoted" (\n, \t, \", \\, \$
+unescaped), no interpolation. A name given twice, in the file or also as an
+argument, is an error.`,
 		Example: `  secretgate secret create database-config host=db.internal user=app password=@./pw.txt
-  printf %s "$STRIPE_KEY" | secretgate secret create stripe api_key=- --label env=prod`,
-		Args: cobra.MinimumNArgs(2),
+  printf %s "$STRIPE_KEY" | secretgate secret create stripe api_key=- --label env=prod
+  secretgate secret create app-env --from-env-file .env`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && envFile == "" {
+				return usageError("create: give the keys as KEY=VALUE, KEY=@FILE or KEY=- arguments, or --from-env-file FILE")
+			}
 			data, err := parsePairs(args[1:], cmd.InOrStdin(), "data")
 			if err != nil {
 				return err
+			}
+			if envFile != "" {
+				if err := addDotenvKeys(data, envFile, cmd.InOrStdin(), args[1:]); err != nil {
+					return err
+				}
 			}
 			lbl, err := parseLabels(labels)
 			if err != nil {
 				return err
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -204,7 +232,55 @@ Files and standard input are stored byte for byte, trailing newline included.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
+	cmd.Flags().StringVar(&envFile, "from-env-file", "", "add every NAME=VALUE line of this dotenv file as a key (- for standard input)")
 	return cmd
+}
+
+// addDotenvKeys adds the rows of the dotenv file path (- for stdin) to data,
+// which holds the keys of the pairs arguments. A secret holds each key
+// once, so a name the file repeats, or that an argument also gives, is an
+// error rather than "the later wins" of an environment: one of the two
+// values would be lost without a word.
+func addDotenvKeys(data map[string]string, path string, stdin io.Reader, pairs []string) error {
+	const flag = "--from-env-file"
+	var r io.Reader
+	if path == "-" {
+		for _, p := range pairs {
+			if _, v, _ := strings.Cut(p, "="); v == "-" {
+				return usageError("%s -: standard input is already the value of a key=- argument", flag)
+			}
+		}
+		r = stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return usageError("%s: %w", flag, err)
+		}
+		defer f.Close()
+		r = f
+	}
+	entries, err := readDotenv(r, path, flag)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return usageError("%s %s: no NAME=VALUE line", flag, path)
+	}
+	seen := map[string]string{}
+	for _, e := range entries {
+		if prev, dup := seen[e.name]; dup {
+			return usageError("%s %s: %s is given twice (also on line %s)", flag, e.where, e.name, strings.TrimPrefix(prev, path+":"))
+		}
+		seen[e.name] = e.where
+		if _, dup := data[e.name]; dup {
+			return usageError("%s %s: %s is also given as an argument", flag, e.where, e.name)
+		}
+		if !utf8.ValidString(e.value) {
+			return usageError("%s %s: %s: value is not valid UTF-8 (secretgate stores text)", flag, e.where, e.name)
+		}
+		data[e.name] = e.value
+	}
+	return nil
 }
 
 func newSecretUpdateCmd(o *secretOpts) *cobra.Command {
@@ -230,7 +306,7 @@ Labels are kept unless --label is given, which replaces them all.
 			if err != nil {
 				return err
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -279,7 +355,7 @@ permission to read them. --label (repeatable) replaces all the labels and
 			if len(set) == 0 && len(unset) == 0 && lbl == nil {
 				return usageError("patch: give at least one key=value, --unset key, --label k=v or --clear-labels")
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -306,7 +382,7 @@ func newSecretDeleteCmd(o *secretOpts) *cobra.Command {
 		Example: `  secretgate secret delete old-api-key --if-match 2`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -327,16 +403,22 @@ func newSecretDeleteCmd(o *secretOpts) *cobra.Command {
 
 func newSecretVersionsCmd(o *secretOpts) *cobra.Command {
 	return &cobra.Command{
-		Use:     "versions NAME",
-		Short:   "List the stored versions of a secret",
-		Example: `  secretgate secret versions database-config`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "versions NAME",
+		Short: "List the stored versions of a secret, with the keys each one added or removed",
+		Long: `List the stored versions of a secret, oldest first: when each was written, its
+keys and what changed from the version before it (+key added, -key removed;
+"same keys" when only values changed). Names only, never values: it needs
+secrets.list. Keys are shown for the newest ` + strconv.Itoa(api.MaxVersionKeys) + ` versions ("?" for older ones).
+'secretgate secret rollback NAME --version N' brings a version's data back.`,
+		Example: `  secretgate secret versions database-config
+  secretgate secret versions database-config -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}
-			vs, err := c.Versions(cmd.Context(), o.project, args[0])
+			vs, err := c.VersionsWithKeys(cmd.Context(), o.project, args[0])
 			if err != nil {
 				return apiError(err)
 			}
@@ -345,13 +427,90 @@ func newSecretVersionsCmd(o *secretOpts) *cobra.Command {
 				return printJSON(w, map[string]any{"versions": vs})
 			}
 			tw := newTable(w)
-			fmt.Fprintln(tw, "VERSION\tCREATED")
-			for _, v := range vs {
-				fmt.Fprintf(tw, "%d\t%s\n", v.Version, formatTime(v.CreatedAt))
+			fmt.Fprintln(tw, "VERSION\tCREATED\tKEYS\tCHANGES")
+			for i, v := range vs {
+				keys := "?"
+				if v.Keys != nil {
+					keys = strings.Join(v.Keys, ",")
+				}
+				var prev *client.VersionInfo
+				if i > 0 {
+					prev = &vs[i-1]
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", v.Version, formatTime(v.CreatedAt), keys, keyChanges(prev, v))
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// keyChanges says which keys cur added (+k) and removed (-k) from prev,
+// the version listed before it (nil for the first listed); "?" when the
+// keys of either are unknown (older than the newest api.MaxVersionKeys,
+// pruned, or no longer served by the backend).
+func keyChanges(prev *client.VersionInfo, cur client.VersionInfo) string {
+	switch {
+	case cur.Keys == nil:
+		return "?"
+	case prev == nil && cur.Version == 1:
+		return "created"
+	case prev == nil || prev.Keys == nil:
+		return "?"
+	}
+	before := map[string]bool{}
+	for _, k := range prev.Keys {
+		before[k] = true
+	}
+	var out []string
+	for _, k := range cur.Keys {
+		if !before[k] {
+			out = append(out, "+"+k)
+		}
+		delete(before, k)
+	}
+	for _, k := range prev.Keys {
+		if before[k] {
+			out = append(out, "-"+k)
+		}
+	}
+	if len(out) == 0 {
+		return "same keys"
+	}
+	return strings.Join(out, " ")
+}
+
+func newSecretRollbackCmd(o *secretOpts) *cobra.Command {
+	var version, ifMatch int64
+	cmd := &cobra.Command{
+		Use:   "rollback NAME --version N [--if-match V]",
+		Short: "Write an older version's data as a new version (values stay in the gateway)",
+		Long: `Write the data of version N as a new version of the secret, for the way back
+after a bad rotation; the labels stay as they are. The copy is made inside the
+gateway: it needs secrets.update, not secrets.read, and no value reaches this
+command, which prints the new version's metadata. --if-match V writes only if
+the latest version is V (else exit 6). 'secret versions NAME' lists the
+versions.`,
+		Example: `  secretgate secret rollback database-config --version 2
+  secretgate secret rollback database-config --version 2 --if-match 4`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version < 1 {
+				return usageError("--version N is required: the number of the version to go back to (see 'secretgate secret versions %s')", args[0])
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			m, err := c.Rollback(cmd.Context(), o.project, args[0], version, ifMatch)
+			if err != nil {
+				return apiError(err)
+			}
+			return printMeta(cmd.OutOrStdout(), o.output, m)
+		},
+	}
+	cmd.Flags().Int64Var(&version, "version", 0, "the version whose data becomes the new version")
+	addIfMatch(cmd, &ifMatch)
+	return cmd
 }
 
 func addIfMatch(cmd *cobra.Command, v *int64) {

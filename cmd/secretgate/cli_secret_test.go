@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/gateway/gatewaytest"
+	"github.com/secretgate/secretgate/sdk/client"
 )
 
 const canary = "canary-Zq9x-value"
@@ -104,12 +105,22 @@ func TestSecretRoundTrip(t *testing.T) {
 	// versions
 	out, _, code = runCLI(t, "", "secret", "versions", "database-config")
 	require.Equal(t, 0, code)
-	require.Regexp(t, `(?s)^VERSION\s+CREATED\n1\s+\S+\n2\s+\S+\n3\s+\S+\n$`, out)
+	require.Regexp(t, `(?s)^VERSION\s+CREATED\s+KEYS\s+CHANGES\n`+
+		`1\s+\S+Z\s+host,password,token\s+created\n`+
+		`2\s+\S+Z\s+password,token\s+-host\n`+
+		`3\s+\S+Z\s+user\s+\+user -password -token\n$`, out)
+	require.NotContains(t, out, canary)
 	out, _, code = runCLI(t, "", "secret", "versions", "database-config", "-o", "json")
 	require.Equal(t, 0, code)
-	var vs struct{ Versions []struct{ Version int64 } }
+	var vs struct {
+		Versions []struct {
+			Version int64
+			Keys    []string
+		}
+	}
 	require.NoError(t, json.Unmarshal([]byte(out), &vs))
 	require.Len(t, vs.Versions, 3)
+	require.Equal(t, []string{"password", "token"}, vs.Versions[1].Keys)
 
 	// delete
 	_, _, code = runCLI(t, "", "secret", "delete", "database-config", "--if-match", "2")
@@ -228,4 +239,27 @@ func TestSecretPermissionsAndErrors(t *testing.T) {
 	_, stderr, code = runCLI(t, "", "secret", "list")
 	require.Equal(t, exitUnavailable, code)
 	require.Contains(t, stderr, "cannot reach the gateway")
+}
+
+func TestKeyChanges(t *testing.T) {
+	v := func(n int64, keys ...string) client.VersionInfo { return client.VersionInfo{Version: n, Keys: keys} }
+	unknown := client.VersionInfo{Version: 2}
+	tests := []struct {
+		name string
+		prev *client.VersionInfo
+		cur  client.VersionInfo
+		want string
+	}{
+		{"first version", nil, v(1, "a", "b"), "created"},
+		{"first listed, older pruned", nil, v(4, "a"), "?"},
+		{"added and removed", &[]client.VersionInfo{v(1, "a", "b")}[0], v(2, "b", "c", "d"), "+c +d -a"},
+		{"only values changed", &[]client.VersionInfo{v(1, "a")}[0], v(2, "a"), "same keys"},
+		{"previous without keys", &unknown, v(3, "a"), "?"},
+		{"this one without keys", &[]client.VersionInfo{v(1, "a")}[0], unknown, "?"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, keyChanges(tc.prev, tc.cur))
+		})
+	}
 }

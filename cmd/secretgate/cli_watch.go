@@ -57,7 +57,7 @@ Ctrl-C (SIGINT) or SIGTERM ends the watch with exit code 0.`,
 			if lastID < 0 {
 				return usageError("--last-event-id: must not be negative")
 			}
-			c, err := newAPIClient()
+			c, err := newAPIClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -127,7 +127,7 @@ func TestSecretWatchErrors(t *testing.T) {
 		msg  string
 	}{
 		{"unknown project", []string{"secret", "watch", "-p", "nope"}, exitNotFound, "not_found"},
-		{"too many args", []string{"secret", "watch", "a", "b"}, exitFailure, "accepts at most 1 arg"},
+		{"too many args", []string{"secret", "watch", "a", "b"}, exitUsage, "accepts at most 1 arg"},
 		{"negative id", []string{"secret", "watch", "-p", "payments", "--last-event-id", "-1"}, exitUsage, "must not be negative"},
 		{"bad output", []string{"secret", "watch", "-p", "payments", "-o", "yaml"}, exitUsage, "neither table nor json"},
 	}

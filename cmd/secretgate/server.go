@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,7 +57,10 @@ repository); SECRETGATE_* environment variables override it.
 
 With --dev it needs no file: it listens on 127.0.0.1:8270 (or --listen),
 keeps secrets with the built-in file backend under ./.secretgate/ (or
---dev-dir), creates the project "default" and prints an admin token.`,
+--dev-dir), creates the project "default" and prints an admin token. The
+token is kept in the dev-token file (mode 0600) of that directory and reused
+by the next start, so that an exported SECRETGATE_TOKEN keeps working;
+--dev-token T uses T instead, without saving it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServer(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
@@ -65,7 +70,7 @@ keeps secrets with the built-in file backend under ./.secretgate/ (or
 	fl.StringVar(&f.config, "config", "", "configuration file (secretgate.yaml)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: no config file, file backend under --dev-dir, admin token printed")
 	fl.StringVar(&f.listen, "listen", "", "listen address, overriding the configuration (127.0.0.1:0 picks a free port)")
-	fl.StringVar(&f.devToken, "dev-token", "", "with --dev: use this admin token instead of a random one")
+	fl.StringVar(&f.devToken, "dev-token", "", "with --dev: use this admin token (not saved) instead of the one kept in --dev-dir")
 	fl.StringVar(&f.devDir, "dev-dir", ".secretgate", "with --dev: directory for the secrets database, key file and audit log")
 	return cmd
 }
@@ -78,7 +83,7 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 	opts := gateway.LoadOptions{Builtins: builtinNames()}
 
 	var cfg *gateway.Config
-	var devToken string
+	var devToken devToken
 	switch {
 	case f.dev && f.config != "":
 		return &exitError{code: exitConfig, err: errors.New("--dev and --config exclude each other")}
@@ -159,9 +164,9 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 
 	if f.dev {
 		fmt.Fprintf(stdout, "secretgate is running in development mode: one admin token, secrets under %s. Do not use it in production.\n\n", f.devDir)
-		fmt.Fprintf(stdout, "Admin token (shown once): %s\n\n", devToken)
+		fmt.Fprintf(stdout, "Admin token (%s): %s\n\n", devToken.origin(), devToken.value)
 		fmt.Fprintf(stdout, "    export SECRETGATE_ADDR=%s\n", addr)
-		fmt.Fprintf(stdout, "    export SECRETGATE_TOKEN=%s\n\n", devToken)
+		fmt.Fprintf(stdout, "    export SECRETGATE_TOKEN=%s\n\n", devToken.value)
 		fmt.Fprintf(stdout, "Web UI: %s/ui/ (sign in with the token)\n\n", addr)
 	}
 	fmt.Fprintf(stdout, "secretgate listening on %s\n", addr)
@@ -191,27 +196,25 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 
 // devConfig is the configuration of --dev: one file backend, project
 // "default", and an admin subject bound to every project.
-func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, string, error) {
-	token := f.devToken
-	if token == "" {
-		var b [32]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, "", fmt.Errorf("making a dev token: %w", err)
-		}
-		token = "sgdev_" + base64.RawURLEncoding.EncodeToString(b[:])
-	}
+func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, devToken, error) {
 	dir, err := filepath.Abs(f.devDir)
 	if err != nil {
-		return nil, "", fmt.Errorf("--dev-dir: %w", err)
+		return nil, devToken{}, fmt.Errorf("--dev-dir: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("--dev-dir: %w", err)
+		return nil, devToken{}, fmt.Errorf("--dev-dir: %w", err)
+	}
+	tok := devToken{value: f.devToken, from: devTokenFlag}
+	if tok.value == "" {
+		if tok, err = loadDevToken(filepath.Join(dir, devTokenFile)); err != nil {
+			return nil, devToken{}, err
+		}
 	}
 	listen := f.listen
 	if listen == "" {
 		listen = gateway.DefaultListen
 	}
-	sum := sha256.Sum256([]byte(token))
+	sum := sha256.Sum256([]byte(tok.value))
 	cfg := &gateway.Config{
 		UI:     true,
 		Listen: listen,
@@ -229,7 +232,107 @@ func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, string
 		Bindings: []gateway.BindingConfig{{Subject: "admin", Project: "*", Role: "admin"}},
 	}
 	if err := cfg.Validate(opts); err != nil {
-		return nil, "", err
+		return nil, devToken{}, err
 	}
-	return cfg, token, nil
+	// Saved only once the configuration is known to start, so that a
+	// refused start leaves no token behind.
+	if tok.from == devTokenNew {
+		if err := saveDevToken(tok); err != nil {
+			return nil, devToken{}, err
+		}
+	}
+	return cfg, tok, nil
+}
+
+// devTokenFile, in --dev-dir, keeps the admin token of --dev across
+// restarts: a new token at every start would leave the SECRETGATE_TOKEN
+// the user exported failing with 401 against the same data. It holds the
+// token itself, not a hash, because the banner prints it again; mode 0600,
+// like the key file beside it, which guards more than the token does.
+const devTokenFile = "dev-token"
+
+// Where the --dev admin token came from.
+const (
+	devTokenFlag   = iota // --dev-token, not saved
+	devTokenNew           // made now, saved in path
+	devTokenReused        // read from path
+)
+
+type devToken struct {
+	value string
+	from  int
+	path  string
+}
+
+// origin is the banner's word on the token.
+func (t devToken) origin() string {
+	switch t.from {
+	case devTokenNew:
+		return "new, kept in " + t.path + " for the next start"
+	case devTokenReused:
+		return "reused from " + t.path
+	}
+	return "from --dev-token, not saved"
+}
+
+// devTokenMaxBytes bounds what is read of the token file: a token made here
+// is 49 bytes.
+const devTokenMaxBytes = 4096
+
+// loadDevToken reads the token of path, or makes a new one (saved later by
+// saveDevToken) when there is no such file.
+func loadDevToken(path string) (devToken, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return devToken{}, fmt.Errorf("making a dev token: %w", err)
+		}
+		return devToken{value: "sgdev_" + base64.RawURLEncoding.EncodeToString(b[:]), from: devTokenNew, path: path}, nil
+	}
+	if err != nil {
+		return devToken{}, fmt.Errorf("dev token: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return devToken{}, fmt.Errorf("dev token: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return devToken{}, fmt.Errorf("dev token: %s is not a regular file", path)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return devToken{}, fmt.Errorf("dev token: %s has mode %04o: it must not be readable by group or others (run: chmod 600 %s)", path, st.Mode().Perm(), path)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, devTokenMaxBytes+1))
+	if err != nil {
+		return devToken{}, fmt.Errorf("dev token: reading %s: %w", path, err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if len(raw) > devTokenMaxBytes || tok == "" || strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		// The content is not repeated: it may be anything.
+		return devToken{}, fmt.Errorf("dev token: %s does not hold one token (one line of printable characters); delete it to get a new token", path)
+	}
+	return devToken{value: tok, from: devTokenReused, path: path}, nil
+}
+
+// saveDevToken writes a new token to its file, which must not exist (two
+// dev servers started at once on one directory: the second one fails).
+func saveDevToken(t devToken) error {
+	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("dev token: %w", err)
+	}
+	_, werr := f.WriteString(t.value + "\n")
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		_ = os.Remove(t.path) // a half-written token would be refused at the next start
+		return fmt.Errorf("dev token: writing %s: %w", t.path, werr)
+	}
+	return nil
 }

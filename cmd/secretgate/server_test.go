@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,7 +20,9 @@ func TestDevConfig(t *testing.T) {
 	opts := gateway.LoadOptions{Builtins: []string{"file"}}
 	cfg, tok, err := devConfig(serverFlags{dev: true, devDir: dir, devToken: "chosen"}, opts)
 	require.NoError(t, err)
-	require.Equal(t, "chosen", tok)
+	require.Equal(t, "chosen", tok.value)
+	require.Equal(t, "from --dev-token, not saved", tok.origin())
+	require.NoFileExists(t, filepath.Join(dir, devTokenFile), "--dev-token is not saved")
 	require.Equal(t, gateway.DefaultListen, cfg.Listen)
 	require.Equal(t, "default", cfg.Projects[0].Name)
 	require.Equal(t, "file", cfg.Backends[0].Plugin)
@@ -27,16 +31,69 @@ func TestDevConfig(t *testing.T) {
 	require.Equal(t, gateway.TokenHashes{hex.EncodeToString(sum[:])}, cfg.Subjects[0].TokenSHA256)
 	require.DirExists(t, dir)
 
+	// The first start without --dev-token makes a token and keeps it, 0600.
 	cfg, tok2, err := devConfig(serverFlags{dev: true, devDir: dir, listen: "127.0.0.1:0"}, opts)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:0", cfg.Listen)
-	require.Len(t, tok2, len("sgdev_")+43)
-	_, tok3, err := devConfig(serverFlags{dev: true, devDir: dir}, opts)
+	require.Len(t, tok2.value, len("sgdev_")+43)
+	path := filepath.Join(dir, devTokenFile)
+	require.Equal(t, "new, kept in "+path+" for the next start", tok2.origin())
+	st, err := os.Stat(path)
 	require.NoError(t, err)
-	require.NotEqual(t, tok2, tok3, "random tokens differ")
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, tok2.value+"\n", string(b))
 
-	_, _, err = devConfig(serverFlags{dev: true, devDir: dir}, gateway.LoadOptions{})
+	// The next start reuses it; another directory gets another token.
+	cfg, tok3, err := devConfig(serverFlags{dev: true, devDir: dir}, opts)
+	require.NoError(t, err)
+	require.Equal(t, tok2.value, tok3.value)
+	require.Equal(t, "reused from "+path, tok3.origin())
+	sum = sha256.Sum256([]byte(tok2.value))
+	require.Equal(t, gateway.TokenHashes{hex.EncodeToString(sum[:])}, cfg.Subjects[0].TokenSHA256)
+	_, tok4, err := devConfig(serverFlags{dev: true, devDir: filepath.Join(t.TempDir(), "other")}, opts)
+	require.NoError(t, err)
+	require.NotEqual(t, tok2.value, tok4.value, "random tokens differ")
+
+	// --dev-token still wins over the saved token, which it leaves alone.
+	_, tok5, err := devConfig(serverFlags{dev: true, devDir: dir, devToken: "chosen"}, opts)
+	require.NoError(t, err)
+	require.Equal(t, "chosen", tok5.value)
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, tok2.value+"\n", string(b))
+
+	other := filepath.Join(t.TempDir(), "nofile")
+	_, _, err = devConfig(serverFlags{dev: true, devDir: other}, gateway.LoadOptions{})
 	require.ErrorContains(t, err, "backends[0].plugin", "a build without the file plugin cannot run --dev")
+	require.NoFileExists(t, filepath.Join(other, devTokenFile), "a refused start saves no token")
+}
+
+func TestDevTokenFileRefused(t *testing.T) {
+	opts := gateway.LoadOptions{Builtins: []string{"file"}}
+	for _, tc := range []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		want    string
+	}{
+		{"readable by others", "sgdev_abc\n", 0o644, "has mode 0644"},
+		{"empty", "", 0o600, "does not hold one token"},
+		{"two words", "sgdev_abc sgdev_def\n", 0o600, "does not hold one token"},
+		{"too long", strings.Repeat("a", devTokenMaxBytes+1), 0o600, "does not hold one token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, devTokenFile)
+			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o600))
+			require.NoError(t, os.Chmod(path, tc.mode))
+			_, _, err := devConfig(serverFlags{dev: true, devDir: dir}, opts)
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, path)
+			require.NotContains(t, err.Error(), "sgdev_abc", "the file's content is not repeated")
+		})
+	}
 }
 
 func TestServerFlagErrors(t *testing.T) {

@@ -439,8 +439,20 @@ func (c *Client) Describe(ctx context.Context, project, name string) (Metadata, 
 	return m, nil
 }
 
-// Versions lists the stored versions of a secret.
+// Versions lists the stored versions of a secret, oldest first.
 func (c *Client) Versions(ctx context.Context, project, name string) ([]VersionInfo, error) {
+	return c.versions(ctx, project, name, nil)
+}
+
+// VersionsWithKeys is Versions with the key names of the newest
+// api.MaxVersionKeys versions (older ones have none): what each rotation
+// added or removed. The gateway reads those versions itself; no value is
+// answered, and secrets.list is enough, as for Versions.
+func (c *Client) VersionsWithKeys(ctx context.Context, project, name string) ([]VersionInfo, error) {
+	return c.versions(ctx, project, name, url.Values{"keys": {"true"}})
+}
+
+func (c *Client) versions(ctx context.Context, project, name string, query url.Values) ([]VersionInfo, error) {
 	p, err := c.secretPath(project, name)
 	if err != nil {
 		return nil, err
@@ -448,7 +460,7 @@ func (c *Client) Versions(ctx context.Context, project, name string) ([]VersionI
 	var out struct {
 		Versions []VersionInfo `json:"versions"`
 	}
-	if err := c.do(ctx, http.MethodGet, p+"/versions", nil, 0, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, p+"/versions", query, 0, nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Versions == nil {

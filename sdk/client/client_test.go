@@ -94,6 +94,12 @@ func TestCRUDRoundTrip(t *testing.T) {
 		require.Equal(t, int64(i+1), v.Version)
 		require.False(t, v.CreatedAt.IsZero())
 	}
+	require.Nil(t, vs[0].Keys, "keys only when asked")
+	vs, err = c.VersionsWithKeys(ctx, "payments", "database-config")
+	require.NoError(t, err)
+	require.Len(t, vs, 4)
+	require.Equal(t, []string{"password"}, vs[1].Keys)
+	require.Equal(t, []string{"user"}, vs[3].Keys)
 
 	_, err = c.Update(ctx, "payments", "missing", map[string]string{"a": "b"}, nil, 0)
 	require.ErrorIs(t, err, sdk.ErrNotFound)
