@@ -60,18 +60,26 @@ func TestServesIndexAndAssets(t *testing.T) {
 	require.Contains(t, w.Body.String(), `<script type="module" src="app.js"></script>`)
 
 	want := map[string]string{
-		"index.html":  "text/html; charset=utf-8",
-		"app.js":      "text/javascript; charset=utf-8",
-		"api.js":      "text/javascript; charset=utf-8",
-		"forms.js":    "text/javascript; charset=utf-8",
-		"dom.js":      "text/javascript; charset=utf-8",
-		"values.js":   "text/javascript; charset=utf-8",
-		"dialogs.js":  "text/javascript; charset=utf-8",
-		"events.js":   "text/javascript; charset=utf-8",
-		"live.js":     "text/javascript; charset=utf-8",
-		"copyref.js":  "text/javascript; charset=utf-8",
-		"app.css":     "text/css; charset=utf-8",
-		"favicon.svg": "image/svg+xml",
+		"index.html":   "text/html; charset=utf-8",
+		"app.js":       "text/javascript; charset=utf-8",
+		"api.js":       "text/javascript; charset=utf-8",
+		"forms.js":     "text/javascript; charset=utf-8",
+		"dom.js":       "text/javascript; charset=utf-8",
+		"values.js":    "text/javascript; charset=utf-8",
+		"dialogs.js":   "text/javascript; charset=utf-8",
+		"events.js":    "text/javascript; charset=utf-8",
+		"live.js":      "text/javascript; charset=utf-8",
+		"copyref.js":   "text/javascript; charset=utf-8",
+		"validate.js":  "text/javascript; charset=utf-8",
+		"formkit.js":   "text/javascript; charset=utf-8",
+		"dotenv.js":    "text/javascript; charset=utf-8",
+		"envpaste.js":  "text/javascript; charset=utf-8",
+		"random.js":    "text/javascript; charset=utf-8",
+		"generator.js": "text/javascript; charset=utf-8",
+		"history.js":   "text/javascript; charset=utf-8",
+		"roles.js":     "text/javascript; charset=utf-8",
+		"app.css":      "text/css; charset=utf-8",
+		"favicon.svg":  "image/svg+xml",
 	}
 	require.ElementsMatch(t, keys(want), Names())
 	for name, ct := range want {
@@ -203,7 +211,8 @@ func TestIndexReferencesEmbeddedAssets(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range []string{"api.js", "forms.js", "dom.js", "values.js", "dialogs.js", "events.js", "live.js", "copyref.js"} {
+	for _, m := range []string{"api.js", "forms.js", "dom.js", "values.js", "dialogs.js", "events.js", "live.js", "copyref.js",
+		"validate.js", "formkit.js", "dotenv.js", "envpaste.js", "random.js", "generator.js", "history.js", "roles.js"} {
 		require.True(t, seen[m], "app.js's module graph reaches %s", m)
 	}
 }

@@ -320,11 +320,11 @@ func sameBytes(t *testing.T, what, want, got string) {
 }
 
 // TestWebUIBrowser runs gateway/webui/jstest/browser.mjs: a real Chromium
-// signs in to the UI of a real gateway, pastes a PEM key and a CR LF value
-// from the clipboard into value fields, types a multi-line value with CR LF
-// line breaks and loads a file with mixed line breaks, and saves. The
-// secret is then read back through the API as a workload would: every
-// value must be stored byte for byte as it was pasted, typed or loaded.
+// drives the UI of a real gateway as an editor, an admin and a reader (see
+// the script for its steps). The secrets written through it are then read
+// back through the API as a workload would: every value byte for byte as it
+// was pasted, typed, loaded, generated or rolled back to; and none leaked
+// into any output or log.
 func TestWebUIBrowser(t *testing.T) {
 	node := webuiRequireNode(t)
 	chromium, puppeteerDir := webuiRequireBrowser(t)
@@ -335,18 +335,27 @@ func TestWebUIBrowser(t *testing.T) {
 	crlfValue := canary + "-pasted\r\nsecond line\r\n\r\nlast line\r\n"
 	typedValue := "first " + canary + "-typed\r\nsecond line\r\n"
 	fileValue := "\ufeff" + canary + "-file\r\nLF line\nCR alone\rno break at the end \u00e9\U0001f511"
+	envA := canary + "-env-a"
+	envMulti := "first line " + canary + "-env-multi\nsecond line"
+	replaced := canary + "-replaced"
 	file := filepath.Join(t.TempDir(), "value.txt")
 	require.NoError(t, os.WriteFile(file, []byte(fileValue), 0o600))
 
 	script, err := filepath.Abs(filepath.Join(webuiDir, "jstest", "browser.mjs"))
 	require.NoError(t, err)
+	start := time.Now()
 	stdout, stderr, code := webuiRunNode(t, node, t.TempDir(), []string{
 		"SECRETGATE_ADDR=" + srv.URL,
 		"SECRETGATE_EDITOR_TOKEN=" + srv.Token("editor"),
+		"SECRETGATE_ADMIN_TOKEN=" + srv.Token("admin"),
+		"SECRETGATE_READER_TOKEN=" + srv.Token("reader"),
 		"SECRETGATE_PEM=" + pemValue,
 		"SECRETGATE_CRLF=" + crlfValue,
 		"SECRETGATE_TYPED=" + typedValue,
 		"SECRETGATE_FILE=" + file,
+		"SECRETGATE_ENV_A=" + envA,
+		"SECRETGATE_ENV_MULTI=" + envMulti,
+		"SECRETGATE_REPLACED=" + replaced,
 		"SECRETGATE_CHROMIUM=" + chromium,
 		"SECRETGATE_PUPPETEER_DIR=" + puppeteerDir,
 	}, script)
@@ -355,18 +364,35 @@ func TestWebUIBrowser(t *testing.T) {
 		t.Fatalf("browser.mjs exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	require.False(t, leaked, "a value is in the browser script's output")
-	require.Contains(t, stdout, "webui browser: all steps passed")
-	t.Logf("browser.mjs:\n%s", stdout)
+	require.Regexp(t, `webui browser: all steps passed: \d+ steps in [\d.]+ s`, stdout)
+	t.Logf("browser.mjs (%s):\n%s", time.Since(start).Round(100*time.Millisecond), stdout)
 
 	c, err := client.New(srv.URL, srv.Token("admin"))
 	require.NoError(t, err)
-	s, err := c.Get(context.Background(), "payments", "browser-multiline")
+	ctx := context.Background()
+	s, err := c.Get(ctx, "payments", "browser-multiline")
 	require.NoError(t, err)
-	require.Equal(t, []string{"crlf", "file", "pem", "typed"}, s.Keys)
+	require.Equal(t, []string{"crlf", "file", "generated", "pem", "typed"}, s.Keys)
 	sameBytes(t, "pasted PEM", pemValue, s.Data["pem"])
 	sameBytes(t, "pasted CR LF value", crlfValue, s.Data["crlf"])
 	sameBytes(t, "typed CR LF value", typedValue, s.Data["typed"])
 	sameBytes(t, "value from a file", fileValue, s.Data["file"])
+	require.True(t, regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(s.Data["generated"]), "the generated value: 40 hexadecimal characters")
+
+	// Pasted as a .env block, replaced, changed key by key, then rolled
+	// back to version 1: version 1's values, byte for byte.
+	env, err := c.Get(ctx, "payments", "browser-env")
+	require.NoError(t, err)
+	require.Equal(t, 7, int(env.Version))
+	require.Equal(t, []string{"A", "MULTI"}, env.Keys)
+	sameBytes(t, ".env value", envA, env.Data["A"])
+	sameBytes(t, ".env multi-line value", envMulti, env.Data["MULTI"])
+	require.Equal(t, map[string]string{"team": "pay", "env": "prod"}, env.Labels, "a rollback keeps the current labels")
+	copied, err := c.Get(ctx, "billing", "browser-env")
+	require.NoError(t, err)
+	sameBytes(t, "the copy in billing", envA, copied.Data["A"])
+	_, err = c.Get(ctx, "payments", "browser-env-copy")
+	require.Error(t, err, "deleted in the UI")
 
 	audit := srv.Audit()
 	for what, out := range map[string]string{"server stdout": srv.Stdout(), "server stderr": srv.Stderr(), "audit log": audit} {

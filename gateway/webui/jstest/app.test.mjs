@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { Storage, dump, event } from './fakedom.mjs';
 import { FakeGateway } from './fakegateway.mjs';
-import { boot, settle, shutdown } from './ui.mjs';
+import { boot, fieldError, settle, shutdown } from './ui.mjs';
 
 const CANARIES = ['CANARY-user-7d1f', 'CANARY-pass-93ab', 'CANARY-token-51c0', 'CANARY-replaced-e2aa'];
 
@@ -54,7 +54,10 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   ui.$('project').dispatchEvent(event('change'));
   await settle();
   assert.equal(ui.session.getItem('secretgate.project'), 'payments');
-  assert.deepEqual(ui.rows(), [['stripe', 'api_key', '1', 'team=pay', '2025-06-01 10:00:01 UTC']]);
+  assert.deepEqual(ui.rows(), [['stripe', 'api_key', '1', 'team=pay', '2025-06-01 10:00']]);
+  const time = ui.$('secrets-body').querySelector('time');
+  assert.equal(time.getAttribute('title'), '2025-06-01 10:00:01 UTC', 'the list’s short time has the whole one in its title');
+  assert.equal(time.getAttribute('datetime'), '2025-06-01T10:00:01.000Z');
   assert.ok(ui.visible('add-secret'), 'editors may create');
 
   // + Add secret with two pairs and a label.
@@ -78,10 +81,12 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   labelRow.querySelector('.row-key').value = 'env';
   labelRow.querySelector('.row-value').value = 'dev';
 
-  // An empty value is refused unless allowed; nothing is sent, nothing is wiped.
+  // An empty value is refused unless allowed, next to it; nothing is sent, nothing is wiped.
   const before = gw.requests.length;
   await ui.submit('form-add');
-  assert.match(ui.$('add-error').textContent, /“password” has no value/);
+  assert.equal(fieldError(rows[1].querySelector('.row-value')), 'Enter a value, remove this row, or tick “Allow empty values”.');
+  assert.equal(rows[1].querySelector('.row-value').getAttribute('aria-invalid'), 'true');
+  assert.equal(fieldError(rows[0].querySelector('.row-value')), '', 'the filled row has no error');
   assert.equal(gw.requests.length, before);
   assert.equal(valueInput.value, CANARIES[0], 'a refused form keeps what was typed');
 
@@ -118,7 +123,7 @@ test('sign in, list, add, details, replace, set, remove, delete, sign out (edito
   let put = gw.requests.filter((r) => r.method === 'PUT').pop();
   assert.equal(put.headers['if-match'], '"1"');
   assert.ok(ui.$('dlg-replace').open, 'stays open on a conflict');
-  assert.match(ui.$('replace-error').textContent, /version_mismatch/);
+  assert.match(ui.$('replace-error').textContent, /^Someone changed “db” after version 1, the one this form started from: nothing was saved\. Close the form and open it again \(version_mismatch\)/);
   assert.match(ui.$('replace-error').textContent, /request id [\w-]+/);
   assert.ok(ui.passwords().every((v) => v === ''), 'values are wiped after the request, even when it failed');
   await ui.click(ui.$('dlg-replace').querySelector('button.cancel'));
@@ -255,8 +260,10 @@ test('paging with load more, and the prefix filter', async () => {
   assert.deepEqual(gw.requests.filter((r) => r.path === '/v1/projects/payments/secrets').map((r) => r.query.page_token || ''), ['', '50', '100']);
 
   ui.type('prefix', 'a/b');
+  const asked = gw.requests.length;
   await ui.submit('filter-form');
-  assert.match(ui.$('alert').textContent, /invalid prefix/);
+  assert.equal(fieldError(ui.$('prefix')), 'Names never contain “/”: filter with letters, digits, “_” or “-”.');
+  assert.equal(gw.requests.length, asked, 'nothing asked');
   ui.type('prefix', 'app-11');
   await ui.submit('filter-form');
   assert.deepEqual(ui.rows().map((r) => r[0]), ['app-110', 'app-111', 'app-112', 'app-113', 'app-114', 'app-115', 'app-116', 'app-117', 'app-118', 'app-119']);
@@ -461,7 +468,7 @@ test('CR LF values: chosen, pasted, or loaded from a file, sent byte for byte (s
   assert.equal(q('.row-value').disabled, false);
   const n = gw.requests.length;
   await ui.submit('form-set');
-  assert.match(ui.$('set-error').textContent, /“binary” has no value/);
+  assert.equal(fieldError(ui.$('set-value')), 'Enter a value, or tick “Allow an empty value”.', 'the dialog’s own checkbox, as labelled');
   assert.equal(gw.requests.length, n, 'nothing sent');
   await ui.click(ui.$('dlg-set').querySelector('button.cancel'));
   assertValueGone(ui, gw, [CRLF, exact]);
@@ -486,7 +493,7 @@ test('a value loaded from a file is forgotten after the request, even a refused 
   assert.equal(row.querySelector('.value-note').textContent, '', 'the file is gone');
   const n = gw.requests.length;
   await ui.submit('form-replace');
-  assert.match(ui.$('replace-error').textContent, /“api_key” has no value/);
+  assert.match(fieldError(row.querySelector('.row-value')), /^Enter a value/);
   assert.equal(gw.requests.length, n);
   await ui.click(ui.$('dlg-replace').querySelector('button.cancel'));
   assertValueGone(ui, gw, [PEM]);

@@ -342,6 +342,19 @@ export function dump(doc) {
   return parts.join('\n');
 }
 
+/**
+ * markup is what the page's markup holds (what a browser's outerHTML
+ * shows): text and attributes, but not what form controls hold in memory.
+ */
+export function markup(doc) {
+  const parts = [];
+  for (const e of doc.documentElement.descendants()) {
+    for (const [k, v] of e.attrs) parts.push(`${k}=${v}`);
+    for (const n of e.childNodes) if (n instanceof Text) parts.push(n.data);
+  }
+  return parts.join('\n');
+}
+
 export class Storage {
   constructor() {
     this.map = new Map();

@@ -36,6 +36,7 @@ export class FakeGateway {
     // may hear of a write before its writer does. See holdWrites.
     this.gate = null;
     this.stallEvents = false; // true: an event stream's request gets no answer (a proxy holding it)
+    this.unserved = new Set(); // versions the backend no longer serves: ?keys=true leaves them without keys
   }
 
   /** emit appends an event to a project's log and sends it to its open streams. */
@@ -55,7 +56,7 @@ export class FakeGateway {
     if (s) {
       s.data = { ...data };
       s.labels = { ...labels };
-      s.versions.push({ version: s.versions.length + 1, created_at: this.#now() });
+      s.versions.push({ version: s.versions.length + 1, created_at: this.#now(), data: { ...data } });
       this.emit(project, 'secret.updated', name, s.versions.length);
     } else {
       this.put(project, name, data, labels);
@@ -130,13 +131,13 @@ export class FakeGateway {
 
   put(project, name, data, labels = {}) {
     const now = this.#now();
-    this.secrets.set(`${project}/${name}`, { project, name, data: { ...data }, labels: { ...labels }, versions: [{ version: 1, created_at: now }], created_at: now });
+    this.secrets.set(`${project}/${name}`, { project, name, data: { ...data }, labels: { ...labels }, versions: [{ version: 1, created_at: now, data: { ...data } }], created_at: now });
   }
 
   /** bump writes a new version behind the UI's back (another writer, through the gateway: it emits). */
   bump(project, name) {
     const s = this.secrets.get(`${project}/${name}`);
-    s.versions.push({ version: s.versions.length + 1, created_at: this.#now() });
+    s.versions.push({ version: s.versions.length + 1, created_at: this.#now(), data: { ...s.data } });
     this.emit(project, 'secret.updated', name, s.versions.length);
   }
 
@@ -222,7 +223,7 @@ export class FakeGateway {
       const projects = Object.keys(grants).sort().map((name) => ({ name, actions: ACTIONS[grants[name]] }));
       return answer(200, { subject: auth[1].replace(/^tok-/, ''), projects });
     }
-    const m = /^\/v1\/projects\/([^/]+)\/secrets(?:\/([^/]+)(?:\/(metadata|versions|copy))?)?$/.exec(u.pathname);
+    const m = /^\/v1\/projects\/([^/]+)\/secrets(?:\/([^/]+)(?:\/(metadata|versions|copy|rollback))?)?$/.exec(u.pathname);
     if (!m) return error(404, 'not_found', 'no such route');
     const project = decodeURIComponent(m[1]);
     const name = m[2] && decodeURIComponent(m[2]);
@@ -237,7 +238,7 @@ export class FakeGateway {
     const write = (sec, data, labels) => {
       sec.data = { ...data };
       if (labels !== undefined) sec.labels = { ...labels };
-      sec.versions.push({ version: sec.versions.length + 1, created_at: this.#now() });
+      sec.versions.push({ version: sec.versions.length + 1, created_at: this.#now(), data: { ...data } });
     };
 
     switch (`${req.method} ${name ? 'one' : 'all'} ${sub}`) {
@@ -263,9 +264,29 @@ export class FakeGateway {
       case 'GET one metadata':
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);
         return answer(200, this.meta(s), { ETag: `"${latest}"` });
-      case 'GET one versions':
+      case 'GET one versions': {
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);
-        return answer(200, { versions: s.versions });
+        // As the gateway: the key names of the newest 20 with ?keys=true, never a value.
+        const keys = u.searchParams.get('keys') === 'true';
+        const from = s.versions.length - 20;
+        return answer(200, {
+          versions: s.versions.map((v, i) => ({
+            version: v.version,
+            created_at: v.created_at,
+            ...(keys && i >= from && !this.unserved.has(v.version) ? { keys: Object.keys(v.data).sort() } : {}),
+          })),
+        });
+      }
+      case 'POST one rollback': {
+        if (!can(project, 'secrets.update')) return deny('secrets.update');
+        if (!s) return error(404, 'not_found', `secret "${name}" not found`);
+        const old = s.versions.find((v) => v.version === body.version);
+        if (!old) return error(404, 'not_found', `version ${body.version} of secret "${name}" not found`);
+        if (ifMatch && ifMatch !== latest) return mismatch();
+        write(s, old.data);
+        this.emit(project, 'secret.updated', name, s.versions.length);
+        return answer(200, this.meta(s));
+      }
       case 'PUT one ':
         if (!can(project, 'secrets.update')) return deny('secrets.update');
         if (!s) return error(404, 'not_found', `secret "${name}" not found`);

@@ -3,6 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 
 import * as F from '../static/forms.js';
+import { FieldErrors } from '../static/validate.js';
 
 const invalidOf = (field) => (e) => e.code === 'invalid_argument' && e.message.startsWith(`invalid ${field}`);
 
@@ -35,37 +36,53 @@ test('pairsToData builds data and skips empty rows', () => {
     { key: 'password', value: ' keep spaces ' },
   ]);
   assert.deepEqual(data, { user: 'app', password: ' keep spaces ' });
-  assert.deepEqual(F.pairsToData([{ key: 'k', value: '' }]), { k: '' });
+  assert.deepEqual(F.pairsToData([{ key: 'k', value: '' }], { allowEmpty: true }), { k: '' });
 });
 
-test('pairsToData refuses bad rows, naming keys, never values', () => {
-  assert.throws(() => F.pairsToData([]), invalidOf('data'));
-  assert.throws(() => F.pairsToData([{ key: '', value: '' }]), /at least one key/);
-  assert.throws(() => F.pairsToData([{ key: '', value: 'SECRET' }]), (e) => /no key/.test(e.message) && !e.message.includes('SECRET'));
-  assert.throws(() => F.pairsToData([{ key: 'a b', value: 'SECRET' }]), (e) => e.message.includes('"a b"') && !e.message.includes('SECRET'));
-  assert.throws(() => F.pairsToData([{ key: 'k', value: '1' }, { key: 'k', value: '2' }]), /twice/);
+/** fields is what a FieldErrors says, without the messages. */
+const fields = (fn) => {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof FieldErrors, `a FieldErrors, got ${e && e.name}`);
+    assert.equal(e.code, 'invalid_argument');
+    return e.errors.map(({ message, ...where }) => where);
+  }
+  assert.fail('no error');
+};
+
+test('pairsToData refuses bad rows, naming rows and keys, never values', () => {
+  assert.deepEqual(fields(() => F.pairsToData([])), [{ field: 'data', row: 0, part: 'key' }]);
+  assert.deepEqual(fields(() => F.pairsToData([{ key: 'k', value: '' }])), [{ field: 'data', row: 0, part: 'value' }], 'empty values need allowing');
+  assert.throws(() => F.pairsToData([{ key: '', value: 'SECRET' }]), (e) => /Enter a key/.test(e.message) && !e.message.includes('SECRET'));
+  assert.throws(() => F.pairsToData([{ key: 'a b', value: 'SECRET' }]), (e) => e.message === 'A key cannot contain spaces: use letters, digits, “_”, “.” or “-”.');
+  assert.deepEqual(fields(() => F.pairsToData([{ key: 'k', value: '1' }, { key: 'x', value: '2' }, { key: 'k', value: '3' }])), [{ field: 'data', row: 2, part: 'key' }]);
   const many = Array.from({ length: 101 }, (_, i) => ({ key: `k${i}`, value: 'v' }));
-  assert.throws(() => F.pairsToData(many), /at most 100/);
+  assert.throws(() => F.pairsToData(many), /at most 100 keys \(this form has 101\)/);
 });
 
 test('rowsToLabels and labelsToRows', () => {
   assert.deepEqual(F.rowsToLabels([{ key: 'env', value: ' prod ' }, { key: '', value: '' }]), { env: 'prod' });
   assert.deepEqual(F.rowsToLabels([]), {});
-  assert.throws(() => F.rowsToLabels([{ key: 'Env', value: 'x' }]), invalidOf('labels'));
-  assert.throws(() => F.rowsToLabels([{ key: '', value: 'x' }]), invalidOf('labels'));
+  assert.throws(() => F.rowsToLabels([{ key: 'Env', value: 'x' }]), (e) => e.message === 'Label names are lower case: “env”, not “Env”.');
+  assert.deepEqual(fields(() => F.rowsToLabels([{ key: '', value: 'x' }])), [{ field: 'labels', row: 0, part: 'key' }]);
   assert.throws(() => F.rowsToLabels([{ key: 'a', value: 'x' }, { key: 'a', value: 'y' }]), /twice/);
-  assert.throws(() => F.rowsToLabels([{ key: 'a', value: 'é'.repeat(64) }]), invalidOf('labels.a'));
+  assert.deepEqual(fields(() => F.rowsToLabels([{ key: 'a', value: 'é'.repeat(64) }])), [{ field: 'labels', row: 0, part: 'value' }]);
   assert.deepEqual(F.rowsToLabels([{ key: 'a', value: 'é'.repeat(63) }]), { a: 'é'.repeat(63) }, 'characters, not bytes');
   assert.deepEqual(F.labelsToRows({ team: 'pay', env: 'dev' }), [{ key: 'env', value: 'dev' }, { key: 'team', value: 'pay' }]);
 });
 
-test('createRequest: the body of + Add secret', () => {
+test('createRequest: the body of + Add Secret, every problem at once', () => {
   assert.deepEqual(
     F.createRequest({ name: ' db ', pairs: [{ key: 'user', value: 'u' }, { key: 'password', value: 'p' }], labels: [{ key: 'env', value: 'dev' }] }),
     { name: 'db', data: { user: 'u', password: 'p' }, labels: { env: 'dev' } },
   );
   assert.deepEqual(F.createRequest({ name: 'db', pairs: [{ key: 'k', value: 'v' }], labels: [{ key: '', value: '' }] }), { name: 'db', data: { k: 'v' } });
-  assert.throws(() => F.createRequest({ name: 'a.b', pairs: [{ key: 'k', value: 'v' }], labels: [] }), invalidOf('name'));
+  assert.deepEqual(F.createRequest({ name: 'db', pairs: [{ key: 'k', value: '' }], labels: [], allowEmpty: true }), { name: 'db', data: { k: '' } });
+  assert.deepEqual(
+    fields(() => F.createRequest({ name: 'a.b', pairs: [{ key: 'host', value: 'v' }, { key: 'host', value: 'w' }], labels: [{ key: 'Env', value: 'x' }] })),
+    [{ field: 'name' }, { field: 'data', row: 1, part: 'key' }, { field: 'labels', row: 0, part: 'key' }],
+  );
 });
 
 test('replaceRequest always sends labels (so that clearing them works)', () => {
@@ -74,19 +91,22 @@ test('replaceRequest always sends labels (so that clearing them works)', () => {
 
 test('setKeyRequest and removeKeyRequest', () => {
   assert.deepEqual(F.setKeyRequest({ key: ' token ', value: 'x' }), { set: { token: 'x' } });
-  assert.throws(() => F.setKeyRequest({ key: '', value: 'x' }), invalidOf('key'));
+  assert.deepEqual(F.setKeyRequest({ key: 'token', value: '', allowEmpty: true }), { set: { token: '' } });
+  assert.deepEqual(fields(() => F.setKeyRequest({ key: '', value: '' })), [{ field: 'set', part: 'key' }, { field: 'set', part: 'value' }]);
+  assert.throws(() => F.setKeyRequest({ key: 'k', value: '' }), (e) => e.message === 'Enter a value, or tick “Allow an empty value”.');
   assert.deepEqual(F.removeKeyRequest({ key: 'a', keys: ['a', 'b'] }), { unset: ['a'] });
   assert.throws(() => F.removeKeyRequest({ key: 'a', keys: ['a'] }), /delete the secret/);
-  assert.throws(() => F.removeKeyRequest({ key: 'c', keys: ['a', 'b'] }), invalidOf('key'));
+  assert.deepEqual(fields(() => F.removeKeyRequest({ key: 'c', keys: ['a', 'b'] })), [{ field: 'unset' }]);
 });
 
 test('copyRequest', () => {
   assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: '', overwrite: false }), { toProject: 'q' });
   assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: 'db', overwrite: true }), { toProject: 'q', overwrite: true });
   assert.deepEqual(F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: 'db2' }), { toProject: 'p', as: 'db2' });
-  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: '' }), invalidOf('as'));
-  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: 'a b' }), invalidOf('as'));
-  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: '' }), invalidOf('to_project'));
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: '' }), (e) => e.errors[0].field === 'as' && /needs a new name/.test(e.message));
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'p', as: 'db' }), (e) => e.message === 'Within project “p” the copy needs a name other than “db”.');
+  assert.throws(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: 'q', as: 'a b' }), (e) => e.message === 'The new name cannot contain spaces: use letters, digits, “_” or “-”.');
+  assert.deepEqual(fields(() => F.copyRequest({ fromProject: 'p', name: 'db', toProject: '' })), [{ field: 'to_project' }]);
 });
 
 test('prefixFilter', () => {

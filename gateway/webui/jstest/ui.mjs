@@ -29,6 +29,19 @@ export async function shutdown() {
   await settle();
 }
 
+/**
+ * fieldError is the error said next to a field: its row's (pairs and
+ * labels) or the element "<id>-error" of the page.
+ */
+export function fieldError(input) {
+  const doc = input.ownerDocument;
+  const row = input.closest('.row');
+  const described = input.getAttribute('aria-describedby');
+  const slot = described ? doc.getElementById(described) : row ? row.querySelector('.row-error') : doc.getElementById(`${input.id}-error`);
+  assert.ok(slot, `a place for the errors of #${input.id}`);
+  return slot.textContent;
+}
+
 /** setNavigator replaces the page's navigator (node 21+ has a read-only one). */
 export function setNavigator(nav) {
   Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });

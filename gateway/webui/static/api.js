@@ -217,10 +217,27 @@ export class Client {
     return (await this.request('GET', `${this.#secret(project, name)}/metadata`)).body;
   }
 
-  /** versions: [{version, created_at}] oldest first. */
-  async versions(project, name) {
-    const r = await this.request('GET', `${this.#secret(project, name)}/versions`);
+  /**
+   * versions: [{version, created_at}] oldest first. keys: true adds, to
+   * each of the newest 20, its key names ("keys"; absent when the backend
+   * no longer serves that version). Never a value.
+   */
+  async versions(project, name, { keys = false } = {}) {
+    const r = await this.request('GET', `${this.#secret(project, name)}/versions${keys ? '?keys=true' : ''}`);
     return (r.body && r.body.versions) || [];
+  }
+
+  /**
+   * rollback writes version N's data again as a new version (the labels
+   * stay as they are), inside the gateway: the values never reach this
+   * client. ifMatchVersion (the version the user saw) makes it conditional:
+   * 412 version_mismatch when the secret changed since. Answers the new
+   * version's metadata.
+   */
+  async rollback(project, name, { version } = {}, { ifMatchVersion } = {}) {
+    const path = `${this.#secret(project, name)}/rollback`;
+    check(Number.isSafeInteger(version) && version >= 1, 'version', 'must be the number of a stored version (1 or more)');
+    return (await this.request('POST', path, { body: { version }, headers: matchHeader(ifMatchVersion) })).body;
   }
 
   /** create makes a secret at version 1 and answers its metadata. */

@@ -1,6 +1,8 @@
 // app.js: the secretgate web UI. Vanilla DOM on top of api.js (HTTP) and
-// forms.js (pure helpers); the dialogs are in dialogs.js, the live updates
-// of the list in live.js, "Copy reference" in copyref.js.
+// forms.js (pure helpers); the dialogs are in dialogs.js (and formkit.js),
+// the version history and rollback in history.js, what the role may do in
+// roles.js, the live updates of the list in live.js, "Copy reference" in
+// copyref.js.
 //
 // Rules kept throughout:
 //  - the token lives in sessionStorage only (nothing that outlives the tab, never a URL);
@@ -19,6 +21,10 @@ import { $, h, show } from './dom.js';
 import { setupDialogs } from './dialogs.js';
 import { createLive } from './live.js';
 import { keyItem } from './copyref.js';
+import { historyItems, setupRollback } from './history.js';
+import * as R from './roles.js';
+import * as V from './validate.js';
+import { clearFieldErrors, setFieldError } from './formkit.js';
 
 const TOKEN_KEY = 'secretgate.token';
 const PROJECT_KEY = 'secretgate.project';
@@ -73,6 +79,12 @@ function clearAlert(area) {
   const a = area || $('alert');
   a.textContent = '';
   if (!area) show($('alert-dismiss'), false);
+}
+
+/** startAction clears what the page said about earlier actions: a new one starts. */
+function startAction() {
+  notify('');
+  clearAlert();
 }
 
 /**
@@ -179,6 +191,13 @@ function selectProject(name) {
   $('prefix').value = '';
   closeDetails();
   show($('add-secret'), state.perms.create);
+  $('role').textContent = R.roleSummary(state.perms, { project: p.name, copyTargets: F.copyTargets(state.projects) });
+  $('details-hint').textContent = R.detailsHint(state.perms, { canCopy: state.perms.copyFrom && F.copyTargets(state.projects).length > 0 });
+  state.secrets = [];
+  state.nextPageToken = '';
+  $('secrets-body').replaceChildren();
+  $('secrets-count').textContent = '';
+  show($('secrets-empty'), false);
   show($('workspace'), true);
   clearAlert();
   // The first list comes once the project's change stream is open (live.js).
@@ -225,27 +244,62 @@ function renderTable() {
   const filter = state.prefix ? ` starting with “${state.prefix}”` : '';
   const more = state.nextPageToken ? ', more to load' : '';
   $('secrets-caption').textContent = `Secrets of project “${state.project}”${filter}: ${state.secrets.length} shown${more}`;
-  show($('secrets-empty'), state.secrets.length === 0);
+  $('secrets-count').textContent = `${state.secrets.length}${state.nextPageToken ? '+' : ''}`;
+  const empty = state.secrets.length === 0;
+  show($('secrets-table'), !empty);
+  show($('secrets-empty'), empty);
+  if (empty) {
+    const e = R.emptyState(state.perms, { project: state.project, prefix: state.prefix });
+    $('empty-title').textContent = e.title;
+    $('empty-text').textContent = e.text;
+    $('empty-command').textContent = e.command;
+    show($('empty-command'), e.command !== '');
+  }
   show($('load-more'), state.nextPageToken !== '');
 }
 
 function secretRow(m) {
-  const open = h('button', { type: 'button', class: 'link', text: m.name });
-  open.addEventListener('click', () => openDetails(m.name));
+  // A name too long for its column ends in "…"; the title has it whole.
+  const open = h('button', { type: 'button', class: 'link', title: m.name, text: m.name });
+  open.addEventListener('click', () => {
+    startAction();
+    openDetails(m.name);
+  });
   const selected = state.selected && state.selected.name === m.name;
+  const labels = F.labelsToRows(m.labels).map(({ key, value }) => `${key}=${value}`);
+  // data-label names each cell where narrow screens show rows as cards.
   return h(
     'tr',
-    { class: selected ? 'selected' : null, 'aria-current': selected ? 'true' : null },
-    h('th', { scope: 'row' }, open),
-    h('td', { text: (m.keys || []).join(', ') }),
-    h('td', { class: 'num', text: String(m.version) }),
-    h('td', { text: F.formatLabels(m.labels) }),
-    h('td', {}, timeEl(m.updated_at)),
+    // The roles keep the table's meaning where narrow screens draw rows as cards.
+    { role: 'row', class: selected ? 'selected' : null, 'aria-current': selected ? 'true' : null },
+    h('th', { scope: 'row', role: 'rowheader', class: 'col-name' }, open),
+    h('td', { role: 'cell', class: 'col-keys', 'data-label': 'Keys' }, ...items(m.keys || [])),
+    h('td', { role: 'cell', class: 'col-version num', 'data-label': 'Version', text: String(m.version) }),
+    h('td', { role: 'cell', class: 'col-labels', 'data-label': 'Labels' }, ...items(labels)),
+    h('td', { role: 'cell', class: 'col-updated', 'data-label': 'Updated' }, timeEl(m.updated_at, { short: true })),
   );
 }
 
-function timeEl(s) {
-  return h('time', { datetime: s || null, text: F.formatTime(s) });
+/**
+ * items are words of a list cell ("a, b"), each kept whole: one too long
+ * for the column ends in "…" (title: the whole word), none breaks mid-word.
+ */
+function items(words) {
+  const out = [];
+  words.forEach((w, i) => {
+    const last = i === words.length - 1;
+    // The comma is part of its word: a line never starts with one.
+    out.push(h('span', { class: 'item', title: w, text: last ? w : `${w},` }));
+    if (!last) out.push(' ');
+  });
+  return out;
+}
+
+/** timeEl is a time in UTC; short (the list) leaves out the seconds and says UTC in the title. */
+function timeEl(s, { short = false } = {}) {
+  const text = F.formatTime(s);
+  if (!short || !text) return h('time', { datetime: s || null, text });
+  return h('time', { datetime: s, title: text, text: text.replace(/:\d\d UTC$/, '') });
 }
 
 /**
@@ -282,7 +336,7 @@ async function showDetails(name) {
   const gen = state.generation;
   let got;
   try {
-    got = await Promise.all([state.client.metadata(project, name), state.client.versions(project, name)]);
+    got = await Promise.all([state.client.metadata(project, name), state.client.versions(project, name, { keys: true })]);
   } catch (err) {
     if (err.code === 'not_found' && project === state.project) {
       // Deleted (or renamed away) since the list was loaded.
@@ -303,7 +357,7 @@ async function showDetails(name) {
 async function refreshDetails(meta) {
   state.selected = meta;
   putSecret(meta);
-  const versions = await busy(null, null, () => state.client.versions(meta.project, meta.name));
+  const versions = await busy(null, null, () => state.client.versions(meta.project, meta.name, { keys: true }));
   if (state.selected && state.selected.name === meta.name) renderDetails(meta, versions || []);
 }
 
@@ -319,10 +373,8 @@ function renderDetails(meta, versions) {
     ...row('Created', timeEl(meta.created_at)),
     ...row('Updated', timeEl(meta.updated_at)),
   );
-  $('versions-body').replaceChildren(
-    ...[...versions].reverse().map((v) => h('tr', {}, h('td', { class: 'num', text: String(v.version) }), h('td', {}, timeEl(v.created_at)))),
-  );
   const p = state.perms;
+  $('versions-body').replaceChildren(...historyItems(meta, versions, { onRollback: p.update ? (c) => openRollback(c) : undefined }));
   show($('act-replace'), p.update);
   show($('act-set'), p.update);
   show($('act-remove'), p.update);
@@ -391,13 +443,17 @@ const app = {
   loadSecrets,
   liveState,
   hold: (fn) => live.hold(fn),
+  clearAlert: () => clearAlert(),
+  startAction,
 };
 const live = createLive(app);
+let openRollback = () => {}; // history.js's, once set up
 
 // --- start ---
 
 function setup() {
-  setupDialogs(app);
+  const forms = setupDialogs(app);
+  openRollback = setupRollback(app, forms);
 
   $('sign-in-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -410,26 +466,36 @@ function setup() {
     if (!state.client) input.focus();
   });
   $('sign-out').addEventListener('click', signOut);
-  $('project').addEventListener('change', (ev) => selectProject(ev.target.value));
+  $('project').addEventListener('change', (ev) => {
+    startAction();
+    selectProject(ev.target.value);
+  });
   $('filter-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    try {
-      state.prefix = F.prefixFilter($('prefix').value);
-    } catch (err) {
-      fail(err);
+    startAction();
+    clearFieldErrors($('filter-form'));
+    const problem = V.prefixProblem($('prefix').value);
+    if (problem) {
+      setFieldError($('prefix'), problem);
+      $('prefix').focus();
       return;
     }
-    clearAlert();
+    state.prefix = F.prefixFilter($('prefix').value);
     closeDetails();
     loadSecrets(false);
   });
   $('clear-filter').addEventListener('click', () => {
+    startAction();
+    clearFieldErrors($('filter-form'));
     $('prefix').value = '';
     state.prefix = '';
     closeDetails();
     loadSecrets(false);
   });
-  $('load-more').addEventListener('click', () => loadSecrets(true));
+  $('load-more').addEventListener('click', () => {
+    startAction();
+    loadSecrets(true);
+  });
   $('details-close').addEventListener('click', () => {
     const name = state.selected && state.selected.name;
     closeDetails();

@@ -1,92 +1,47 @@
 // dialogs.js: the dialogs of the details pane (add, replace values, set one
-// key, edit labels, remove a key, copy, delete). Every typed value is wiped
-// once its request was sent, whatever the outcome, and when a dialog closes.
+// key, edit labels, remove a key, copy, delete); the rollback's is in
+// history.js. Their shared behaviour (errors next to fields, values wiped
+// after every request and on close) is formkit.js's.
 
 import * as F from './forms.js';
 import { $, h } from './dom.js';
-import { kvRow, readRows, readValue, valueField, wipeValues } from './values.js';
+import { createForms, rowInput } from './formkit.js';
+import { envPaste } from './envpaste.js';
+import { kvRow, readRows, readValue, valueField } from './values.js';
 
 /**
  * setupDialogs wires every dialog to the page's app (app.js): its state,
  * busy, notify, and the list and details functions. A write is sent inside
  * app.hold, so that live updates wait for its answer instead of reporting
- * the user's own change as someone else's.
+ * the user's own change as someone else's. Answers the forms kit
+ * (formkit.js) for the dialogs wired elsewhere (history.js).
  */
 export function setupDialogs(app) {
-  const { state, busy, notify, putSecret, openDetails, refreshDetails, closeDetails, dropSecret } = app;
+  const { state, notify, putSecret, openDetails, refreshDetails, closeDetails, dropSecret } = app;
+  const forms = createForms(app);
+  const openDialog = forms.open;
+  const submitter = forms.submitter;
 
-  function openDialog(id, focusId) {
-    const d = $(id);
-    const err = d.querySelector('.alert');
-    if (err) err.textContent = '';
-    d.showModal();
-    if (focusId) $(focusId).focus();
-  }
+  /** rowsLocator finds an error's input: its own field, or a row of pairs or labels. */
+  const rowsLocator = (fields) => (e) => {
+    if (e.field === 'data' && fields.pairs) return rowInput($(fields.pairs), e);
+    if (e.field === 'labels' && fields.labels) return rowInput($(fields.labels), e);
+    return fields[e.field] ? $(fields[e.field]) : null;
+  };
 
-  function wireDialogs() {
-    for (const d of document.querySelectorAll('dialog')) {
-      // Closing (Cancel, Escape, or after a save) forgets every typed value.
-      d.addEventListener('close', () => {
-        wipeValues(d);
-        const form = d.querySelector('form');
-        if (form) form.reset();
-        for (const box of d.querySelectorAll('.rows')) box.replaceChildren();
-      });
-      for (const b of d.querySelectorAll('button.cancel')) b.addEventListener('click', () => d.close());
-    }
-  }
+  // "+ Add Secret"
+  let addEnv = null;
 
-  /**
-   * submitter wires a dialog's form: build() makes the request from the
-   * inputs (validation errors keep the inputs), send(body) calls the API;
-   * values are wiped once a request was sent, whatever its outcome.
-   */
-  function submitter(formId, errorId, build, send) {
-    const form = $(formId);
-    const dialog = form.closest('dialog');
-    const area = $(errorId);
-    form.addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      area.textContent = '';
-      let body;
-      try {
-        body = build();
-      } catch (err) {
-        area.textContent = F.describeError(err);
-        return;
-      }
-      const button = form.querySelector('button[type="submit"]');
-      const ok = await busy(button, area, async () => {
-        try {
-          return await app.hold(() => send(body));
-        } finally {
-          body = null;
-          wipeValues(dialog);
-        }
-      });
-      if (ok && dialog.open) dialog.close();
-    });
-  }
-
-  function optionalEmpty(pairs, allowEmpty) {
-    if (allowEmpty) return pairs;
-    for (const p of pairs) {
-      const key = String(p.key || '').trim();
-      if (key !== '' && p.value === '') {
-        throw new Error(`Key “${key}” has no value. Enter one, remove the row, or tick “Allow empty values”.`);
-      }
-    }
-    return pairs;
-  }
-
-  // "+ Add secret"
   function openAdd() {
     $('add-pairs').replaceChildren(kvRow('pair'));
     $('add-labels').replaceChildren(kvRow('label'));
+    addEnv.wipe();
+    $('dlg-add-title').textContent = `Add a secret to “${state.project}”`;
     openDialog('dlg-add', 'add-name');
   }
 
   function setupAdd() {
+    addEnv = envPaste({ mount: $('add-env'), box: $('add-pairs'), id: 'add-env' });
     $('add-secret').addEventListener('click', openAdd);
     $('add-pair').addEventListener('click', () => {
       const r = kvRow('pair');
@@ -104,7 +59,8 @@ export function setupDialogs(app) {
       () =>
         F.createRequest({
           name: $('add-name').value,
-          pairs: optionalEmpty(readRows($('add-pairs')), $('add-allow-empty').checked),
+          pairs: readRows($('add-pairs')),
+          allowEmpty: $('add-allow-empty').checked,
           labels: readRows($('add-labels')),
         }),
       async (body) => {
@@ -115,16 +71,19 @@ export function setupDialogs(app) {
         openDetails(meta.name);
         return meta;
       },
+      rowsLocator({ name: 'add-name', pairs: 'add-pairs', labels: 'add-labels' }),
     );
   }
 
   // "Replace values"
   let replacing = null; // metadata read when the dialog opened: its version is the If-Match
+  let replaceEnv = null;
 
   async function openReplace() {
     const s = state.selected;
     if (!s) return;
-    const meta = await busy($('act-replace'), null, () => state.client.metadata(s.project, s.name));
+    app.startAction();
+    const meta = await app.busy($('act-replace'), null, () => state.client.metadata(s.project, s.name));
     if (!meta) return;
     replacing = meta;
     $('dlg-replace-title').textContent = `Replace values of “${meta.name}”`;
@@ -135,12 +94,14 @@ export function setupDialogs(app) {
     $('replace-pairs').replaceChildren(...keys.map((key) => kvRow('pair', { key })));
     const labels = F.labelsToRows(meta.labels);
     $('replace-labels').replaceChildren(...(labels.length ? labels : [{}]).map((l) => kvRow('label', l)));
+    replaceEnv.wipe();
     openDialog('dlg-replace');
     const first = $('replace-pairs').querySelector('.row-value');
     if (first) first.focus();
   }
 
   function setupReplace() {
+    replaceEnv = envPaste({ mount: $('replace-env'), box: $('replace-pairs'), id: 'replace-env' });
     $('act-replace').addEventListener('click', openReplace);
     $('replace-pair').addEventListener('click', () => {
       const r = kvRow('pair');
@@ -157,7 +118,8 @@ export function setupDialogs(app) {
       'replace-error',
       () =>
         F.replaceRequest({
-          pairs: optionalEmpty(readRows($('replace-pairs')), $('replace-allow-empty').checked),
+          pairs: readRows($('replace-pairs')),
+          allowEmpty: $('replace-allow-empty').checked,
           labels: readRows($('replace-labels')),
         }),
       async (body) => {
@@ -167,7 +129,7 @@ export function setupDialogs(app) {
           meta = await state.client.replace(m.project, m.name, body, { ifMatchVersion: m.version });
         } catch (err) {
           if (err.code === 'version_mismatch') {
-            err.message = `${err.message}. Someone changed “${m.name}” after version ${m.version}: close this form and open it again.`;
+            err.message = `Someone changed “${m.name}” after version ${m.version}, the one this form started from: nothing was saved. Close the form and open it again`;
           }
           throw err;
         }
@@ -175,6 +137,7 @@ export function setupDialogs(app) {
         await refreshDetails(meta);
         return meta;
       },
+      rowsLocator({ pairs: 'replace-pairs', labels: 'replace-labels' }),
     );
   }
 
@@ -193,11 +156,12 @@ export function setupDialogs(app) {
     submitter(
       'form-set',
       'set-error',
-      () => {
-        const pair = { key: $('set-key').value, value: readValue($('set-value-box').querySelector('.value-field')) };
-        optionalEmpty([pair], $('set-allow-empty').checked);
-        return F.setKeyRequest(pair);
-      },
+      () =>
+        F.setKeyRequest({
+          key: $('set-key').value,
+          value: readValue($('set-value-box').querySelector('.value-field')),
+          allowEmpty: $('set-allow-empty').checked,
+        }),
       async (body) => {
         const s = state.selected;
         const key = Object.keys(body.set)[0];
@@ -206,6 +170,7 @@ export function setupDialogs(app) {
         await refreshDetails(meta);
         return meta;
       },
+      (e) => (e.field === 'set' ? $(e.part === 'value' ? 'set-value' : 'set-key') : null),
     );
   }
 
@@ -215,7 +180,8 @@ export function setupDialogs(app) {
   async function openLabels() {
     const s = state.selected;
     if (!s) return;
-    const meta = await busy($('act-labels'), null, () => state.client.metadata(s.project, s.name));
+    app.startAction();
+    const meta = await app.busy($('act-labels'), null, () => state.client.metadata(s.project, s.name));
     if (!meta) return;
     labelling = meta;
     $('dlg-labels-title').textContent = `Edit the labels of “${meta.name}”`;
@@ -242,11 +208,20 @@ export function setupDialogs(app) {
       () => F.labelsRequest({ labels: readRows($('labels-rows')) }),
       async (body) => {
         const m = labelling;
-        const meta = await state.client.patch(m.project, m.name, body, { ifMatchVersion: m.version });
+        let meta;
+        try {
+          meta = await state.client.patch(m.project, m.name, body, { ifMatchVersion: m.version });
+        } catch (err) {
+          if (err.code === 'version_mismatch') {
+            err.message = `Someone changed “${m.name}” after version ${m.version}, the one this form started from: nothing was saved. Close the form and open it again`;
+          }
+          throw err;
+        }
         notify(`Saved the labels of “${meta.name}”: now version ${meta.version}.`);
         await refreshDetails(meta);
         return meta;
       },
+      rowsLocator({ labels: 'labels-rows' }),
     );
   }
 
@@ -272,16 +247,31 @@ export function setupDialogs(app) {
         await refreshDetails(meta);
         return meta;
       },
+      rowsLocator({ unset: 'remove-key' }),
     );
   }
 
   // "Copy to another project"
-  function syncOverwrite() {
-    const target = state.projects.find((p) => p.name === $('copy-project').value);
+  let suggested = ''; // the new name offered for a copy within the project
+
+  /** syncCopy fits the form to the target: overwrite allowed or not, a new name needed or not. */
+  function syncCopy() {
+    const s = state.selected;
+    const to = $('copy-project').value;
+    const target = state.projects.find((p) => p.name === to);
     const allowed = !!target && F.permissions(target.actions).overwrite;
     const box = $('copy-overwrite');
     box.disabled = !allowed;
     if (!allowed) box.checked = false;
+    const within = !!s && to === s.project;
+    $('copy-as-label').textContent = within ? 'New name (needed within this project)' : 'New name (optional)';
+    const as = $('copy-as');
+    if (within && as.value.trim() === '') {
+      suggested = `${s.name}-copy`.slice(0, 128);
+      as.value = suggested;
+    } else if (!within && as.value === suggested) {
+      as.value = '';
+    }
   }
 
   function openCopy() {
@@ -290,15 +280,18 @@ export function setupDialogs(app) {
     $('dlg-copy-title').textContent = `Copy “${s.name}”`;
     const targets = F.copyTargets(state.projects);
     $('copy-project').replaceChildren(...targets.map((n) => h('option', { value: n, text: n === s.project ? `${n} (this project)` : n })));
+    // Another project when there is one; else this one, under a new name.
     const other = targets.find((n) => n !== s.project);
     $('copy-project').value = other || targets[0] || '';
-    syncOverwrite();
-    openDialog('dlg-copy', 'copy-project');
+    suggested = '';
+    $('copy-as').value = '';
+    syncCopy();
+    openDialog('dlg-copy', other ? 'copy-project' : 'copy-as');
   }
 
   function setupCopy() {
     $('act-copy').addEventListener('click', openCopy);
-    $('copy-project').addEventListener('change', syncOverwrite);
+    $('copy-project').addEventListener('change', syncCopy);
     submitter(
       'form-copy',
       'copy-error',
@@ -317,6 +310,7 @@ export function setupDialogs(app) {
         putSecret(meta);
         return meta;
       },
+      rowsLocator({ to_project: 'copy-project', as: 'copy-as' }),
     );
   }
 
@@ -344,7 +338,7 @@ export function setupDialogs(app) {
           await state.client.delete(s.project, s.name, { ifMatchVersion: s.version });
         } catch (err) {
           if (err.code === 'version_mismatch') {
-            err.message = `${err.message}. “${s.name}” changed after version ${s.version}: review it before deleting.`;
+            err.message = `“${s.name}” changed after version ${s.version}, the one you saw: nothing was deleted. Look at it again before deleting`;
           }
           throw err;
         }
@@ -356,7 +350,7 @@ export function setupDialogs(app) {
     );
   }
 
-  wireDialogs();
+  forms.wire();
   setupAdd();
   setupReplace();
   setupSet();
@@ -364,4 +358,5 @@ export function setupDialogs(app) {
   setupRemove();
   setupCopy();
   setupDelete();
+  return forms;
 }

@@ -2,7 +2,8 @@
 // request bodies, deciding which buttons the granted actions allow, and
 // formatting metadata for display. app.js does the DOM around it.
 
-import { invalid, limits, validKey, validLabelKey, validName, validPrefix } from './api.js';
+import { invalid, validKey, validPrefix } from './api.js';
+import * as V from './validate.js';
 
 /** The actions of GET /v1/projects, as the README's Permissions names them. */
 export const Actions = Object.freeze({
@@ -47,23 +48,22 @@ function isBlank(s) {
 /**
  * pairsToData turns key/value rows [{key, value}] into the `data` of a
  * write. Rows with an empty key and an empty value are ignored; keys are
- * trimmed, values kept byte for byte. Errors name keys, never values.
+ * trimmed, values kept byte for byte. It throws FieldErrors (validate.js)
+ * naming rows and keys, never values. opts: pairErrors' (allowEmpty, emptyHint).
  */
-export function pairsToData(rows) {
+export function pairsToData(rows, opts = {}) {
+  V.check(V.pairErrors(rows, opts));
+  return dataOf(rows);
+}
+
+function dataOf(rows) {
   const data = {};
-  let n = 0;
   for (const row of rows || []) {
     const key = String(row.key ?? '').trim();
     const value = row.value ?? '';
     if (key === '' && isBlank(value)) continue;
-    if (key === '') throw invalid('data', 'a row has a value but no key');
-    if (!validKey(key)) throw invalid('data', `key ${JSON.stringify(key)} must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'`);
-    if (Object.hasOwn(data, key)) throw invalid('data', `key ${JSON.stringify(key)} is given twice`);
     data[key] = String(value);
-    n++;
   }
-  if (n === 0) throw invalid('data', 'must hold at least one key');
-  if (n > limits.maxKeys) throw invalid('data', `holds ${n} keys, at most ${limits.maxKeys} are allowed`);
   return data;
 }
 
@@ -72,19 +72,18 @@ export function pairsToData(rows) {
  * are ignored; an empty result is {} (which, on replace, clears labels).
  */
 export function rowsToLabels(rows) {
+  V.check(V.labelErrors(rows));
+  return labelsOf(rows);
+}
+
+function labelsOf(rows) {
   const labels = {};
-  let n = 0;
   for (const row of rows || []) {
     const key = String(row.key ?? '').trim();
     const value = String(row.value ?? '').trim();
     if (key === '' && value === '') continue;
-    if (!validLabelKey(key)) throw invalid('labels', `key ${JSON.stringify(key)} must match ^[a-z][a-z0-9_-]{0,62}$`);
-    if (Object.hasOwn(labels, key)) throw invalid('labels', `key ${JSON.stringify(key)} is given twice`);
-    if ([...value].length > limits.maxLabelValueChars) throw invalid(`labels.${key}`, `value is longer than ${limits.maxLabelValueChars} characters`);
     labels[key] = value;
-    n++;
   }
-  if (n > limits.maxLabels) throw invalid('labels', `holds ${n} labels, at most ${limits.maxLabels} are allowed`);
   return labels;
 }
 
@@ -93,47 +92,49 @@ export function labelsToRows(labels) {
   return Object.keys(labels || {}).sort().map((key) => ({ key, value: labels[key] }));
 }
 
-/** createRequest is the body of "+ Add secret". */
-export function createRequest({ name, pairs, labels }) {
+/**
+ * createRequest is the body of "+ Add Secret". Every problem of the form is
+ * reported at once (FieldErrors), so that each shows next to its field.
+ */
+export function createRequest({ name, pairs, labels, allowEmpty = false }) {
   const n = String(name ?? '').trim();
-  if (!validName(n)) throw invalid('name', "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit");
-  const body = { name: n, data: pairsToData(pairs) };
-  const l = rowsToLabels(labels);
+  const problem = V.nameProblem(n);
+  V.check([...(problem ? [{ field: 'name', message: problem }] : []), ...V.pairErrors(pairs, { allowEmpty }), ...V.labelErrors(labels)]);
+  const body = { name: n, data: dataOf(pairs) };
+  const l = labelsOf(labels);
   if (Object.keys(l).length > 0) body.labels = l;
   return body;
 }
 
 /** replaceRequest is the body of "Replace values": every pair, and the labels as edited. */
-export function replaceRequest({ pairs, labels }) {
-  return { data: pairsToData(pairs), labels: rowsToLabels(labels) };
+export function replaceRequest({ pairs, labels, allowEmpty = false }) {
+  V.check([...V.pairErrors(pairs, { allowEmpty }), ...V.labelErrors(labels)]);
+  return { data: dataOf(pairs), labels: labelsOf(labels) };
 }
 
-/** setKeyRequest is the patch of "Set one key". */
 /** labelsRequest: the PATCH body that replaces every label and keeps the values. */
 export function labelsRequest({ labels }) {
   return { labels: rowsToLabels(labels) };
 }
 
-export function setKeyRequest({ key, value }) {
-  const k = String(key ?? '').trim();
-  if (!validKey(k)) throw invalid('key', "must be 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
-  return { set: { [k]: String(value ?? '') } };
+/** setKeyRequest is the patch of "Set one key". */
+export function setKeyRequest({ key, value, allowEmpty = false }) {
+  V.check(V.setKeyErrors({ key, value, allowEmpty }));
+  return { set: { [String(key).trim()]: String(value ?? '') } };
 }
 
 /** removeKeyRequest is the patch of "Remove key"; the last key cannot go. */
 export function removeKeyRequest({ key, keys }) {
-  if (!validKey(key) || !(keys || []).includes(key)) throw invalid('key', 'pick one of the secret\'s keys');
-  if ((keys || []).length <= 1) throw invalid('key', 'is the only key: delete the secret instead');
+  if (!validKey(key) || !(keys || []).includes(key)) V.check([{ field: 'unset', message: 'Pick one of the secret’s keys.' }]);
+  if ((keys || []).length <= 1) V.check([{ field: 'unset', message: 'This is the only key: delete the secret instead.' }]);
   return { unset: [key] };
 }
 
 /** copyRequest is the body of "Copy to another project". */
 export function copyRequest({ fromProject, name, toProject, as, overwrite }) {
+  V.check(V.copyErrors({ fromProject, name, toProject, as }));
   const to = String(toProject ?? '').trim();
   const target = String(as ?? '').trim();
-  if (to === '') throw invalid('to_project', 'pick a project');
-  if (target !== '' && !validName(target)) throw invalid('as', "must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit");
-  if (to === fromProject && (target === '' || target === name)) throw invalid('as', 'must differ from the source name when copying within one project');
   const body = { toProject: to };
   if (target !== '' && target !== name) body.as = target;
   if (overwrite) body.overwrite = true;

@@ -4,6 +4,7 @@
 
 import * as F from './forms.js';
 import { h, show } from './dom.js';
+import { generatorTool } from './generator.js';
 
 /** valueFields: the state of each value field, by its element. */
 const valueFields = new WeakMap();
@@ -39,6 +40,10 @@ export function valueField(id) {
   const note = h('p', { class: 'value-note hint', 'aria-live': 'polite' });
   const clearFile = h('button', { type: 'button', class: 'quiet value-clear', text: 'Clear the file' });
   const slot = h('div', { class: 'value-editor' }, single);
+  const gen = generatorTool(id, (value, text) => {
+    field.set(value);
+    say(text);
+  });
   const el = h(
     'div',
     { class: 'value-field' },
@@ -49,10 +54,12 @@ export function valueField(id) {
       h('span', { class: 'check' }, multiBox, h('label', { for: `${id}-multi`, text: 'Multi-line' })),
       eolBox,
       h('span', { class: 'value-file-box' }, h('label', { for: `${id}-file`, text: 'Or load from a file' }), file),
+      gen.button,
     ),
+    gen.panel,
     note,
   );
-  let fromFile = null; // the value of a loaded file
+  let held = null; // a value kept in memory only: a loaded file's, or one a form cannot hold
   let fileToken = 0; // drops a file read that finished after a wipe or another pick
 
   const editor = () => (multiBox.checked ? multi : single);
@@ -60,7 +67,7 @@ export function valueField(id) {
   const syncMode = () => {
     slot.replaceChildren(editor());
     show(eolBox, multiBox.checked);
-    for (const c of [single, multi, multiBox, eol]) c.disabled = fromFile !== null;
+    for (const c of [single, multi, multiBox, eol]) c.disabled = held !== null;
   };
   const toMulti = (text, breaks) => {
     multi.value = text;
@@ -128,7 +135,7 @@ export function valueField(id) {
     editor().focus();
   });
   const dropFile = () => {
-    fromFile = null;
+    held = null;
     fileToken++;
     file.value = '';
   };
@@ -152,20 +159,50 @@ export function valueField(id) {
       return;
     }
     if (token !== fileToken) return;
-    fromFile = text;
+    held = text;
     single.value = '';
     multi.value = '';
     syncMode();
     const bytes = new TextEncoder().encode(text).length;
+    clearFile.textContent = 'Clear the file';
     say(`The value is the content of the file “${f.name}” (${bytes} bytes), sent exactly as it is. `, clearFile);
   });
   const field = {
     el,
-    read: () => (fromFile !== null ? fromFile : multiBox.checked ? F.withLineBreaks(multi.value, eol.value) : single.value),
+    read: () => (held !== null ? held : multiBox.checked ? F.withLineBreaks(multi.value, eol.value) : single.value),
+    /**
+     * set puts a value in the field (from a .env block, or generated):
+     * single-line, multi-line with its kind of line break, or, when a form
+     * cannot hold it (mixed line breaks), in memory. Answers how it is held.
+     */
+    set: (value) => {
+      const v = String(value ?? '');
+      dropFile();
+      const breaks = F.lineBreaks(v);
+      single.value = '';
+      multi.value = '';
+      if (breaks === 'mixed') {
+        held = v;
+        multiBox.checked = false;
+        syncMode();
+        clearFile.textContent = 'Clear this value';
+        say('This value mixes kinds of line break: it is kept exactly, in memory, and sent as it is. ', clearFile);
+        return 'held';
+      }
+      multiBox.checked = breaks !== 'none';
+      if (breaks === 'none') single.value = v;
+      else {
+        multi.value = v;
+        eol.value = breaks;
+      }
+      syncMode();
+      return breaks === 'none' ? 'single' : 'multi';
+    },
     wipe: () => {
       dropFile();
       single.value = '';
       multi.value = '';
+      gen.wipe();
       say('');
       syncMode();
     },
@@ -195,6 +232,8 @@ export function kvRow(kind, { key = '', value = '' } = {}) {
   }
   const what = kind === 'pair' ? 'pair' : 'label';
   const remove = h('button', { type: 'button', class: 'quiet row-remove', text: 'Remove', 'aria-label': `Remove this ${what}` });
+  // Where this row's errors are said (fielderrors.js), under its fields.
+  const errors = h('p', { id: `${kind}-error-${n}`, class: 'row-error field-error' });
   const row = h(
     'div',
     { class: kind === 'pair' ? 'row pair' : 'row' },
@@ -203,15 +242,24 @@ export function kvRow(kind, { key = '', value = '' } = {}) {
     h('label', { for: valueId, class: 'row-value-label', text: 'Value' }),
     valueInput,
     remove,
+    errors,
   );
   remove.addEventListener('click', () => {
     const box = row.parentElement;
+    for (const el of row.querySelectorAll('.value-field')) valueFields.get(el)?.wipe();
     row.remove();
     if (box && box.children.length === 0) box.append(kvRow(kind));
     const first = box && box.querySelector('input');
     if (first) first.focus();
   });
   return row;
+}
+
+/** writeValue puts a value in a value field (see valueField's set); answers how it is held. */
+export function writeValue(el, value) {
+  const field = valueFields.get(el);
+  if (!field) throw new Error('not a value field');
+  return field.set(value);
 }
 
 /** readValue is what a value field (or a label's value input) holds. */
