@@ -3,7 +3,9 @@
 // server in a second process as the baseline, and drives both with vegeta
 // (a real HTTP client) at a fixed number of concurrent clients. It prints
 // req/s and latency percentiles per scenario, and each gateway figure as a
-// ratio of the bare gin baseline measured in the same run.
+// ratio of the bare gin baseline measured in the same run. The vault scenario
+// (vaultload.go) runs the same GET and PUT load against a Vault dev server,
+// and the gateway's GET and PUT are printed as multiples of Vault's too.
 //
 // The migrate scenario (migrate.go) times migrations of -migrate-secrets
 // secrets from a file backend to another and to a real Vault dev server.
@@ -50,12 +52,13 @@ func main() {
 		duration = flag.Duration("duration", 10*time.Second, "length of each scenario")
 		workers  = flag.Uint64("workers", 32, "concurrent clients")
 		bare     = flag.String("serve-bare", "", "internal: serve the bare gin baseline on this address")
-		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,migrate,watchers,resolve,authflood); empty = all but authflood")
+		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,vault,migrate,watchers,resolve,authflood); empty = all but authflood")
 		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate, watchers and resolve always use their own")
 		token    = flag.String("token", "", "bearer token with admin rights on -project (with -config)")
 		project  = flag.String("project", "default", "project to load")
 		migrateN = flag.Int("migrate-secrets", 1000, "secrets per migration in the migrate scenario")
-		vaultBin = flag.String("vault-bin", "", "Vault server for the migrate scenario (default: $SECRETGATE_VAULT_BIN, else <repo root>/.bin/vault from `make testservers`)")
+		vaultBin = flag.String("vault-bin", "", "Vault server for the vault and migrate scenarios (default: $SECRETGATE_VAULT_BIN, else <repo root>/.bin/vault from `make testservers`)")
+		nSecrets = flag.Int("secrets", listSize, "secrets the GET and PUT scenarios cycle through, on the gateway and on Vault alike (1-100; 1 = every client reads and writes the same secret)")
 		watchers = flag.Int("watchers", 10000, "concurrent event-stream watchers in the watchers scenario")
 		fanoutN  = flag.Int("fanout-writes", 20, "writes whose fan-out to every watcher the watchers scenario times")
 	)
@@ -68,8 +71,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets, -watchers and -fanout-writes must be at least 1")
 		os.Exit(2)
 	}
+	if *nSecrets < 1 || *nSecrets > listSize {
+		fmt.Fprintf(os.Stderr, "loadtest: -secrets must be between 1 and %d\n", listSize)
+		os.Exit(2)
+	}
 	cleanupOnSignal()
-	sc := scenarios{migrateN: *migrateN, vaultBin: *vaultBin, watchers: *watchers, fanoutWrites: *fanoutN}
+	sc := scenarios{migrateN: *migrateN, vaultBin: *vaultBin, watchers: *watchers, fanoutWrites: *fanoutN, loadSecrets: *nSecrets}
 	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -91,6 +98,14 @@ func serveBare(addr string) {
 	}
 }
 
+// Names of the load scenarios, and the number of secrets a LIST pages.
+const (
+	getName  = "GET with values"
+	listName = "LIST of 100 secrets"
+	putName  = "PUT (new version, fsync)"
+	listSize = 100
+)
+
 type scenario struct {
 	name    string
 	targets []vegeta.Target
@@ -98,6 +113,7 @@ type scenario struct {
 
 type result struct {
 	name          string
+	vs            string // the scenario of the "vs Vault dev" column, if any
 	rps           float64
 	p50, p99      time.Duration
 	success       float64
@@ -112,6 +128,7 @@ type scenarios struct {
 	vaultBin     string
 	watchers     int
 	fanoutWrites int
+	loadSecrets  int // secrets GET and PUT cycle through
 }
 
 func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string, sc scenarios) error {
@@ -124,9 +141,9 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 
 	for _, name := range strings.Split(only, ",") {
 		switch name {
-		case "", "bare", "get", "list", "put", "migrate", "watchers", "resolve", "authflood":
+		case "", "bare", "get", "list", "put", "vault", "migrate", "watchers", "resolve", "authflood":
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, migrate, watchers, resolve, authflood)", name)
+			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, vault, migrate, watchers, resolve, authflood)", name)
 		}
 	}
 
@@ -149,8 +166,10 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	}
 
 	var errs []error
-	if want("bare") || want("get") || want("list") || want("put") {
-		errs = append(errs, runLoad(bin, dir, configPath, token, project, duration, workers, want))
+	if want("bare") || want("get") || want("list") || want("put") || want("vault") {
+		// Named in -only, the vault scenario fails without a Vault binary;
+		// in the default set it is skipped with the reason, like migrate's.
+		errs = append(errs, runLoad(os.Stdout, bin, dir, configPath, token, project, duration, workers, want, sc.vaultBin, only != "" && want("vault"), sc.loadSecrets))
 	}
 	if want("resolve") {
 		errs = append(errs, runResolve(os.Stdout, bin, dir, duration, workers))
@@ -168,85 +187,104 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	return errors.Join(errs...)
 }
 
-// runLoad runs the vegeta scenarios (bare, get, list, put) that want selects.
-func runLoad(bin, dir, configPath, token, project string, duration time.Duration, workers uint64, want func(string) bool) error {
+// runLoad runs the vegeta scenarios (bare, get, list, put, vault) that want
+// selects, in an order that puts each comparison next to its reference:
+// Vault GET, GET, bare gin, LIST, PUT, Vault PUT. The machine's load drifts
+// over a run (other work, the page cache, the CPU's clock), and a ratio of
+// two figures measured seconds apart drifts less than one of figures a
+// minute apart.
+func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration time.Duration, workers uint64, want func(string) bool, vaultBin string, vaultRequired bool, nSecrets int) error {
+	fmt.Fprintf(w, "\nload average (1 min) before the load run: %s\n", loadAverage())
+	secrets := loadSecrets(listSize)
+
+	var vault *vaultLoad
+	if want("vault") {
+		path, why := findVault(vaultBin)
+		switch {
+		case why != "" && vaultRequired:
+			return fmt.Errorf("vault scenario: %s", why)
+		case why != "":
+			fmt.Fprintf(w, "Vault dev scenarios skipped: %s\n", why)
+		default:
+			var err error
+			if vault, err = startVaultLoad(path, filepath.Join(dir, "vault"), secrets[:nSecrets]); err != nil {
+				return err
+			}
+			defer vault.stop()
+		}
+	}
+
+	var gets, puts, list []vegeta.Target
+	if want("get") || want("list") || want("put") {
+		args := []string{}
+		env := os.Environ()
+		if configPath != "" {
+			args = append(args, "--config", configPath)
+		} else {
+			token = "sg_loadtest_" + randomHex(16)
+			args = append(args, "--dev", "--dev-token", token, "--dev-dir", filepath.Join(dir, "dev"))
+			env = gatewayEnv()
+		}
+		gw, err := startGateway(bin, dir, env, args...)
+		if err != nil {
+			return err
+		}
+		defer gw.stop()
+		auth := http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
+		for _, s := range secrets {
+			body, err := json.Marshal(map[string]any{"name": s.name, "data": s.data})
+			if err != nil {
+				return err
+			}
+			if err := do(http.MethodPost, gw.base+"/v1/projects/"+project+"/secrets", auth, string(body)); err != nil {
+				return fmt.Errorf("seed %s: %w", s.name, err)
+			}
+		}
+		for _, s := range secrets[:nSecrets] {
+			url := gw.base + "/v1/projects/" + project + "/secrets/" + s.name
+			gets = append(gets, vegeta.Target{Method: http.MethodGet, URL: url, Header: auth})
+			puts = append(puts, vegeta.Target{Method: http.MethodPut, URL: url, Header: auth, Body: s.put})
+		}
+		list = []vegeta.Target{{Method: http.MethodGet, URL: fmt.Sprintf("%s/v1/projects/%s/secrets?page_size=%d", gw.base, project, listSize), Header: auth}}
+	}
+
+	type step struct {
+		want bool
+		run  func() (result, error)
+	}
+	load := func(sc scenario, vs string) func() (result, error) {
+		return func() (result, error) {
+			r := attack(sc, duration, workers, "")
+			r.vs = vs
+			return r, nil
+		}
+	}
+	var steps []step
+	if vault != nil {
+		steps = append(steps, step{true, load(scenario{vaultGetName, vault.gets}, "")})
+	}
+	steps = append(steps,
+		step{want("get"), load(scenario{getName, gets}, vaultGetName)},
+		step{want("bare"), func() (result, error) { return runBare(duration, workers) }},
+		step{want("list"), load(scenario{listName, list}, "")},
+		step{want("put"), load(scenario{putName, puts}, vaultPutName)},
+	)
+	if vault != nil {
+		steps = append(steps, step{true, load(scenario{vaultPutName, vault.puts}, "")})
+	}
 	var results []result
-	if want("bare") {
-		r, err := runBare(duration, workers)
+	for _, s := range steps {
+		if !s.want {
+			continue
+		}
+		r, err := s.run()
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
 	}
-	if !want("get") && !want("list") && !want("put") {
-		report(os.Stdout, results, workers, duration)
-		return checkResults(results)
-	}
-
-	gwAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	args := []string{"server", "--listen", gwAddr}
-	if configPath != "" {
-		args = append(args, "--config", configPath)
-	} else {
-		token = "sg_loadtest_" + randomHex(16)
-		args = append(args, "--dev", "--dev-token", token, "--dev-dir", filepath.Join(dir, "dev"))
-	}
-	gw := exec.Command(bin, args...)
-	gw.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	gw.Stdout, gw.Stderr = logf, logf
-	gw.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := gw.Start(); err != nil {
-		return fmt.Errorf("start gateway: %w", err)
-	}
-	track(gw)
-	defer untrack(gw)
-	defer stop(gw)
-	base := "http://" + gwAddr
-	if err := waitHTTP(base+"/readyz", 30*time.Second); err != nil {
-		out, _ := os.ReadFile(logf.Name())
-		return fmt.Errorf("gateway not ready: %w\n%s", err, out)
-	}
-
-	auth := http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
-	const n = 100
-	names := make([]string, n)
-	for i := range names {
-		names[i] = fmt.Sprintf("load-%03d", i)
-		body := fmt.Sprintf(`{"name":%q,"data":{"username":"svc-%d","password":%q,"host":"db.internal:5432"}}`, names[i], i, randomHex(16))
-		if err := do(http.MethodPost, base+"/v1/projects/"+project+"/secrets", auth, body); err != nil {
-			return fmt.Errorf("seed %s: %w", names[i], err)
-		}
-	}
-
-	var gets, puts []vegeta.Target
-	for _, name := range names {
-		gets = append(gets, vegeta.Target{Method: "GET", URL: base + "/v1/projects/" + project + "/secrets/" + name, Header: auth})
-		puts = append(puts, vegeta.Target{Method: "PUT", URL: base + "/v1/projects/" + project + "/secrets/" + name, Header: auth,
-			Body: []byte(`{"data":{"username":"svc","password":"` + randomHex(16) + `"}}`)})
-	}
-	list := []vegeta.Target{{Method: "GET", URL: base + "/v1/projects/" + project + "/secrets?page_size=100", Header: auth}}
-
-	for _, sc := range []struct {
-		key string
-		sc  scenario
-	}{
-		{"get", scenario{"GET with values", gets}},
-		{"list", scenario{"LIST of 100 secrets", list}},
-		{"put", scenario{"PUT (new version, fsync)", puts}},
-	} {
-		if want(sc.key) {
-			results = append(results, attack(sc.sc, duration, workers, ""))
-		}
-	}
-	report(os.Stdout, results, workers, duration)
+	report(w, results, workers, duration, nSecrets)
+	fmt.Fprintf(w, "load average (1 min) after the load run: %s\n", loadAverage())
 	return checkResults(results)
 }
 
@@ -310,23 +348,36 @@ func attack(sc scenario, duration time.Duration, workers uint64, _ string) resul
 	return r
 }
 
-func report(w io.Writer, results []result, workers uint64, duration time.Duration) {
-	fmt.Fprintf(w, "\nload run: %d concurrent clients, %s per scenario, vegeta over HTTP/1.1 keep-alive on 127.0.0.1\n\n", workers, duration)
+// report prints the results in the order they ran, each as a share of bare
+// gin's req/s and, for a gateway scenario with a Vault counterpart, as a
+// multiple of Vault's.
+func report(w io.Writer, results []result, workers uint64, duration time.Duration, nSecrets int) {
+	fmt.Fprintf(w, "\nload run: %d concurrent clients, %s per scenario, vegeta over HTTP/1.1 keep-alive on 127.0.0.1, in the order run\n", workers, duration)
+	cycle := fmt.Sprintf("cycle through %d secrets", nSecrets)
+	if nSecrets == 1 {
+		cycle = "all go to one secret"
+	}
+	fmt.Fprintf(w, "GETs and PUTs %s of two keys on each side (a PUT replaces it with a new version)\n\n", cycle)
+	rps := map[string]float64{}
 	var baseline float64
 	for _, r := range results {
+		rps[r.name] = r.rps
 		if strings.HasPrefix(r.name, "bare") {
 			baseline = r.rps
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\tsuccess\tvs bare gin\t")
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\tsuccess\tvs bare gin\tvs Vault dev\t")
 	for _, r := range results {
-		ratio := "-"
+		ofBare, ofVault := "-", "-"
 		if baseline > 0 {
-			ratio = fmt.Sprintf("%.1f%%", 100*r.rps/baseline)
+			ofBare = fmt.Sprintf("%.1f%%", 100*r.rps/baseline)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f%%\t%s\t\n", r.name, r.requests, r.rps,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ratio)
+		if v := rps[r.vs]; r.vs != "" && v > 0 {
+			ofVault = fmt.Sprintf("%.2fx", r.rps/v)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f%%\t%s\t%s\t\n", r.name, r.requests, r.rps,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ofBare, ofVault)
 	}
 	tw.Flush()
 }
