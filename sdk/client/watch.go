@@ -273,11 +273,19 @@ func (s *stream) read(ctx context.Context, body io.ReadCloser, cancel context.Ca
 	var (
 		kind string
 		data bytes.Buffer
+		// id is the standard's "last event ID buffer": it becomes the id
+		// sent on reconnect only when a blank line ends its event, so an
+		// event cut off by a dropped connection is asked for again.
+		id    string
+		hasID bool
 	)
 	for sc.Scan() {
 		idle.Reset(s.idle)
 		line := sc.Bytes()
 		if len(line) == 0 {
+			if hasID {
+				s.lastID, hasID = id, false
+			}
 			if data.Len() == 0 {
 				kind = ""
 				continue
@@ -311,10 +319,10 @@ func (s *stream) read(ctx context.Context, body io.ReadCloser, cancel context.Ca
 			data.Write(value)
 			data.WriteByte('\n')
 		case "id":
-			// The standard ignores an id holding NUL; the id is kept even
-			// when its event is not dispatched, as the standard says.
+			// The standard ignores an id holding NUL; a complete event's id
+			// is kept even when it has no data, as the standard says.
 			if bytes.IndexByte(value, 0) < 0 {
-				s.lastID = string(value)
+				id, hasID = string(value), true
 			}
 		}
 		// "retry" and unknown fields are ignored: the backoff is ours.

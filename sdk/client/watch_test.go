@@ -144,7 +144,7 @@ func TestWatchParse(t *testing.T) {
 		{"no data is not dispatched but its id counts", "id: 4\nevent: secret.created\n\n" + event(7, EventUpdated, "db", 3)[len("id: 7\n"):], []Event{upd}, "4"},
 		{"event type does not leak into the next", "event: secret.deleted\n\ndata: {\"project\":\"payments\",\"index\":1}\n\n", []Event{{Kind: "message", Project: "payments", Index: 1}}, ""},
 		{"id with NUL ignored", "id: 3\n" + "id: 5\x00\n" + "data: {\"project\":\"payments\",\"index\":3}\n\n", []Event{{Kind: "message", Project: "payments", Index: 3}}, "3"},
-		{"unterminated event dropped", event(1, EventCreated, "a", 1) + "id: 2\nevent: secret.created\ndata: {\"project\":\"payments\"}", []Event{{Kind: EventCreated, Project: "payments", Name: "a", Version: 1, Index: 1}}, "2"},
+		{"unterminated event dropped", event(1, EventCreated, "a", 1) + "id: 2\nevent: secret.created\ndata: {\"project\":\"payments\"}", []Event{{Kind: EventCreated, Project: "payments", Name: "a", Version: 1, Index: 1}}, "1"},
 		{"two events", event(1, EventCreated, "a", 1) + event(2, EventDeleted, "a", 1), []Event{
 			{Kind: EventCreated, Project: "payments", Name: "a", Version: 1, Index: 1},
 			{Kind: EventDeleted, Project: "payments", Name: "a", Version: 1, Index: 2},
@@ -207,6 +207,23 @@ func TestWatchReconnectsWithLastEventID(t *testing.T) {
 		require.Equal(t, "text/event-stream", r.Header.Get("Accept"))
 		require.Equal(t, "Bearer sg_test_token", r.Header.Get("Authorization"))
 	}
+}
+
+// An event cut off by a dropped connection (its id arrived, its blank line
+// never did) is asked for again: the reconnect sends the id of the last
+// complete event, as the SSE standard says.
+func TestWatchCutOffEventIsAskedAgain(t *testing.T) {
+	fastWatch(t, 10*time.Millisecond, 50*time.Millisecond, time.Minute)
+	s := newSSEServer(t,
+		sends(event(1, EventCreated, "db", 1)+"id: 2\nevent: secret.updated\n", false),
+		sends(event(2, EventUpdated, "db", 2), true),
+	)
+	w, _ := startWatch(t, s, WatchOptions{})
+	require.EqualValues(t, 1, next(t, w).Index)
+	require.EqualValues(t, 2, next(t, w).Index)
+	reqs := s.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, "1", reqs[1].Header.Get("Last-Event-ID"))
 }
 
 func TestWatchResumesFromOption(t *testing.T) {

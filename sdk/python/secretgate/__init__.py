@@ -13,6 +13,7 @@ this package ever shows one.
 """
 
 from ._version import __version__
+from ._watch import EventStream
 from .client import DEFAULT_ADDR, DEFAULT_PROJECT, Client, Migrations, Platform, Secrets, request_id
 from .errors import (
     AlreadyExists,
@@ -29,7 +30,7 @@ from .errors import (
     Unreachable,
     VersionMismatch,
 )
-from .models import Metadata, Migration, Project, Secret, VersionInfo
+from .models import Event, Metadata, Migration, Project, Secret, VersionInfo
 
 __all__ = [
     "__version__",
@@ -45,6 +46,8 @@ __all__ = [
     "VersionInfo",
     "Project",
     "Migration",
+    "Event",
+    "EventStream",
     "SecretgateError",
     "InvalidArgument",
     "Unauthenticated",

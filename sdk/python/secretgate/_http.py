@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["ConnectionPool", "Response", "TransportError"]
+__all__ = ["ConnectionPool", "Response", "Stream", "TransportError"]
 
 # A header line or a whole header block larger than this is refused; the
 # gateway's own headers are a few hundred bytes.
@@ -34,6 +34,8 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # the gateway's IdleTimeout (120 s) and common proxies' 60 s, so a request is
 # hardly ever sent on a connection the other side is closing.
 IDLE_LIMIT = 30.0
+# The most a streamed body hands over per read: an event is a few dozen bytes.
+STREAM_READ_BYTES = 64 * 1024
 # Methods that may be sent again when a reused connection turns out to have
 # been closed before any answer arrived. Never a write, not even one with
 # If-Match: the gateway may have received and applied it before the
@@ -122,29 +124,37 @@ class _Connection:
             if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
                 raise TransportError("the gateway closed the connection in the middle of its answer") from exc
             raise _Stale() from exc
+        status, reason, version, headers = await self._answer_head(first)
+        body_out, keep = await self._body(method, status, version, headers)
+        # An answer that came before the whole request was written (413)
+        # leaves the connection in an unknown state.
+        keep = keep and self.writer.transport.get_write_buffer_size() == 0
+        return Response(status, reason, headers, body_out), keep
+
+    async def _answer_head(self, first: bytes) -> tuple[int, str, str, dict[str, str]]:
+        """The status line (already read as ``first``) and headers of the
+        final answer, after any interim ones."""
         status, reason, version = _status_line(first)
         headers = await self._headers()
         while 100 <= status < 200:
             # Interim answers (100 Continue, 103 Early Hints) precede the real one.
             status, reason, version = _status_line(await self._line())
             headers = await self._headers()
+        return status, reason, version, headers
+
+    async def _body(self, method: str, status: int, version: str, headers: dict[str, str]) -> tuple[bytes, bool]:
+        """The whole body, and whether the answer lets the connection be reused."""
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         keep = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
         if method == "HEAD" or status in (204, 304):
-            body_out = b""
-        elif "transfer-encoding" in headers:
-            if headers["transfer-encoding"].lower().rsplit(",", 1)[-1].strip() == "chunked":
-                body_out = await self._chunked()
-            else:
-                body_out, keep = await self._until_eof(), False
-        elif "content-length" in headers:
-            body_out = await self.reader.readexactly(_content_length(headers["content-length"]))
-        else:
-            body_out, keep = await self._until_eof(), False
-        # An answer that came before the whole request was written (413)
-        # leaves the connection in an unknown state.
-        keep = keep and self.writer.transport.get_write_buffer_size() == 0
-        return Response(status, reason, headers, body_out), keep
+            return b"", keep
+        if "transfer-encoding" in headers:
+            if _is_chunked(headers):
+                return await self._chunked(), keep
+            return await self._until_eof(), False
+        if "content-length" in headers:
+            return await self.reader.readexactly(_content_length(headers["content-length"])), keep
+        return await self._until_eof(), False
 
     async def _line(self) -> bytes:
         line = await self.reader.readuntil(b"\n")
@@ -171,10 +181,7 @@ class _Connection:
         parts: list[bytes] = []
         total = 0
         while True:
-            size_field = (await self._line()).split(b";", 1)[0].strip()
-            if not _CHUNK_SIZE.fullmatch(size_field):
-                raise TransportError("malformed chunk size in the answer")
-            size = int(size_field, 16)
+            size = _chunk_size(await self._line())
             if size == 0:
                 break
             total += size
@@ -204,6 +211,17 @@ def _status_line(line: bytes) -> tuple[int, str, str]:
     return int(parts[1]), parts[2] if len(parts) == 3 else "", parts[0]
 
 
+def _is_chunked(headers: dict[str, str]) -> bool:
+    return headers["transfer-encoding"].lower().rsplit(",", 1)[-1].strip() == "chunked"
+
+
+def _chunk_size(line: bytes) -> int:
+    size_field = line.split(b";", 1)[0].strip()
+    if not _CHUNK_SIZE.fullmatch(size_field):
+        raise TransportError("malformed chunk size in the answer")
+    return int(size_field, 16)
+
+
 def _content_length(value: str) -> int:
     # Repeated headers were joined: identical copies are allowed (RFC 9110).
     values = {v.strip() for v in value.split(",")}
@@ -213,6 +231,83 @@ def _content_length(value: str) -> int:
     if length > MAX_BODY_BYTES:
         raise TransportError(f"the answer is larger than {MAX_BODY_BYTES} bytes")
     return length
+
+
+class Stream:
+    """A 200 answer whose body is read as it arrives (an event stream), on a
+    connection of its own: it never holds one of the pool's slots, which it
+    would keep for hours, and is never reused. ``close`` drops it at once,
+    and needs no await, so that an abandoned stream can be dropped when it
+    is garbage-collected."""
+
+    def __init__(self, conn: _Connection, status: int, reason: str, headers: dict[str, str], owner: ConnectionPool):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self._conn = conn
+        self._owner = owner
+        self._chunked = "transfer-encoding" in headers and _is_chunked(headers)
+        # Bytes left: of the current chunk when chunked, of the body when it
+        # has a Content-Length, None when the body ends with the connection.
+        self._left: int | None = 0 if self._chunked else None
+        if not self._chunked and "transfer-encoding" not in headers and "content-length" in headers:
+            self._left = _content_length(headers["content-length"])
+        self._crlf_due = False  # a chunk's data was read, not the CRLF after it
+        self._ended = False
+        self.closed = False
+
+    async def read(self) -> bytes:
+        """The next bytes of the body, as soon as some have arrived; b"" at
+        its end. A body cut off raises TransportError.
+
+        Cancelling a read loses nothing: each await either completes or
+        consumes no byte, and state changes only after it completes."""
+        if self._ended or self.closed:
+            return b""
+        try:
+            if self._chunked:
+                return await self._read_chunked()
+            if self._left is None:
+                data = await self._conn.reader.read(STREAM_READ_BYTES)
+                self._ended = not data
+                return data
+            if self._left == 0:
+                self._ended = True
+                return b""
+            data = await self._conn.reader.read(min(self._left, STREAM_READ_BYTES))
+            if not data:
+                raise TransportError("the gateway closed the connection in the middle of its answer")
+            self._left -= len(data)
+            return data
+        except (EOFError, OSError, asyncio.LimitOverrunError) as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    async def _read_chunked(self) -> bytes:
+        assert self._left is not None
+        if self._left == 0:
+            if self._crlf_due:
+                if await self._conn._line():
+                    raise TransportError("malformed chunk in the answer")
+                self._crlf_due = False
+            size = _chunk_size(await self._conn._line())
+            if size == 0:
+                # Trailers are not read: the connection is not reused.
+                self._ended = True
+                return b""
+            self._left = size
+        data = await self._conn.reader.read(min(self._left, STREAM_READ_BYTES))
+        if not data:
+            raise TransportError("the gateway closed the connection in the middle of its answer")
+        self._left -= len(data)
+        self._crlf_due = self._left == 0
+        return data
+
+    def close(self) -> None:
+        """Drop the connection (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self._owner._streams.discard(self)
+            self._conn.abort()
 
 
 class ConnectionPool:
@@ -241,6 +336,16 @@ class ConnectionPool:
         self._idle: deque[_Connection] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._streams: set[Stream] = set()
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("a secretgate Client belongs to the event loop it was first used in; make one per loop")
+        if self._closed:
+            raise RuntimeError("the secretgate Client is closed")
 
     async def request(
         self,
@@ -256,13 +361,7 @@ class ConnectionPool:
         connecting, TLS, sending and reading. Any failure to get a complete
         answer raises TransportError.
         """
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError("a secretgate Client belongs to the event loop it was first used in; make one per loop")
-        if self._closed:
-            raise RuntimeError("the secretgate Client is closed")
+        self._check()
         head = _request_head(method, target, self._host_header, headers, body)
         try:
             return await _bounded(self._send(method, head, body), timeout)
@@ -270,6 +369,46 @@ class ConnectionPool:
             raise TransportError(f"no complete answer within {timeout} s") from None
         except (OSError, EOFError, asyncio.LimitOverrunError) as exc:
             raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    async def stream(
+        self, target: str, headers: Sequence[tuple[str, str]], timeout: float | None
+    ) -> Response | Stream:
+        """Send a GET on a new connection and return, for a 200, its answer
+        as a Stream whose body is read as it arrives; for any other status,
+        the whole answer (an error to report), the connection closed.
+
+        ``timeout`` bounds connecting, TLS, sending and reading the head
+        (and the body of an answer that is not 200); TransportError as for
+        ``request``."""
+        self._check()
+        head = _request_head("GET", target, self._host_header, headers, None)
+        try:
+            return await _bounded(self._open_stream(head), timeout)
+        except asyncio.TimeoutError:
+            raise TransportError(f"no answer within {timeout} s") from None
+        except (OSError, EOFError, asyncio.LimitOverrunError) as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    async def _open_stream(self, head: bytes) -> Response | Stream:
+        conn = await self._connect()
+        try:
+            conn.writer.write(head)
+            status, reason, version, headers = await conn._answer_head(await conn.reader.readuntil(b"\n"))
+            if status != 200:
+                body, _ = await conn._body("GET", status, version, headers)
+                conn.abort()
+                return Response(status, reason, headers, body)
+            stream = Stream(conn, status, reason, headers, self)
+        except BaseException:
+            # An error, a timeout or a cancellation before the stream is
+            # handed over: nobody else could ever close this connection.
+            conn.abort()
+            raise
+        if self._closed:  # closed while this stream was being opened
+            stream.close()
+            raise RuntimeError("the secretgate Client is closed")
+        self._streams.add(stream)
+        return stream
 
     async def _send(self, method: str, head: bytes, body: bytes | None) -> Response:
         async with self._slots:
@@ -322,9 +461,11 @@ class ConnectionPool:
         return _Connection(reader, writer)
 
     async def aclose(self) -> None:
-        """Close the idle connections; those in use close when their
-        exchange ends. Later requests raise RuntimeError."""
+        """Close the idle connections and the streams; those in use close
+        when their exchange ends. Later requests raise RuntimeError."""
         self._closed = True
+        for stream in list(self._streams):
+            stream.close()
         idle, self._idle = list(self._idle), deque()
         await asyncio.gather(*(conn.close() for conn in idle))
 

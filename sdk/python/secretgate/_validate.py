@@ -69,6 +69,102 @@ def reference(value: object, field: str = "reference") -> str:
     return text
 
 
+def glob(value: object, field: str = "secrets") -> str:
+    """Check a glob on secret names in the gateway's syntax (Go's
+    ``path.Match``: ``*``, ``?``, ``[...]`` with ranges and ``^``, ``\\``
+    escapes), refusing what the gateway would answer 400 for. Globs are
+    not secret, but one that does not parse is not quoted either: the field
+    names it."""
+    text = _string(field, value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(field, "must be valid UTF-8 (it holds a lone surrogate)") from None
+    if not _glob_ok(text):
+        raise invalid(field, "is not a valid glob (path.Match syntax: *, ?, [...])")
+    return text
+
+
+def _glob_ok(pattern: str) -> bool:
+    """Whether Go's path.Match would accept pattern: it splits the pattern
+    into chunks at each ``*`` outside a class and parses every chunk."""
+    rest = pattern
+    while rest:
+        rest = rest.lstrip("*")
+        # scanChunk: the chunk ends at a * outside [...]; \\ escapes one character.
+        i, in_class = 0, False
+        while i < len(rest):
+            c = rest[i]
+            if c == "\\":
+                i += 1
+            elif c == "[":
+                in_class = True
+            elif c == "]":
+                in_class = False
+            elif c == "*" and not in_class:
+                break
+            i += 1
+        chunk, rest = rest[:i], rest[i:]
+        if not _chunk_ok(chunk):
+            return False
+    return True
+
+
+def _chunk_ok(chunk: str) -> bool:
+    """matchChunk's checks of a chunk's syntax (literals, ?, \\c, classes)."""
+    i = 0
+    while i < len(chunk):
+        c = chunk[i]
+        if c == "[":
+            i += 1
+            if i < len(chunk) and chunk[i] == "^":
+                i += 1
+            ranges = 0
+            while True:
+                if i < len(chunk) and chunk[i] == "]" and ranges > 0:
+                    i += 1
+                    break
+                i = _class_char(chunk, i)
+                if i < 0:
+                    return False
+                if chunk[i] == "-":
+                    i = _class_char(chunk, i + 1)
+                    if i < 0:
+                        return False
+                ranges += 1
+        elif c == "\\":
+            if i + 1 >= len(chunk):
+                return False
+            i += 2
+        else:
+            i += 1
+    return True
+
+
+def _class_char(chunk: str, i: int) -> int:
+    """getEsc: the index after one class character at i, or -1 when there is
+    none or nothing follows it (the class is never closed)."""
+    if i >= len(chunk) or chunk[i] in "-]":
+        return -1
+    if chunk[i] == "\\":
+        i += 1
+        if i >= len(chunk):
+            return -1
+    i += 1
+    return i if i < len(chunk) else -1
+
+
+def event_id(field: str, value: object) -> int | None:
+    """Check an event index to resume after: None, or 0 to 2**63-1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << 63:
+        raise invalid(field, "must be the index of an event: a non-negative integer")
+    return value
+
+
 def migration_id(value: object) -> str:
     """Check a migration id, which goes into a URL path too."""
     text = _string("id", value)

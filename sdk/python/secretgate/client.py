@@ -21,14 +21,15 @@ import os
 import re
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import _validate
-from ._http import ConnectionPool, TransportError
+from ._http import ConnectionPool, Response, Stream, TransportError
 from ._version import __version__
+from ._watch import EventStream
 from .errors import SecretgateError, Unreachable, from_response
 from .models import Metadata, Migration, Project, Secret, VersionInfo
 
@@ -200,6 +201,46 @@ class Client:
                 "invalid_response", resp.status, f"the answer to {method} {path} is not the API's JSON", rid
             ) from None
 
+    async def _open_stream(
+        self, path: str, query: Mapping[str, str] | None, last_event_id: str | None, timeout: float
+    ) -> Stream:
+        """Open one event stream (GET ``path``); raise the typed error of any
+        answer but a 200 ``text/event-stream``."""
+        target = self._base_path + path
+        if query:
+            target += "?" + urlencode(query)
+        rid = _request_id.get() or str(uuid.uuid4())
+        headers = [
+            ("Authorization", f"Bearer {self._token}"),
+            ("Accept", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("User-Agent", USER_AGENT),
+            ("X-Request-Id", rid),
+        ]
+        if last_event_id is not None:
+            headers.append(("Last-Event-ID", last_event_id))
+        try:
+            resp = await self._pool.stream(target, headers, timeout)
+        except TransportError as exc:
+            _log.debug("GET %s -> no answer: %s [request %s]", target, exc, rid)
+            raise Unreachable("unreachable", None, f"cannot reach the gateway at {self.addr}: {exc}", rid) from exc
+        rid = resp.headers.get("x-request-id") or rid
+        _log.debug("GET %s -> %d (event stream) [request %s]", target, resp.status, rid)
+        if isinstance(resp, Response):
+            if 200 <= resp.status < 300:
+                raise SecretgateError(
+                    "invalid_response", resp.status, f"the answer to GET {path} is not an event stream", rid
+                )
+            raise from_response(resp.status, resp.headers, resp.body, rid)
+        media_type = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "text/event-stream":
+            resp.close()
+            kind = media_type or "untyped"
+            raise SecretgateError(
+                "invalid_response", 200, f"the answer to GET {path} is {kind}, not an event stream", rid
+            )
+        return resp
+
 
 class Secrets:
     """The secrets API: ``client.secrets``, also ``client.platform.secrets``.
@@ -281,6 +322,35 @@ class Secrets:
                     raise SecretgateError("invalid_response", 200, f"the answer lacks reference {ref!r}", None)
                 values[ref] = got[ref]
         return values
+
+    def watch(
+        self, secrets: str | None = None, *, project: str | None = None, last_event_id: int | None = None
+    ) -> EventStream:
+        """Follow the changes of the project's secrets as they happen
+        (``GET /v1/projects/{project}/events``, which needs ``secrets.list``)::
+
+            async with client.secrets.watch("stripe-*") as events:
+                async for event in events:
+                    ...  # event.kind, event.name, event.version
+
+        Events come only for the secrets the token's bindings cover and, with
+        ``secrets``, whose names match that glob (``*``, ``?``, ``[...]``).
+        ``last_event_id`` resumes after the event of that ``index`` (0: every
+        event the gateway still holds); by default the stream starts with
+        the next write. The stream reconnects by itself without losing
+        events; see :class:`EventStream`. Arguments are checked here, before
+        anything is sent."""
+        p = _validate.project(self._client.project if project is None else project)
+        glob = None if secrets is None else _validate.glob(secrets)
+        query = {"secrets": glob} if glob else None  # "" is every secret, as for the gateway
+        start = _validate.event_id("last_event_id", last_event_id)
+        client = self._client
+        path = f"/v1/projects/{p}/events"
+
+        def opener(last_id: str | None, timeout: float) -> Awaitable[Stream]:
+            return client._open_stream(path, query, last_id, timeout)
+
+        return EventStream(path, opener, None if start is None else str(start), client.timeout)
 
     async def describe(self, name: str, *, project: str | None = None) -> Metadata:
         """Read the metadata only (``secrets.list`` is enough)."""

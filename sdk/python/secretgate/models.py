@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["Metadata", "Secret", "VersionInfo", "Project", "Migration"]
+__all__ = ["Metadata", "Secret", "VersionInfo", "Project", "Migration", "Event"]
 
 # RFC 3339 as the gateway writes it (Go's RFC3339Nano, UTC). Parsed by hand
 # because datetime.fromisoformat accepts neither "Z" nor nanoseconds before
@@ -178,3 +178,45 @@ class Migration:
             started_at=parse_time(obj.get("started_at")),
             finished_at=parse_time(obj.get("finished_at")),
         )
+
+
+@dataclass
+class Event:
+    """A change of a secret, or a resync notice, as ``client.secrets.watch``
+    delivers it: names and numbers, never a value.
+
+    ``kind`` is ``secret.created``, ``secret.updated``, ``secret.deleted`` or
+    ``resync`` (also ``Event.CREATED`` ... ``Event.RESYNC``); a kind this SDK
+    does not know yet is delivered as it came, so ignore the kinds you do not
+    know. ``version`` is the version the write made, 0 for a delete and a
+    resync. ``index`` is the gateway's per-project counter of events, which
+    ``watch(last_event_id=...)`` resumes after. A resync carries no name: the
+    gateway no longer holds the events that were missed, so read again
+    (``list``, ``get``) what you care about.
+    """
+
+    CREATED: ClassVar[str] = "secret.created"
+    UPDATED: ClassVar[str] = "secret.updated"
+    DELETED: ClassVar[str] = "secret.deleted"
+    RESYNC: ClassVar[str] = "resync"
+
+    kind: str
+    project: str
+    name: str
+    version: int
+    index: int
+
+    @classmethod
+    def from_json(cls, kind: str, obj: object) -> Event:
+        """Build from an event's kind (its ``event:`` field) and the JSON of
+        its ``data:``. Fields of the wrong type raise TypeError, as a Go
+        client's decoding would fail on them."""
+        if not isinstance(obj, dict):
+            raise TypeError("event data is not a JSON object")
+        project, name = obj.get("project", ""), obj.get("name", "")
+        version, index = obj.get("version", 0), obj.get("index", 0)
+        if not isinstance(project, str) or not isinstance(name, str):
+            raise TypeError("event project and name must be strings")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (version, index)):
+            raise TypeError("event version and index must be integers")
+        return cls(kind=kind, project=project, name=name, version=version, index=index)

@@ -7,7 +7,8 @@ it, installed or not, with or without PYTHONPATH.
 
 The server speaks just enough HTTP to answer the client with canned bytes,
 so the tests can produce what a real gateway rarely does: chunked bodies,
-bodies ended by closing, closed keep-alive connections, silence.
+bodies ended by closing, closed keep-alive connections, silence, event
+streams cut off or split anywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import itertools
 import json
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +51,11 @@ class Request:
 # An answer is the raw bytes to send, or None to close the connection
 # without answering. The stub closes after an answer that says
 # "Connection: close" or has neither Content-Length nor chunked framing.
-Handler = Callable[[Request], bytes | None | Awaitable[bytes | None]]
+# A streamed answer is an async iterator of the pieces to send, each written
+# and drained before the next is asked for; the connection closes when it
+# ends, or when the client hangs up (counted in StubServer.hangups).
+Answer = bytes | None | AsyncIterator[bytes]
+Handler = Callable[[Request], Answer | Awaitable[Answer]]
 
 
 def answer(
@@ -67,6 +72,24 @@ def answer(
     if length:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+SSE_HEAD = answer(
+    200, headers=[("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")], length=False
+)
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (b"" gives the last chunk)."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def sse(index: int, kind: str, project: str = "payments", name: str = "db", version: int = 1) -> bytes:
+    """One event as the gateway writes it."""
+    data: dict[str, object] = {"project": project, "index": index}
+    if kind != "resync":
+        data = {"project": project, "name": name, "version": version, "index": index}
+    return f"id: {index}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def json_answer(status: int, obj: object, headers: Iterable[tuple[str, str]] = ()) -> bytes:
@@ -108,6 +131,7 @@ class StubServer:
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.hangups = 0  # streamed answers the client stopped reading by closing
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -168,6 +192,9 @@ class StubServer:
                     self.in_flight -= 1
                 if out is None:
                     break
+                if not isinstance(out, bytes):
+                    await self._stream(out, reader, writer)
+                    break
                 writer.write(out)
                 await writer.drain()
                 if _closes(out):
@@ -179,3 +206,34 @@ class StubServer:
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    async def _stream(
+        self, pieces: AsyncIterator[bytes], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Send pieces as the iterator yields them, until it ends or the
+        client hangs up, whichever comes first."""
+        # The client sends nothing more on a stream's connection: a read
+        # returns only when it closes.
+        hangup = asyncio.ensure_future(reader.read(1))
+        piece: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                piece = asyncio.ensure_future(pieces.__anext__())
+                await asyncio.wait({piece, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                if hangup.done():
+                    self.hangups += 1
+                    return
+                try:
+                    data = piece.result()
+                except StopAsyncIteration:
+                    return
+                writer.write(data)
+                await writer.drain()
+        finally:
+            for task in (piece, hangup):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (piece, hangup) if t is not None), return_exceptions=True)
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -144,6 +144,50 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
         for e in (nf, denied):
             self.assertNotIn(CANARY, str(e.exception) + repr(e.exception))
 
+    async def test_watch(self) -> None:
+        """Writes through the API reach a watcher at once, as names and
+        versions only, filtered by the glob; a watch resumes after an index."""
+        name, other = self.name("watched"), self.name("other")
+        glob = f"{self.prefix}-watch*"
+
+        async def take(events: secretgate.EventStream, n: int) -> list[secretgate.Event]:
+            async def collect() -> list[secretgate.Event]:
+                return [await events.__anext__() for _ in range(n)]
+
+            return await asyncio.wait_for(collect(), 10)
+
+        async with self.reader.secrets.watch(glob) as events:
+            await self.admin.secrets.create(name, {"k": CANARY})
+            await self.admin.secrets.create(other, {"k": "not watched"})
+            await self.editor.secrets.update(name, {"k": "v2"})
+            await self.admin.secrets.delete(name)
+            got = await take(events, 3)
+        self.assertEqual(
+            [(e.kind, e.project, e.name, e.version) for e in got],
+            [
+                ("secret.created", PROJECT, name, 1),
+                ("secret.updated", PROJECT, name, 2),
+                ("secret.deleted", PROJECT, name, 0),
+            ],
+        )
+        self.assertLess(got[0].index, got[1].index)
+        self.assertEqual(events.last_event_id, str(got[-1].index))
+        self.assertNotIn(CANARY, repr(got))
+
+        async with self.reader.secrets.watch(glob, last_event_id=got[0].index) as again:
+            self.assertEqual(await take(again, 2), got[1:], "resumed after the created event")
+        async with self.admin.secrets.watch(last_event_id=1 << 62) as ahead:
+            (resync,) = await take(ahead, 1)
+        self.assertEqual((resync.kind, resync.project, resync.name), (secretgate.Event.RESYNC, PROJECT, ""))
+        self.assertGreaterEqual(resync.index, got[-1].index, "the latest index, to re-list at")
+
+        with self.assertRaises(secretgate.NotFound, msg="no binding on the other project"):
+            async with self.reader.secrets.watch(project=OTHER_PROJECT):
+                pass
+        with self.assertRaises(secretgate.Unauthenticated):
+            async with self.client("sg_not-a-known-token").secrets.watch():
+                pass
+
     async def test_unicode_values(self) -> None:
         name = self.name("unicode")
         data = {
