@@ -11,7 +11,8 @@ import (
 // grpcClient is the host side of the hop: a Backend whose every call is an
 // RPC to a plugin process.
 type grpcClient struct {
-	c backendpb.BackendClient
+	c   backendpb.BackendClient
+	hop *hopConn // under c: picks the direct channel or gRPC for each call
 	// exited reports whether the plugin process is gone; nil when unknown.
 	exited func() bool
 }

@@ -2,8 +2,12 @@ package plugin
 
 import (
 	"context"
+	"errors"
 
 	"github.com/secretgate/secretgate/sdk"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
 )
@@ -11,7 +15,8 @@ import (
 // grpcServer is the plugin side of the hop: it serves a Backend over gRPC.
 type grpcServer struct {
 	backendpb.UnimplementedBackendServer
-	impl sdk.Backend
+	impl   sdk.Backend
+	direct *directServer
 }
 
 var _ backendpb.BackendServer = (*grpcServer)(nil)
@@ -103,6 +108,26 @@ func (s *grpcServer) Ping(ctx context.Context, _ *backendpb.PingRequest) (*backe
 		return nil, toStatus(err)
 	}
 	return &backendpb.PingResponse{}, nil
+}
+
+func (s *grpcServer) OpenDirect(_ context.Context, req *backendpb.OpenDirectRequest) (*backendpb.OpenDirectResponse, error) {
+	addr, token, err := s.direct.open(req.GetDir())
+	if errors.Is(err, errDirectUnsupported) {
+		return nil, status.Error(codes.Unimplemented, "method OpenDirect not implemented")
+	}
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &backendpb.OpenDirectResponse{Address: addr, Token: token}, nil
+}
+
+func (s *grpcServer) CancelDirect(_ context.Context, req *backendpb.CancelDirectRequest) (*backendpb.CancelDirectResponse, error) {
+	err := context.Canceled
+	if req.GetDeadlineExceeded() {
+		err = context.DeadlineExceeded
+	}
+	s.direct.cancelCall(req.GetConn(), req.GetCall(), err)
+	return &backendpb.CancelDirectResponse{}, nil
 }
 
 // clampInt converts a wire int64 to int without wrapping around on 32-bit

@@ -49,6 +49,11 @@ type Plugin struct {
 	backend sdk.Backend
 	pid     int
 	proc    *os.Process // nil until started
+	logger  hclog.Logger
+	timeout time.Duration // bounds the start
+
+	hop       *hopConn // nil until started
+	directDir string   // the direct channel's private directory; "" if none
 
 	stopOnce   sync.Once     // starts go-plugin's Kill, once
 	forceAt    time.Time     // when graceful stopping gives way to SIGKILL; set by stopOnce
@@ -100,6 +105,12 @@ func (p *Plugin) stop(grace time.Duration) {
 	}
 	p.stopOnce.Do(func() {
 		p.forceAt = time.Now().Add(grace)
+		// Calls in flight on the direct channel fail now, as gRPC's do
+		// when go-plugin closes its connection; later ones take gRPC, which
+		// is closed.
+		if p.hop != nil {
+			p.hop.closeDirect()
+		}
 		// Still called after a SIGKILL: it reaps the process and ends
 		// go-plugin's goroutines and connection.
 		go func() {
@@ -116,7 +127,12 @@ func (p *Plugin) stop(grace time.Duration) {
 	// otherwise it ends the plugin itself.
 	p.sigkillGroup()
 	waitFor(p.clientDone, reapWait)
-	p.killOnce.Do(func() { close(p.killed) })
+	p.killOnce.Do(func() {
+		if p.directDir != "" {
+			_ = os.RemoveAll(p.directDir)
+		}
+		close(p.killed)
+	})
 }
 
 func (p *Plugin) sigkillGroup() { p.groupOnce.Do(func() { killGroup(p.proc) }) }
@@ -132,9 +148,10 @@ func waitFor(ch <-chan struct{}, d time.Duration) {
 }
 
 // Launch starts a plugin executable built with Serve and connects to it over
-// gRPC with automatic mutual TLS. ctx bounds the start only; the plugin then
-// runs until Kill, which the caller must call (plugins are not cleaned up
-// behind the caller's back).
+// gRPC with automatic mutual TLS, then opens the direct channel that its
+// Backend calls take when the plugin has one (see the package doc). ctx
+// bounds the start only; the plugin then runs until Kill, which the caller
+// must call (plugins are not cleaned up behind the caller's back).
 //
 // A checksum mismatch is refused with an error wrapping ErrChecksumMismatch
 // that names the path and both checksums. Any other failure to start wraps
@@ -175,6 +192,11 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "plugin",
+		Level:  hclog.Info,
+		Output: lw,
+	})
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          goplugin.PluginSet{pluginName: &backendPlugin{}},
@@ -190,11 +212,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 		Stderr:     &nonJSONLines{w: lw},
 		SyncStderr: lw,
 		SyncStdout: lw,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name:   "plugin",
-			Level:  hclog.Info,
-			Output: lw,
-		}),
+		Logger:     logger,
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes)),
 			// Fixed windows switch off gRPC's bandwidth-delay probing: on a
@@ -204,7 +222,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Plugin, error) {
 		},
 	})
 
-	p := &Plugin{path: cmd.Path, client: client, clientDone: make(chan struct{}), killed: make(chan struct{})}
+	p := &Plugin{path: cmd.Path, client: client, logger: logger, timeout: timeout,
+		clientDone: make(chan struct{}), killed: make(chan struct{})}
 	started := make(chan error, 1)
 	go p.start(cmd, started)
 	select {
@@ -255,8 +274,34 @@ func (p *Plugin) start(cmd *exec.Cmd, started chan<- error) {
 	if cmd.Process != nil {
 		p.proc, p.pid = cmd.Process, cmd.Process.Pid
 	}
+	p.hop = gc.hop
+	p.openDirect()
 	started <- nil
 	<-p.killed
+}
+
+// openDirect sets up the direct channel (direct.go) in a private directory
+// that Kill removes. Without it every call takes gRPC: slower, not wrong.
+func (p *Plugin) openDirect() {
+	if !directSupported || p.pid == 0 {
+		return
+	}
+	dir, err := os.MkdirTemp("", "secretgate-plugin-") // 0700
+	if err != nil {
+		p.logger.Warn("direct channel unavailable, calls take gRPC", "path", p.path, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	err = p.hop.openDirect(ctx, dir, p.pid)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		if !errors.Is(err, errDirectUnsupported) {
+			p.logger.Warn("direct channel unavailable, calls take gRPC", "path", p.path, "error", err)
+		}
+		return
+	}
+	p.directDir = dir
 }
 
 // FileSHA256 returns the hex SHA-256 of a file: what a plugin's `sha256:`

@@ -3,10 +3,13 @@ package plugin_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +25,94 @@ import (
 	"github.com/secretgate/secretgate/sdk/plugintest"
 )
 
+// childProfileEnv, set to a directory when running a benchmark, makes each
+// plugin child write a CPU profile there (cpu-<pid>.pprof), so that both
+// sides of the hop can be profiled:
+//
+//	SECRETGATE_PLUGINTEST_CPUPROFILE=/tmp/prof go test -run '^$' -bench PluginRead -cpuprofile /tmp/prof/host.pprof
+const childProfileEnv = "SECRETGATE_PLUGINTEST_CPUPROFILE"
+
+// grpcOnlyEnv, set to 1 for a plugin child, makes it serve as a plugin
+// built before the direct channel does: over gRPC only.
+const grpcOnlyEnv = "SECRETGATE_PLUGINTEST_GRPC_ONLY"
+
+// directPingEnv, set to 1, makes the test binary a stranger to a plugin: it
+// reads a direct channel's socket, token and plugin pid from stdin, tries a
+// Ping on it and prints "answered" or why not.
+const directPingEnv = "SECRETGATE_PLUGINTEST_DIRECT_PING"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(directPingEnv) == "1" {
+		directPingMain()
+	}
+	if os.Getenv(plugintest.ChildEnv) == "1" {
+		if os.Getenv(grpcOnlyEnv) == "1" {
+			plugin.DisableDirect()
+		}
+		if dir := os.Getenv(childProfileEnv); dir != "" {
+			serveProfiled(dir)
+		}
+	}
 	plugintest.ServeIfChild(func() sdk.Backend { return newTestBackend() })
 	os.Exit(m.Run())
+}
+
+func directPingMain() {
+	var addr, token string
+	var pid int
+	if _, err := fmt.Fscan(os.Stdin, &addr, &token, &pid); err != nil {
+		fmt.Println("bad input:", err)
+		os.Exit(2)
+	}
+	raw, err := hex.DecodeString(token)
+	if err != nil {
+		fmt.Println("bad token:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangLimit)
+	defer cancel()
+	if err := plugin.DirectPing(ctx, addr, raw, pid); err != nil {
+		fmt.Println("refused:", err)
+	} else {
+		fmt.Println("answered")
+	}
+	os.Exit(0)
+}
+
+// transports are the two ways a call reaches a plugin: the direct channel,
+// and gRPC alone (a plugin built before the direct channel).
+var transports = []struct {
+	name     string
+	grpcOnly bool
+}{{"direct", false}, {"grpc", true}}
+
+// startOn starts the test plugin on one transport, and checks that the
+// calls really take it.
+func startOn(t *testing.T, grpcOnly bool, settings map[string]string) *plugin.Plugin {
+	t.Helper()
+	if grpcOnly {
+		t.Setenv(grpcOnlyEnv, "1")
+	}
+	p := plugintest.StartPlugin(t, settings)
+	require.Equal(t, !grpcOnly, plugin.UsesDirect(p.Backend()), "calls on the direct channel")
+	return p
+}
+
+// serveProfiled serves the test backend under a CPU profile that is written
+// when the host stops the plugin gracefully (Kill), then exits.
+func serveProfiled(dir string) {
+	f, err := os.Create(filepath.Join(dir, "cpu-"+strconv.Itoa(os.Getpid())+".pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plugin child: cpu profile:", err)
+		os.Exit(2)
+	}
+	plugin.Serve(newTestBackend())
+	pprof.StopCPUProfile()
+	_ = f.Close()
+	os.Exit(0)
 }
 
 // hangLimit is how long a call may take before the test calls it a hang.
@@ -70,7 +158,14 @@ var callByMethod = map[string]func(ctx context.Context, b sdk.Backend, name stri
 // comes back on the host as the same sentinel (or FieldError), with the
 // same message, through every method.
 func TestPluginErrorRoundTrip(t *testing.T) {
-	remote := plugintest.Start(t, map[string]string{"kind": "test"})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			testErrorRoundTrip(t, startOn(t, tr.grpcOnly, map[string]string{"kind": "test"}).Backend())
+		})
+	}
+}
+
+func testErrorRoundTrip(t *testing.T, remote sdk.Backend) {
 	local := newTestBackend()
 	ctx := bg(t)
 
@@ -109,19 +204,30 @@ func isSentinel(err error, sentinels []error) bool {
 }
 
 func TestPluginConfigureError(t *testing.T) {
-	p := plugintest.StartPlugin(t, nil)
-	err := p.Backend().Configure(bg(t), map[string]string{"fail": "1"})
-	var fe *sdk.FieldError
-	require.ErrorAs(t, err, &fe)
-	require.Equal(t, "settings.fail", fe.Field)
-	require.ErrorIs(t, err, sdk.ErrInvalid)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			p := startOn(t, tr.grpcOnly, nil)
+			err := p.Backend().Configure(bg(t), map[string]string{"fail": "1"})
+			var fe *sdk.FieldError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, "settings.fail", fe.Field)
+			require.ErrorIs(t, err, sdk.ErrInvalid)
+		})
+	}
 }
 
 // TestPluginModelFidelity runs the same operations in process and through
 // the plugin and requires identical results: times, nil-versus-empty labels,
 // unicode, pages.
 func TestPluginModelFidelity(t *testing.T) {
-	remote := plugintest.Start(t, map[string]string{"kind": "fidelity"})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			testModelFidelity(t, startOn(t, tr.grpcOnly, map[string]string{"kind": "fidelity"}).Backend())
+		})
+	}
+}
+
+func testModelFidelity(t *testing.T, remote sdk.Backend) {
 	local := newTestBackend()
 	require.NoError(t, local.Configure(bg(t), map[string]string{"kind": "fidelity"}))
 	ctx := bg(t)
@@ -189,25 +295,53 @@ func TestPluginModelFidelity(t *testing.T) {
 // TestPluginDeadline: a host deadline ends a blocked plugin call promptly,
 // and the plugin's own context sees it.
 func TestPluginDeadline(t *testing.T) {
-	b := plugintest.Start(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := b.Read(ctx, sdk.Ref{Project: "p", Name: "block"})
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), hangLimit)
-	requirePluginSawCtxEnd(t, b)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			b := startOn(t, tr.grpcOnly, nil).Backend()
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := b.Read(ctx, sdk.Ref{Project: "p", Name: "block"})
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			require.Less(t, time.Since(start), hangLimit)
+			requirePluginSawCtxEnd(t, b)
+		})
+	}
 }
 
+// TestPluginDeadlineReachesPlugin: the plugin's context carries the host's
+// deadline, for the backend's own calls to respect.
+func TestPluginDeadlineReachesPlugin(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			b := startOn(t, tr.grpcOnly, nil).Backend()
+			s, err := b.Read(bg(t), sdk.Ref{Project: "p", Name: "ctx-deadline"})
+			require.NoError(t, err)
+			left, err := strconv.Atoi(s.Data["left"])
+			require.NoError(t, err, "a deadline: %q", s.Data["left"])
+			require.InDelta(t, 55, left, 5, "bg(t) has a minute")
+			s, err = b.Read(context.Background(), sdk.Ref{Project: "p", Name: "ctx-deadline"})
+			require.NoError(t, err)
+			require.Equal(t, "none", s.Data["left"])
+		})
+	}
+}
+
+// TestPluginCancel: cancelling the host's context ends the call, and the
+// plugin's context too (on the direct channel through CancelDirect).
 func TestPluginCancel(t *testing.T) {
-	b := plugintest.Start(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	err := b.Delete(ctx, sdk.Ref{Project: "p", Name: "block"})
-	require.ErrorIs(t, err, context.Canceled)
-	require.Less(t, time.Since(start), hangLimit)
-	requirePluginSawCtxEnd(t, b)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			b := startOn(t, tr.grpcOnly, nil).Backend()
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			start := time.Now()
+			err := b.Delete(ctx, sdk.Ref{Project: "p", Name: "block"})
+			require.ErrorIs(t, err, context.Canceled)
+			require.Less(t, time.Since(start), hangLimit)
+			requirePluginSawCtxEnd(t, b)
+		})
+	}
 }
 
 func requirePluginSawCtxEnd(t *testing.T, b sdk.Backend) {
@@ -223,17 +357,26 @@ func requirePluginSawCtxEnd(t *testing.T, b sdk.Backend) {
 }
 
 func TestPluginPanicIsOneFailedCall(t *testing.T) {
-	b := plugintest.Start(t, nil)
-	_, err := b.Read(bg(t), sdk.Ref{Project: "p", Name: "panic"})
-	require.ErrorContains(t, err, "plugin panicked")
-	require.NotErrorIs(t, err, sdk.ErrUnavailable)
-	require.NoError(t, b.Ping(bg(t)), "the plugin survives a panicking call")
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			b := startOn(t, tr.grpcOnly, nil).Backend()
+			_, err := b.Read(bg(t), sdk.Ref{Project: "p", Name: "panic"})
+			require.ErrorContains(t, err, "plugin panicked")
+			require.NotErrorIs(t, err, sdk.ErrUnavailable)
+			require.NoError(t, b.Ping(bg(t)), "the plugin survives a panicking call")
+		})
+	}
 }
 
 // TestPluginDead: once the plugin process is gone, calls fail with
 // ErrUnavailable at once, including one that was in flight.
 func TestPluginDead(t *testing.T) {
-	p := plugintest.StartPlugin(t, nil)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testPluginDead(t, startOn(t, tr.grpcOnly, nil)) })
+	}
+}
+
+func testPluginDead(t *testing.T, p *plugin.Plugin) {
 	b := p.Backend()
 	require.NoError(t, b.Ping(bg(t)))
 	require.False(t, p.Exited())
@@ -452,7 +595,12 @@ func TestPluginStderrReachesHost(t *testing.T) {
 }
 
 func TestPluginConcurrentCalls(t *testing.T) {
-	b := plugintest.Start(t, nil)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testConcurrentCalls(t, startOn(t, tr.grpcOnly, nil).Backend()) })
+	}
+}
+
+func testConcurrentCalls(t *testing.T, b sdk.Backend) {
 	ctx := bg(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -482,31 +630,69 @@ func TestPluginConcurrentCalls(t *testing.T) {
 }
 
 // BenchmarkPluginRead compares a Read in process with the same Read through
-// a plugin process (go-plugin, gRPC, mTLS over a unix socket).
+// a plugin process: on the direct channel (the default), with the gateway's
+// 10 s deadline on each call, and over gRPC alone (go-plugin, HTTP/2, mutual
+// TLS over a Unix socket), as a plugin built before the direct channel is
+// called.
 func BenchmarkPluginRead(b *testing.B) {
 	ctx := context.Background()
 	data := map[string]string{"username": "app", "password": "p4ssw0rd-not-real", "host": "db.internal:5432"}
 	req := sdk.WriteRequest{Project: "bench", Name: "db", Data: data, Labels: map[string]string{"env": "prod"}, Mode: sdk.WriteCreate}
 	ref := sdk.Ref{Project: "bench", Name: "db"}
 
-	run := func(b *testing.B, be sdk.Backend) {
+	run := func(b *testing.B, be sdk.Backend, timeout time.Duration) {
 		_, err := be.Write(ctx, req)
 		require.NoError(b, err)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			if _, err := be.Read(ctx, ref); err != nil {
+			callCtx, cancel := ctx, context.CancelFunc(func() {})
+			if timeout > 0 {
+				callCtx, cancel = context.WithTimeout(ctx, timeout)
+			}
+			_, err := be.Read(callCtx, ref)
+			cancel()
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
-	b.Run("in-process", func(b *testing.B) { run(b, newTestBackend()) })
-	b.Run("plugin", func(b *testing.B) { run(b, plugintest.Start(b, nil)) })
-	// The child inherits the variable; this process's runtime read it at
-	// start and is unaffected. On small machines a single-P plugin avoids
-	// cross-thread wake-ups on every call.
-	b.Run("plugin-gomaxprocs-1", func(b *testing.B) {
-		b.Setenv("GOMAXPROCS", "1")
-		run(b, plugintest.Start(b, nil))
-	})
+	b.Run("in-process", func(b *testing.B) { run(b, newTestBackend(), 0) })
+	b.Run("plugin", func(b *testing.B) { run(b, benchPlugin(b, false), 0) })
+	b.Run("plugin-10s-deadline", func(b *testing.B) { run(b, benchPlugin(b, false), 10*time.Second) })
+	b.Run("plugin-grpc", func(b *testing.B) { run(b, benchPlugin(b, true), 0) })
+}
+
+// BenchmarkPluginReadParallel is BenchmarkPluginRead/plugin with calls from
+// every CPU at once: the direct channel's pool against gRPC's multiplexing.
+func BenchmarkPluginReadParallel(b *testing.B) {
+	ctx := context.Background()
+	ref := sdk.Ref{Project: "bench", Name: "db"}
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			be := benchPlugin(b, tr.grpcOnly)
+			_, err := be.Write(ctx, sdk.WriteRequest{Project: "bench", Name: "db", Data: map[string]string{"k": "v"}, Mode: sdk.WriteCreate})
+			require.NoError(b, err)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := be.Read(ctx, ref); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func benchPlugin(b *testing.B, grpcOnly bool) sdk.Backend {
+	b.Helper()
+	if grpcOnly {
+		b.Setenv(grpcOnlyEnv, "1")
+	}
+	be := plugintest.Start(b, nil)
+	require.Equal(b, !grpcOnly, plugin.UsesDirect(be), "calls on the direct channel")
+	return be
 }

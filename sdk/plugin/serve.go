@@ -39,16 +39,24 @@ const windowBytes = 4 << 20
 // go-plugin's examples/grpc.
 type backendPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	impl sdk.Backend // plugin side only
+	// Plugin side only: the backend, and the direct channel that shares
+	// its handlers with the gRPC server.
+	impl   sdk.Backend
+	direct *directServer
+	logger hclog.Logger
 }
 
 func (p *backendPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	backendpb.RegisterBackendServer(s, &grpcServer{impl: p.impl})
+	gs := &grpcServer{impl: p.impl}
+	gs.direct = newDirectServer(gs, recoverInterceptor(p.logger), p.logger)
+	p.direct = gs.direct
+	backendpb.RegisterBackendServer(s, gs)
 	return nil
 }
 
 func (p *backendPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &grpcClient{c: backendpb.NewBackendClient(conn)}, nil
+	hop := &hopConn{grpc: conn}
+	return &grpcClient{c: backendpb.NewBackendClient(hop), hop: hop}, nil
 }
 
 // Serve runs b as a secretgate backend plugin: it is what a plugin's main
@@ -64,9 +72,10 @@ func Serve(b sdk.Backend) {
 		Output:     os.Stderr,
 		JSONFormat: true, // the host parses these lines back into its own log
 	})
+	bp := &backendPlugin{impl: b, logger: logger}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: handshake,
-		Plugins:         goplugin.PluginSet{pluginName: &backendPlugin{impl: b}},
+		Plugins:         goplugin.PluginSet{pluginName: bp},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts,
 				grpc.MaxRecvMsgSize(maxMessageBytes),
@@ -82,6 +91,11 @@ func Serve(b sdk.Backend) {
 		},
 		Logger: logger,
 	})
+	// go-plugin returns once its gRPC server has stopped; the direct
+	// channel's calls end with it.
+	if bp.direct != nil {
+		bp.direct.close()
+	}
 }
 
 // streamWorkers: enough to keep every CPU busy with calls that also wait on

@@ -158,6 +158,14 @@ func (b *testBackend) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, error)
 		defer b.mu.Unlock()
 		return sdk.Secret{Data: map[string]string{"err": b.lastCtxErr}}, nil
 	}
+	if ref.Name == "ctx-deadline" {
+		// How long the call had left when it arrived, in whole seconds.
+		left := "none"
+		if dl, ok := ctx.Deadline(); ok {
+			left = strconv.Itoa(int(time.Until(dl).Round(time.Second).Seconds()))
+		}
+		return sdk.Secret{Data: map[string]string{"left": left}}, nil
+	}
 	if err := b.special(ctx, ref.Project, ref.Name); err != nil {
 		return sdk.Secret{}, err
 	}

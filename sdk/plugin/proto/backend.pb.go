@@ -15,6 +15,7 @@ package backendpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1280,11 +1281,446 @@ func (*PingResponse) Descriptor() ([]byte, []int) {
 	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
+type OpenDirectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A private directory (0700, the host's user) that the host created for
+	// this plugin: the socket goes there.
+	Dir           string `protobuf:"bytes,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDirectRequest) Reset() {
+	*x = OpenDirectRequest{}
+	mi := &file_backend_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDirectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDirectRequest) ProtoMessage() {}
+
+func (x *OpenDirectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDirectRequest.ProtoReflect.Descriptor instead.
+func (*OpenDirectRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *OpenDirectRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+type OpenDirectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The socket's path.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// 32 random bytes that every connection must present first (DirectHello).
+	Token         []byte `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDirectResponse) Reset() {
+	*x = OpenDirectResponse{}
+	mi := &file_backend_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDirectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDirectResponse) ProtoMessage() {}
+
+func (x *OpenDirectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDirectResponse.ProtoReflect.Descriptor instead.
+func (*OpenDirectResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *OpenDirectResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *OpenDirectResponse) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type CancelDirectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Conn  uint64                 `protobuf:"varint,1,opt,name=conn,proto3" json:"conn,omitempty"` // DirectHello.conn
+	Call  uint64                 `protobuf:"varint,2,opt,name=call,proto3" json:"call,omitempty"` // DirectCall.call
+	// The call's deadline passed (the plugin's context says DeadlineExceeded),
+	// rather than the host's caller giving up (Canceled).
+	DeadlineExceeded bool `protobuf:"varint,3,opt,name=deadline_exceeded,json=deadlineExceeded,proto3" json:"deadline_exceeded,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CancelDirectRequest) Reset() {
+	*x = CancelDirectRequest{}
+	mi := &file_backend_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelDirectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelDirectRequest) ProtoMessage() {}
+
+func (x *CancelDirectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelDirectRequest.ProtoReflect.Descriptor instead.
+func (*CancelDirectRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CancelDirectRequest) GetConn() uint64 {
+	if x != nil {
+		return x.Conn
+	}
+	return 0
+}
+
+func (x *CancelDirectRequest) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *CancelDirectRequest) GetDeadlineExceeded() bool {
+	if x != nil {
+		return x.DeadlineExceeded
+	}
+	return false
+}
+
+type CancelDirectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelDirectResponse) Reset() {
+	*x = CancelDirectResponse{}
+	mi := &file_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelDirectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelDirectResponse) ProtoMessage() {}
+
+func (x *CancelDirectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelDirectResponse.ProtoReflect.Descriptor instead.
+func (*CancelDirectResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{26}
+}
+
+// The direct channel's frames: each is a 4-byte big-endian length followed
+// by one of these messages. A connection starts with DirectHello, answered
+// by an empty DirectReply; then each DirectCall is answered by one
+// DirectReply before the next is sent.
+type DirectHello struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Conn          uint64                 `protobuf:"varint,2,opt,name=conn,proto3" json:"conn,omitempty"` // chosen by the host, unique per plugin
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectHello) Reset() {
+	*x = DirectHello{}
+	mi := &file_backend_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectHello) ProtoMessage() {}
+
+func (x *DirectHello) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectHello.ProtoReflect.Descriptor instead.
+func (*DirectHello) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DirectHello) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *DirectHello) GetConn() uint64 {
+	if x != nil {
+		return x.Conn
+	}
+	return 0
+}
+
+type DirectCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Call          uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`                                     // increases with each call on a connection
+	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`                                  // gRPC method name, e.g. /secretgate.backend.v1.Backend/Read
+	TimeoutNanos  int64                  `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"` // what is left of the host's deadline; 0 = none
+	Request       []byte                 `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`                                // the method's request message
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectCall) Reset() {
+	*x = DirectCall{}
+	mi := &file_backend_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectCall) ProtoMessage() {}
+
+func (x *DirectCall) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectCall.ProtoReflect.Descriptor instead.
+func (*DirectCall) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DirectCall) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *DirectCall) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *DirectCall) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+func (x *DirectCall) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type DirectReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      []byte                 `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"` // the method's response message, unless status is set
+	Status        *DirectStatus          `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`     // the call's error, as gRPC would have returned it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectReply) Reset() {
+	*x = DirectReply{}
+	mi := &file_backend_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectReply) ProtoMessage() {}
+
+func (x *DirectReply) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectReply.ProtoReflect.Descriptor instead.
+func (*DirectReply) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DirectReply) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *DirectReply) GetStatus() *DirectStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// DirectStatus has the fields of google.rpc.Status.
+type DirectStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Details       []*anypb.Any           `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectStatus) Reset() {
+	*x = DirectStatus{}
+	mi := &file_backend_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectStatus) ProtoMessage() {}
+
+func (x *DirectStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectStatus.ProtoReflect.Descriptor instead.
+func (*DirectStatus) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DirectStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *DirectStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DirectStatus) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_backend_proto protoreflect.FileDescriptor
 
 const file_backend_proto_rawDesc = "" +
 	"\n" +
-	"\rbackend.proto\x12\x15secretgate.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n" +
+	"\rbackend.proto\x12\x15secretgate.backend.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n" +
 	"\x03Ref\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1373,12 +1809,38 @@ const file_backend_proto_rawDesc = "" +
 	"\x10VersionsResponse\x12>\n" +
 	"\bversions\x18\x01 \x03(\v2\".secretgate.backend.v1.VersionMetaR\bversions\"\r\n" +
 	"\vPingRequest\"\x0e\n" +
-	"\fPingResponse*m\n" +
+	"\fPingResponse\"%\n" +
+	"\x11OpenDirectRequest\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\tR\x03dir\"D\n" +
+	"\x12OpenDirectResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\fR\x05token\"j\n" +
+	"\x13CancelDirectRequest\x12\x12\n" +
+	"\x04conn\x18\x01 \x01(\x04R\x04conn\x12\x12\n" +
+	"\x04call\x18\x02 \x01(\x04R\x04call\x12+\n" +
+	"\x11deadline_exceeded\x18\x03 \x01(\bR\x10deadlineExceeded\"\x16\n" +
+	"\x14CancelDirectResponse\"7\n" +
+	"\vDirectHello\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\fR\x05token\x12\x12\n" +
+	"\x04conn\x18\x02 \x01(\x04R\x04conn\"w\n" +
+	"\n" +
+	"DirectCall\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12#\n" +
+	"\rtimeout_nanos\x18\x03 \x01(\x03R\ftimeoutNanos\x12\x18\n" +
+	"\arequest\x18\x04 \x01(\fR\arequest\"f\n" +
+	"\vDirectReply\x12\x1a\n" +
+	"\bresponse\x18\x01 \x01(\fR\bresponse\x12;\n" +
+	"\x06status\x18\x02 \x01(\v2#.secretgate.backend.v1.DirectStatusR\x06status\"l\n" +
+	"\fDirectStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails*m\n" +
 	"\tWriteMode\x12\x1a\n" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x16\n" +
 	"\x12WRITE_MODE_REPLACE\x10\x02\x12\x15\n" +
-	"\x11WRITE_MODE_UPSERT\x10\x032\xaa\x06\n" +
+	"\x11WRITE_MODE_UPSERT\x10\x032\xf6\a\n" +
 	"\aBackend\x12^\n" +
 	"\tConfigure\x12'.secretgate.backend.v1.ConfigureRequest\x1a(.secretgate.backend.v1.ConfigureResponse\x12g\n" +
 	"\fCapabilities\x12*.secretgate.backend.v1.CapabilitiesRequest\x1a+.secretgate.backend.v1.CapabilitiesResponse\x12O\n" +
@@ -1388,7 +1850,10 @@ const file_backend_proto_rawDesc = "" +
 	"\x05Write\x12#.secretgate.backend.v1.WriteRequest\x1a$.secretgate.backend.v1.WriteResponse\x12U\n" +
 	"\x06Delete\x12$.secretgate.backend.v1.DeleteRequest\x1a%.secretgate.backend.v1.DeleteResponse\x12[\n" +
 	"\bVersions\x12&.secretgate.backend.v1.VersionsRequest\x1a'.secretgate.backend.v1.VersionsResponse\x12O\n" +
-	"\x04Ping\x12\".secretgate.backend.v1.PingRequest\x1a#.secretgate.backend.v1.PingResponseB=Z;github.com/secretgate/secretgate/sdk/plugin/proto;backendpbb\x06proto3"
+	"\x04Ping\x12\".secretgate.backend.v1.PingRequest\x1a#.secretgate.backend.v1.PingResponse\x12a\n" +
+	"\n" +
+	"OpenDirect\x12(.secretgate.backend.v1.OpenDirectRequest\x1a).secretgate.backend.v1.OpenDirectResponse\x12g\n" +
+	"\fCancelDirect\x12*.secretgate.backend.v1.CancelDirectRequest\x1a+.secretgate.backend.v1.CancelDirectResponseB=Z;github.com/secretgate/secretgate/sdk/plugin/proto;backendpbb\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
@@ -1403,7 +1868,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_backend_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: secretgate.backend.v1.WriteMode
 	(*Ref)(nil),                   // 1: secretgate.backend.v1.Ref
@@ -1429,56 +1894,71 @@ var file_backend_proto_goTypes = []any{
 	(*VersionsResponse)(nil),      // 21: secretgate.backend.v1.VersionsResponse
 	(*PingRequest)(nil),           // 22: secretgate.backend.v1.PingRequest
 	(*PingResponse)(nil),          // 23: secretgate.backend.v1.PingResponse
-	nil,                           // 24: secretgate.backend.v1.Meta.LabelsEntry
-	nil,                           // 25: secretgate.backend.v1.ConfigureRequest.SettingsEntry
-	nil,                           // 26: secretgate.backend.v1.ReadResponse.DataEntry
-	nil,                           // 27: secretgate.backend.v1.WriteRequest.DataEntry
-	nil,                           // 28: secretgate.backend.v1.WriteRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*OpenDirectRequest)(nil),     // 24: secretgate.backend.v1.OpenDirectRequest
+	(*OpenDirectResponse)(nil),    // 25: secretgate.backend.v1.OpenDirectResponse
+	(*CancelDirectRequest)(nil),   // 26: secretgate.backend.v1.CancelDirectRequest
+	(*CancelDirectResponse)(nil),  // 27: secretgate.backend.v1.CancelDirectResponse
+	(*DirectHello)(nil),           // 28: secretgate.backend.v1.DirectHello
+	(*DirectCall)(nil),            // 29: secretgate.backend.v1.DirectCall
+	(*DirectReply)(nil),           // 30: secretgate.backend.v1.DirectReply
+	(*DirectStatus)(nil),          // 31: secretgate.backend.v1.DirectStatus
+	nil,                           // 32: secretgate.backend.v1.Meta.LabelsEntry
+	nil,                           // 33: secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	nil,                           // 34: secretgate.backend.v1.ReadResponse.DataEntry
+	nil,                           // 35: secretgate.backend.v1.WriteRequest.DataEntry
+	nil,                           // 36: secretgate.backend.v1.WriteRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 38: google.protobuf.Any
 }
 var file_backend_proto_depIdxs = []int32{
-	24, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
-	29, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	29, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
-	25, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	32, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
+	37, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	37, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
+	33, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
 	4,  // 5: secretgate.backend.v1.CapabilitiesResponse.capabilities:type_name -> secretgate.backend.v1.Capabilities
 	2,  // 6: secretgate.backend.v1.ListResponse.secrets:type_name -> secretgate.backend.v1.Meta
 	1,  // 7: secretgate.backend.v1.DescribeRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 8: secretgate.backend.v1.DescribeResponse.meta:type_name -> secretgate.backend.v1.Meta
 	1,  // 9: secretgate.backend.v1.ReadRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 10: secretgate.backend.v1.ReadResponse.meta:type_name -> secretgate.backend.v1.Meta
-	26, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
-	27, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
-	28, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
+	34, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
+	35, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
+	36, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
 	0,  // 14: secretgate.backend.v1.WriteRequest.mode:type_name -> secretgate.backend.v1.WriteMode
 	2,  // 15: secretgate.backend.v1.WriteResponse.meta:type_name -> secretgate.backend.v1.Meta
 	1,  // 16: secretgate.backend.v1.DeleteRequest.ref:type_name -> secretgate.backend.v1.Ref
 	1,  // 17: secretgate.backend.v1.VersionsRequest.ref:type_name -> secretgate.backend.v1.Ref
 	3,  // 18: secretgate.backend.v1.VersionsResponse.versions:type_name -> secretgate.backend.v1.VersionMeta
-	6,  // 19: secretgate.backend.v1.Backend.Configure:input_type -> secretgate.backend.v1.ConfigureRequest
-	8,  // 20: secretgate.backend.v1.Backend.Capabilities:input_type -> secretgate.backend.v1.CapabilitiesRequest
-	10, // 21: secretgate.backend.v1.Backend.List:input_type -> secretgate.backend.v1.ListRequest
-	12, // 22: secretgate.backend.v1.Backend.Describe:input_type -> secretgate.backend.v1.DescribeRequest
-	14, // 23: secretgate.backend.v1.Backend.Read:input_type -> secretgate.backend.v1.ReadRequest
-	16, // 24: secretgate.backend.v1.Backend.Write:input_type -> secretgate.backend.v1.WriteRequest
-	18, // 25: secretgate.backend.v1.Backend.Delete:input_type -> secretgate.backend.v1.DeleteRequest
-	20, // 26: secretgate.backend.v1.Backend.Versions:input_type -> secretgate.backend.v1.VersionsRequest
-	22, // 27: secretgate.backend.v1.Backend.Ping:input_type -> secretgate.backend.v1.PingRequest
-	7,  // 28: secretgate.backend.v1.Backend.Configure:output_type -> secretgate.backend.v1.ConfigureResponse
-	9,  // 29: secretgate.backend.v1.Backend.Capabilities:output_type -> secretgate.backend.v1.CapabilitiesResponse
-	11, // 30: secretgate.backend.v1.Backend.List:output_type -> secretgate.backend.v1.ListResponse
-	13, // 31: secretgate.backend.v1.Backend.Describe:output_type -> secretgate.backend.v1.DescribeResponse
-	15, // 32: secretgate.backend.v1.Backend.Read:output_type -> secretgate.backend.v1.ReadResponse
-	17, // 33: secretgate.backend.v1.Backend.Write:output_type -> secretgate.backend.v1.WriteResponse
-	19, // 34: secretgate.backend.v1.Backend.Delete:output_type -> secretgate.backend.v1.DeleteResponse
-	21, // 35: secretgate.backend.v1.Backend.Versions:output_type -> secretgate.backend.v1.VersionsResponse
-	23, // 36: secretgate.backend.v1.Backend.Ping:output_type -> secretgate.backend.v1.PingResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	31, // 19: secretgate.backend.v1.DirectReply.status:type_name -> secretgate.backend.v1.DirectStatus
+	38, // 20: secretgate.backend.v1.DirectStatus.details:type_name -> google.protobuf.Any
+	6,  // 21: secretgate.backend.v1.Backend.Configure:input_type -> secretgate.backend.v1.ConfigureRequest
+	8,  // 22: secretgate.backend.v1.Backend.Capabilities:input_type -> secretgate.backend.v1.CapabilitiesRequest
+	10, // 23: secretgate.backend.v1.Backend.List:input_type -> secretgate.backend.v1.ListRequest
+	12, // 24: secretgate.backend.v1.Backend.Describe:input_type -> secretgate.backend.v1.DescribeRequest
+	14, // 25: secretgate.backend.v1.Backend.Read:input_type -> secretgate.backend.v1.ReadRequest
+	16, // 26: secretgate.backend.v1.Backend.Write:input_type -> secretgate.backend.v1.WriteRequest
+	18, // 27: secretgate.backend.v1.Backend.Delete:input_type -> secretgate.backend.v1.DeleteRequest
+	20, // 28: secretgate.backend.v1.Backend.Versions:input_type -> secretgate.backend.v1.VersionsRequest
+	22, // 29: secretgate.backend.v1.Backend.Ping:input_type -> secretgate.backend.v1.PingRequest
+	24, // 30: secretgate.backend.v1.Backend.OpenDirect:input_type -> secretgate.backend.v1.OpenDirectRequest
+	26, // 31: secretgate.backend.v1.Backend.CancelDirect:input_type -> secretgate.backend.v1.CancelDirectRequest
+	7,  // 32: secretgate.backend.v1.Backend.Configure:output_type -> secretgate.backend.v1.ConfigureResponse
+	9,  // 33: secretgate.backend.v1.Backend.Capabilities:output_type -> secretgate.backend.v1.CapabilitiesResponse
+	11, // 34: secretgate.backend.v1.Backend.List:output_type -> secretgate.backend.v1.ListResponse
+	13, // 35: secretgate.backend.v1.Backend.Describe:output_type -> secretgate.backend.v1.DescribeResponse
+	15, // 36: secretgate.backend.v1.Backend.Read:output_type -> secretgate.backend.v1.ReadResponse
+	17, // 37: secretgate.backend.v1.Backend.Write:output_type -> secretgate.backend.v1.WriteResponse
+	19, // 38: secretgate.backend.v1.Backend.Delete:output_type -> secretgate.backend.v1.DeleteResponse
+	21, // 39: secretgate.backend.v1.Backend.Versions:output_type -> secretgate.backend.v1.VersionsResponse
+	23, // 40: secretgate.backend.v1.Backend.Ping:output_type -> secretgate.backend.v1.PingResponse
+	25, // 41: secretgate.backend.v1.Backend.OpenDirect:output_type -> secretgate.backend.v1.OpenDirectResponse
+	27, // 42: secretgate.backend.v1.Backend.CancelDirect:output_type -> secretgate.backend.v1.CancelDirectResponse
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1492,7 +1972,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,8 @@ const (
 	Backend_Delete_FullMethodName       = "/secretgate.backend.v1.Backend/Delete"
 	Backend_Versions_FullMethodName     = "/secretgate.backend.v1.Backend/Versions"
 	Backend_Ping_FullMethodName         = "/secretgate.backend.v1.Backend/Ping"
+	Backend_OpenDirect_FullMethodName   = "/secretgate.backend.v1.Backend/OpenDirect"
+	Backend_CancelDirect_FullMethodName = "/secretgate.backend.v1.Backend/CancelDirect"
 )
 
 // BackendClient is the client API for Backend service.
@@ -49,6 +51,15 @@ type BackendClient interface {
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 	Versions(ctx context.Context, in *VersionsRequest, opts ...grpc.CallOption) (*VersionsResponse, error)
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
+	// OpenDirect asks the plugin for its direct channel: a Unix socket on
+	// which the host makes the calls above without gRPC, one call at a time
+	// per connection (see sdk/plugin/direct.go for why, and for the framing).
+	// Added after version 1 of the protocol without changing it: a plugin that
+	// does not know it answers UNIMPLEMENTED and is called over gRPC only.
+	OpenDirect(ctx context.Context, in *OpenDirectRequest, opts ...grpc.CallOption) (*OpenDirectResponse, error)
+	// CancelDirect ends the context of a call in flight on the direct channel,
+	// as an HTTP/2 RST_STREAM does for a gRPC call.
+	CancelDirect(ctx context.Context, in *CancelDirectRequest, opts ...grpc.CallOption) (*CancelDirectResponse, error)
 }
 
 type backendClient struct {
@@ -149,6 +160,26 @@ func (c *backendClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *backendClient) OpenDirect(ctx context.Context, in *OpenDirectRequest, opts ...grpc.CallOption) (*OpenDirectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OpenDirectResponse)
+	err := c.cc.Invoke(ctx, Backend_OpenDirect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) CancelDirect(ctx context.Context, in *CancelDirectRequest, opts ...grpc.CallOption) (*CancelDirectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelDirectResponse)
+	err := c.cc.Invoke(ctx, Backend_CancelDirect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -162,6 +193,15 @@ type BackendServer interface {
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	Versions(context.Context, *VersionsRequest) (*VersionsResponse, error)
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
+	// OpenDirect asks the plugin for its direct channel: a Unix socket on
+	// which the host makes the calls above without gRPC, one call at a time
+	// per connection (see sdk/plugin/direct.go for why, and for the framing).
+	// Added after version 1 of the protocol without changing it: a plugin that
+	// does not know it answers UNIMPLEMENTED and is called over gRPC only.
+	OpenDirect(context.Context, *OpenDirectRequest) (*OpenDirectResponse, error)
+	// CancelDirect ends the context of a call in flight on the direct channel,
+	// as an HTTP/2 RST_STREAM does for a gRPC call.
+	CancelDirect(context.Context, *CancelDirectRequest) (*CancelDirectResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -198,6 +238,12 @@ func (UnimplementedBackendServer) Versions(context.Context, *VersionsRequest) (*
 }
 func (UnimplementedBackendServer) Ping(context.Context, *PingRequest) (*PingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ping not implemented")
+}
+func (UnimplementedBackendServer) OpenDirect(context.Context, *OpenDirectRequest) (*OpenDirectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDirect not implemented")
+}
+func (UnimplementedBackendServer) CancelDirect(context.Context, *CancelDirectRequest) (*CancelDirectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelDirect not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -382,6 +428,42 @@ func _Backend_Ping_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_OpenDirect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenDirectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).OpenDirect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_OpenDirect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).OpenDirect(ctx, req.(*OpenDirectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_CancelDirect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelDirectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).CancelDirect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_CancelDirect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).CancelDirect(ctx, req.(*CancelDirectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -424,6 +506,14 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Ping",
 			Handler:    _Backend_Ping_Handler,
+		},
+		{
+			MethodName: "OpenDirect",
+			Handler:    _Backend_OpenDirect_Handler,
+		},
+		{
+			MethodName: "CancelDirect",
+			Handler:    _Backend_CancelDirect_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
