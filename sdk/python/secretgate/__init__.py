@@ -2,7 +2,7 @@
 
     from secretgate import Client
 
-    async with Client() as client:  # SECRETGATE_ADDR, SECRETGATE_TOKEN, SECRETGATE_PROJECT
+    async with Client() as client:  # SECRETGATE_ADDR, SECRETGATE_TOKEN (or _FILE), SECRETGATE_PROJECT
         for s in await client.secrets.list():
             print(s.name, s.keys)
         secret = await client.secrets.get("payment-service")

@@ -16,8 +16,9 @@ import re
 import ssl
 import sys
 import time
+import weakref
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -332,20 +333,70 @@ class ConnectionPool:
         self._port = port
         self._ssl = ssl_context
         self._host_header = _host_header(host, port, ssl_context is not None)
+        self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: deque[_Connection] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._streams: set[Stream] = set()
+        # Closes this pool's connections when the loop shuts down (see _bind).
+        self._watcher: AsyncGenerator[None, None] | None = None
 
     def _check(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError("a secretgate Client belongs to the event loop it was first used in; make one per loop")
         if self._closed:
             raise RuntimeError("the secretgate Client is closed")
+        if self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
+                raise RuntimeError(
+                    "a secretgate Client belongs to the event loop it was first used in; make one per loop"
+                )
+            # First use, or the previous loop has ended (a synchronous script
+            # calling asyncio.run() for each step with one module-level
+            # client): nothing of that loop can be used any more.
+            self._bind(loop)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make the pool the given loop's.
+
+        A client made at module level and never closed (the product SDK's
+        way) still must not leave its kept-alive connections open when the
+        loop ends: their transports would then be collected after the loop
+        is closed, with a ResourceWarning, and could no longer be closed
+        properly. The loop gives no callback for its end, but it does close
+        the asynchronous generators still suspended when it shuts down
+        (asyncio.run, asyncio.Runner and loop.shutdown_asyncgens do so, while
+        the loop still runs). One such generator, suspended from here on,
+        closes the connections then. It holds the pool weakly: a client
+        dropped unclosed while its loop runs is collected as before, its
+        connections closed by asyncio (with a ResourceWarning, as for any
+        resource left unclosed)."""
+        self._loop = loop
+        self._slots = asyncio.Semaphore(self._max_connections)
+        # Connections of a loop that closed without shutting down cannot be
+        # closed any more; they are only forgotten.
+        self._idle.clear()
+        self._streams.clear()
+        watcher = _close_at_loop_end(weakref.ref(self), loop)
+        try:
+            # Runs the generator up to its yield without a suspension: the
+            # loop's first-iteration hook registers it now.
+            watcher.asend(None).__await__().send(None)
+        except StopIteration:
+            pass
+        self._watcher = watcher
+
+    async def _loop_ending(self) -> None:
+        """Close the streams and the idle connections: the loop is shutting
+        down, and no request is in flight any more (asyncio.run has cancelled
+        every task). The pool stays usable in another loop."""
+        self._watcher = None
+        for stream in list(self._streams):
+            stream.close()
+        idle, self._idle = list(self._idle), deque()
+        await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
+        # An abort leaves the socket's release to the next loop iteration.
+        await asyncio.sleep(0)
 
     async def request(
         self,
@@ -468,6 +519,32 @@ class ConnectionPool:
             stream.close()
         idle, self._idle = list(self._idle), deque()
         await asyncio.gather(*(conn.close() for conn in idle))
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and self._loop is asyncio.get_running_loop():
+            # Its work is done; finished now, the loop forgets it.
+            await watcher.aclose()
+
+
+async def _close_at_loop_end(
+    pool_ref: weakref.ref[ConnectionPool], loop: asyncio.AbstractEventLoop
+) -> AsyncGenerator[None, None]:
+    """Suspended until ``loop`` closes it as it shuts down; then closes the
+    pool's connections (see ConnectionPool._bind)."""
+    try:
+        yield
+    finally:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        pool = pool_ref()
+        # Closed by anything but its own running loop (a loop without
+        # asynchronous generator hooks, at interpreter exit), it cannot
+        # await, and has no transport it could still close. A pool that
+        # moved on to another loop, or was closed, has another watcher or
+        # none.
+        if running is loop and pool is not None and pool._loop is loop and pool._watcher is not None:
+            await pool._loop_ending()
 
 
 def _host_header(host: str, port: int, tls: bool) -> str:

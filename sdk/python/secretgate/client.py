@@ -30,7 +30,7 @@ from . import _validate
 from ._http import ConnectionPool, Response, Stream, TransportError
 from ._version import __version__
 from ._watch import EventStream
-from .errors import SecretgateError, Unreachable, from_response
+from .errors import SecretgateError, Unauthenticated, Unreachable, from_response
 from .models import Metadata, Migration, Project, Secret, VersionInfo
 
 __all__ = ["Client", "Secrets", "Migrations", "Platform", "request_id", "DEFAULT_ADDR", "DEFAULT_PROJECT"]
@@ -41,6 +41,9 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"secretgate-python/{__version__}"
 MAX_PAGE_SIZE = 1000
 MAX_RESOLVE_REFS = 100
+# A token file larger than this is not a token (a wrong path, say); JWTs
+# are a few kilobytes.
+MAX_TOKEN_FILE_BYTES = 64 * 1024
 
 # A token goes into a header line: visible ASCII only, so it can never break
 # the request, and errors about it never need to repeat it.
@@ -69,19 +72,63 @@ def request_id(value: str) -> Iterator[None]:
         _request_id.reset(token)
 
 
+class _TokenFile:
+    """A token kept in a file that is replaced while the program runs (a
+    Kubernetes projected service-account token, which the kubelet swaps
+    before it expires; a CI job's renewed OIDC token): read again before a
+    request whenever the file changed, as the Go client's WithTokenFile
+    does. One stat per request, next to a network round trip."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._stamp: tuple[int, int, int, int] | None = None
+        self._token = ""
+
+    def current(self) -> str:
+        """The token, read again if the file changed (another file swapped
+        in, or its size or modification time changed). Raises ValueError,
+        never quoting what the file holds."""
+        try:
+            # Stat before reading: a change between the two is seen at the
+            # next request, never hidden behind the new stamp.
+            st = os.stat(self.path)
+            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if stamp == self._stamp:
+                return self._token
+            with open(self.path, "rb") as f:
+                raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ValueError(f"token file {self.path}: {exc.strerror or exc}") from None
+        if len(raw) > MAX_TOKEN_FILE_BYTES:
+            raise ValueError(f"token file {self.path}: larger than {MAX_TOKEN_FILE_BYTES} bytes, not a token")
+        token = raw.strip().decode("latin-1")
+        if not token:
+            raise ValueError(f"token file {self.path} is empty")
+        if not _TOKEN.fullmatch(token):
+            raise ValueError(f"the token in {self.path} holds whitespace, control or non-ASCII characters")
+        self._stamp, self._token = stamp, token
+        return token
+
+
 class Client:
     """A client of one gateway with one token; safe for concurrent tasks.
 
     Arguments left out come from the environment, like the CLI's:
     ``SECRETGATE_ADDR`` (default ``http://127.0.0.1:8270``; a bare
-    ``host:port`` means http), ``SECRETGATE_TOKEN`` (required),
-    ``SECRETGATE_PROJECT`` (default ``default``) and ``SECRETGATE_CACERT`` (a
-    PEM file of CAs to trust for https instead of the system's). ``timeout``
-    bounds each request as a whole, in seconds (None: no bound);
-    ``max_connections`` bounds the keep-alive connections in use at once.
+    ``host:port`` means http), ``SECRETGATE_TOKEN`` or
+    ``SECRETGATE_TOKEN_FILE`` (one is required), ``SECRETGATE_PROJECT``
+    (default ``default``) and ``SECRETGATE_CACERT`` (a PEM file of CAs to
+    trust for https instead of the system's). ``token_file`` is a file
+    holding the token, read again whenever it changes; ``token`` and
+    ``token_file`` exclude each other, and either one makes both variables
+    ignored. ``timeout`` bounds each request as a whole, in seconds (None: no
+    bound); ``max_connections`` bounds the keep-alive connections in use at
+    once.
 
-    Use it as ``async with Client(...) as client:`` or call ``aclose()``. A
-    client belongs to the event loop it is first used in.
+    Use it as ``async with Client(...) as client:`` or call ``aclose()``; a
+    client left open (made at module level, say) closes its connections
+    when ``asyncio.run`` ends. A client belongs to the event loop it is
+    used in, and to the next one once that loop has ended.
     """
 
     def __init__(
@@ -90,18 +137,31 @@ class Client:
         token: str | None = None,
         project: str | None = None,
         *,
+        token_file: str | os.PathLike[str] | None = None,
         cafile: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_connections: int = 10,
     ) -> None:
         addr = addr or os.environ.get("SECRETGATE_ADDR") or DEFAULT_ADDR
-        token = token or os.environ.get("SECRETGATE_TOKEN")
         project = project or os.environ.get("SECRETGATE_PROJECT") or DEFAULT_PROJECT
         cafile = cafile or os.environ.get("SECRETGATE_CACERT") or None
-        if not token:
-            raise ValueError("no token: pass token= or set SECRETGATE_TOKEN")
-        if not _TOKEN.fullmatch(token):
+        self._token = ""
+        self._token_file: _TokenFile | None = None
+        if token and token_file:
+            raise ValueError("token= and token_file= exclude each other: use one")
+        if not token and not token_file:
+            token, token_file = os.environ.get("SECRETGATE_TOKEN"), os.environ.get("SECRETGATE_TOKEN_FILE")
+            if token and token_file:
+                raise ValueError("SECRETGATE_TOKEN and SECRETGATE_TOKEN_FILE are both set: use one")
+        if token_file:
+            self._token_file = _TokenFile(token_file)
+            self._token_file.current()  # a missing or bad file fails here, not at the first request
+        elif not token:
+            raise ValueError("no token: pass token= or token_file=, or set SECRETGATE_TOKEN or SECRETGATE_TOKEN_FILE")
+        elif not _TOKEN.fullmatch(token):
             raise ValueError("the token holds whitespace, control or non-ASCII characters")
+        else:
+            self._token = token
         try:
             self.project = _validate.project(project)
         except SecretgateError as exc:
@@ -109,7 +169,6 @@ class Client:
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive, or None for no bound")
         self.timeout = timeout
-        self._token = token
 
         if "://" not in addr:
             addr = "http://" + addr
@@ -146,6 +205,17 @@ class Client:
         """Close the pooled connections; the client cannot be used afterwards."""
         await self._pool.aclose()
 
+    def _authorization(self, rid: str) -> tuple[str, str]:
+        """The Authorization header for the next request: with a token file,
+        its token as of now."""
+        if self._token_file is None:
+            return ("Authorization", f"Bearer {self._token}")
+        try:
+            return ("Authorization", f"Bearer {self._token_file.current()}")
+        except ValueError as exc:
+            # Nothing was sent: the request id only ties it to the caller's logs.
+            raise Unauthenticated("unauthenticated", None, str(exc), rid) from None
+
     async def projects(self) -> list[Project]:
         """The projects the token has a binding on, with the actions it is
         granted on all their secrets (``GET /v1/projects``)."""
@@ -170,7 +240,7 @@ class Client:
             target += "?" + urlencode(query)
         rid = _request_id.get() or str(uuid.uuid4())
         headers = [
-            ("Authorization", f"Bearer {self._token}"),
+            self._authorization(rid),
             ("Accept", "application/json"),
             ("User-Agent", USER_AGENT),
             ("X-Request-Id", rid),
@@ -211,7 +281,7 @@ class Client:
             target += "?" + urlencode(query)
         rid = _request_id.get() or str(uuid.uuid4())
         headers = [
-            ("Authorization", f"Bearer {self._token}"),
+            self._authorization(rid),
             ("Accept", "text/event-stream"),
             ("Cache-Control", "no-cache"),
             ("User-Agent", USER_AGENT),
@@ -356,12 +426,32 @@ class Secrets:
         """Read the metadata only (``secrets.list`` is enough)."""
         return await self._client._call("GET", self._item(name, project) + "/metadata", parse=Metadata.from_json)
 
-    async def versions(self, name: str, *, project: str | None = None) -> list[VersionInfo]:
-        """The versions the backend still holds, oldest first."""
+    async def versions(self, name: str, *, keys: bool = False, project: str | None = None) -> list[VersionInfo]:
+        """The versions the backend still holds, oldest first. With ``keys``,
+        the newest 20 also carry their key names (``VersionInfo.keys``): what
+        each rotation added or removed. The gateway reads those versions
+        itself and answers no value, so ``secrets.list`` is enough either way."""
+        if not isinstance(keys, bool):
+            raise TypeError(f"keys must be a bool, not {type(keys).__name__}")
         return await self._client._call(
             "GET",
             self._item(name, project) + "/versions",
+            query={"keys": "true"} if keys else None,
             parse=lambda obj: [VersionInfo.from_json(v) for v in obj.get("versions") or []],
+        )
+
+    async def rollback(
+        self, name: str, version: int, *, if_match: int | None = None, project: str | None = None
+    ) -> Metadata:
+        """Write the data of ``version`` as a new version (the labels stay as
+        they are) and return its metadata. It needs ``secrets.update``, not
+        ``secrets.read``: the values never leave the gateway, so an editor
+        can undo a bad rotation of values it cannot read. NotFound names a
+        version no longer stored; ``if_match`` as for ``update``."""
+        path = self._item(name, project) + "/rollback"
+        body = {"version": _validate.positive("version", version)}
+        return await self._client._call(
+            "POST", path, body=body, if_match=_if_match(if_match), parse=Metadata.from_json
         )
 
     async def create(

@@ -87,11 +87,21 @@ class VersionInfo:
 
     version: int
     created_at: datetime | None
+    # The version's key names, sorted, from versions(keys=True) for the
+    # newest 20 versions; None when not asked for or not known.
+    keys: list[str] | None = None
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> VersionInfo:
         """Build from one entry of ``versions``."""
-        return cls(version=int(obj.get("version", 0)), created_at=parse_time(obj.get("created_at")))
+        keys = obj.get("keys")
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise TypeError("keys is not a list of strings")
+        return cls(
+            version=int(obj.get("version", 0)),
+            created_at=parse_time(obj.get("created_at")),
+            keys=None if keys is None else list(keys),
+        )
 
 
 @dataclass

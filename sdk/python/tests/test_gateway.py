@@ -24,8 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import tempfile
+import textwrap
 import unittest
+from pathlib import Path
 from secrets import token_hex
+from unittest import mock
 
 from stub import free_port  # first: see stub
 
@@ -37,6 +42,7 @@ ADDR = ENV("SECRETGATE_TEST_ADDR", "")
 PROJECT = ENV("SECRETGATE_TEST_PROJECT", "payments")
 OTHER_PROJECT = ENV("SECRETGATE_TEST_OTHER_PROJECT", "billing")
 CANARY = ENV("SECRETGATE_TEST_CANARY") or "CANARY" + token_hex(12)
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
 ALL_ACTIONS = [
     "secrets.list",
     "secrets.read",
@@ -375,6 +381,127 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
         self.assertHolds(await self.admin.secrets.get(copy, project=OTHER_PROJECT), data)
         with self.assertRaises(secretgate.PermissionDenied, msg="an editor cannot read, so cannot copy"):
             await self.editor.secrets.copy(name, as_name=self.name("editor-copy"))
+
+    async def test_rollback_and_version_keys(self) -> None:
+        """An editor, which cannot read, undoes a bad rotation; the history
+        says which keys each version held."""
+        name = self.name("rollback")
+        good = {"user": "app", "password": CANARY}
+        await self.admin.secrets.create(name, good)
+        await self.admin.secrets.update(name, {"user": "app", "password": "rotated-badly", "extra": "x"})
+        await self.admin.secrets.patch(name, labels={"env": "prod"})
+
+        rolled = await self.editor.secrets.rollback(name, version=1)
+        self.assertIs(type(rolled), Metadata, "a rollback answers metadata, never values")
+        self.assertEqual((rolled.version, rolled.keys, rolled.labels), (4, ["password", "user"], {"env": "prod"}))
+        self.assertHolds(await self.reader.secrets.get(name), good)
+
+        with self.assertRaises(secretgate.VersionMismatch):
+            await self.editor.secrets.rollback(name, 2, if_match=3)
+        again = await self.editor.platform.secrets.rollback(name, 2, if_match=4)
+        self.assertEqual(again.version, 5)
+        with self.assertRaises(secretgate.NotFound) as nf:
+            await self.editor.secrets.rollback(name, 99)
+        self.assertIn("99", nf.exception.message, "the missing version is named")
+        with self.assertRaises(secretgate.PermissionDenied, msg="a reader may not write"):
+            await self.reader.secrets.rollback(name, 1)
+        self.assertNotIn(CANARY, str(nf.exception) + repr(nf.exception))
+
+        history = await self.reader.secrets.versions(name, keys=True)
+        with_extra, without = ["extra", "password", "user"], ["password", "user"]
+        self.assertEqual(
+            [(v.version, v.keys) for v in history],
+            [(1, without), (2, with_extra), (3, with_extra), (4, without), (5, with_extra)],
+        )
+        self.assertEqual([v.keys for v in await self.reader.secrets.versions(name)], [None] * 5)
+
+    async def test_token_file_rotation(self) -> None:
+        """The token file is read again when it changes: the same client
+        goes on as another subject, with no restart."""
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        path = os.path.join(tmp.name, "token")
+
+        def rotate(token: str) -> None:
+            # As a CI runner renews a token: a new file renamed over the old.
+            fresh = path + ".new"
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            os.replace(fresh, path)
+
+        def actions(projects: list[secretgate.Project]) -> dict[str, list[str]]:
+            return {p.name: p.actions for p in projects}
+
+        reader_view = {PROJECT: ["secrets.list", "secrets.read"]}
+        editor_view = {PROJECT: ["secrets.list", "secrets.create", "secrets.update", "secrets.delete"]}
+        rotate(ENV("SECRETGATE_TEST_READER_TOKEN", ""))
+        with mock.patch.dict(os.environ, {"SECRETGATE_TOKEN_FILE": path, "SECRETGATE_TOKEN": ""}):
+            client = Client(ADDR, project=PROJECT)
+        self.addAsyncCleanup(client.aclose)
+        self.assertEqual(actions(await client.projects()), reader_view)
+        rotate(ENV("SECRETGATE_TEST_EDITOR_TOKEN", ""))
+        self.assertEqual(actions(await client.projects()), editor_view, "the rotated token is used at once")
+        rotate("sg_not-a-known-token")
+        with self.assertRaises(secretgate.Unauthenticated) as cm:
+            await client.projects()
+        self.assertEqual(cm.exception.status, 401)
+        rotate(ENV("SECRETGATE_TEST_ADMIN_TOKEN", ""))
+        self.assertEqual(actions(await client.projects())[OTHER_PROJECT], ALL_ACTIONS)
+        os.remove(path)
+        with self.assertRaises(secretgate.Unauthenticated) as gone:
+            await client.projects()
+        self.assertIsNone(gone.exception.status, "refused before sending")
+        self.assertIn(path, gone.exception.message)
+
+    async def test_module_level_client_leaves_nothing_open(self) -> None:
+        """The product's snippet, with a module-level client never closed,
+        prints no ResourceWarning under -W default, over http and https."""
+        script = textwrap.dedent(
+            """
+            import asyncio, os
+            from secretgate import Client
+
+            interactiveai = Client()
+            name = os.environ["SNIPPET_SECRET"]
+
+            async def main():
+                secrets = await interactiveai.platform.secrets.list()
+                await interactiveai.platform.secrets.create(name, {"api_key": "sk-..."})
+                secret = await interactiveai.platform.secrets.get(name)
+                await interactiveai.platform.secrets.update(name, {"api_key": "sk-new-..."})
+                await asyncio.gather(*(interactiveai.platform.secrets.describe(name) for _ in range(4)))
+                await interactiveai.platform.secrets.delete(name)
+                print("done")
+
+            asyncio.run(main())
+            asyncio.run(interactiveai.platform.secrets.list())  # a synchronous script's next step
+            """
+        )
+        gateways = [("http", ADDR, ENV("SECRETGATE_TEST_ADMIN_TOKEN", ""), PROJECT, None)]
+        if ENV("SECRETGATE_TEST_TLS_ADDR"):
+            tls = ENV("SECRETGATE_TEST_TLS_ADDR", ""), ENV("SECRETGATE_TEST_TLS_TOKEN", ""), "default"
+            gateways.append(("https", *tls, ENV("SECRETGATE_TEST_TLS_CACERT")))
+        for scheme, addr, token, project, cacert in gateways:
+            with self.subTest(scheme):
+                env = {
+                    "PATH": ENV("PATH", ""),
+                    "PYTHONPATH": CHECKOUT,
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                    "SECRETGATE_ADDR": addr,
+                    "SECRETGATE_TOKEN": token,
+                    "SECRETGATE_PROJECT": project,
+                    "SNIPPET_SECRET": self.name(f"snippet-{scheme}"),
+                }
+                if cacert:
+                    env["SECRETGATE_CACERT"] = cacert
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-W", "default", "-c", script,
+                    env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+                self.assertEqual(err.decode(), "", "no ResourceWarning, no error")
+                self.assertEqual((proc.returncode, out.decode()), (0, "done\n"))
 
     async def test_projects(self) -> None:
         admin = {p.name: p.actions for p in await self.admin.projects()}
