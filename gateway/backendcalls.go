@@ -4,10 +4,12 @@ package gateway
 // watch poll goes through countedBackend, so that /metrics can show what
 // each backend is asked, and how much of it the watch poller costs
 // (secretgate_backend_calls_total; docs/configuration.md, "Metrics").
-// Health pings are the host's own and are not counted.
+// Health pings are the host's own and are not counted. Reads the read
+// cache answers never reach countedBackend: they are not backend calls.
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -60,13 +62,25 @@ func (bc *backendCalls) snapshot() map[string]map[string]uint64 {
 	return out
 }
 
-// backend returns the named backend's client, counting its calls.
+// backend returns the named backend's client, counting its calls, behind
+// its read cache when it has one (readcache.go).
 func (s *Server) backend(name string) (sdk.Backend, error) {
+	rc := s.readCaches().lookup(name)
 	b, err := s.backends.Backend(name)
 	if err != nil {
-		return nil, err
+		if rc == nil || !errors.Is(err, sdk.ErrUnavailable) {
+			return nil, err
+		}
+		// The plugin is down: the cache may still serve reads stale, and
+		// every call it cannot answer fails as unavailable (uncounted: it
+		// never reaches a plugin).
+		return cachedBackend{Backend: downBackend{err: err}, c: rc}, nil
 	}
-	return countedBackend{b: b, n: s.metrics.backendCalls.counters(name)}, nil
+	var out sdk.Backend = countedBackend{b: b, n: s.metrics.backendCalls.counters(name)}
+	if rc != nil {
+		out = cachedBackend{Backend: out, c: rc}
+	}
+	return out, nil
 }
 
 // countedBackend counts each call before making it.

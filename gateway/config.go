@@ -92,6 +92,8 @@ type BackendConfig struct {
 	// a Go duration, "0" to turn polling off, empty for the plugin kind's
 	// default (DefaultWatchPollInterval).
 	WatchPollInterval string `yaml:"watch_poll_interval"`
+	// Cache turns on the backend's read cache (readcache.go); nil = off.
+	Cache *CacheConfig `yaml:"cache"`
 }
 
 // MinWatchPollInterval keeps a typo ("1ms") from turning the poller into a
@@ -448,6 +450,9 @@ func (c *Config) Validate(opts LoadOptions) error {
 			if _, err := parsePollInterval(b.WatchPollInterval); err != nil {
 				add(f+".watch_poll_interval", "%q %v", b.WatchPollInterval, err)
 			}
+		}
+		if b.Cache != nil {
+			b.Cache.validate(add, f+".cache")
 		}
 		if b.Plugin == "file" {
 			if kf := b.Settings["key_file"]; kf != "" {

@@ -209,3 +209,63 @@ func TestFileAuditor(t *testing.T) {
 	require.Error(t, full.Write(AuditRecord{Action: ActionRead, Phase: PhaseOutcome}))
 	_ = full.Close()
 }
+
+func TestCacheConfig(t *testing.T) {
+	withCache := func(block string) string {
+		return strings.Replace(goodYAML(), "plugin: file\n", "plugin: file\n    cache: "+block+"\n", 1)
+	}
+	good := []struct {
+		name, block string
+		want        *cacheSettings // nil: no cache
+	}{
+		{"absent", "", nil},
+		{"empty block takes the defaults", "{}", &cacheSettings{ttl: 30 * time.Second, maxBytes: 64 << 20, staleIfError: time.Hour}},
+		{"the issue's example", "{ttl: 30s, max_bytes: 64MiB, stale_if_error: 1h}", &cacheSettings{ttl: 30 * time.Second, maxBytes: 64 << 20, staleIfError: time.Hour}},
+		{"decimal units", "{max_bytes: 100MB}", &cacheSettings{ttl: 30 * time.Second, maxBytes: 100_000_000, staleIfError: time.Hour}},
+		{"bare bytes, as a YAML integer", "{max_bytes: 2097152}", &cacheSettings{ttl: 30 * time.Second, maxBytes: 2 << 20, staleIfError: time.Hour}},
+		{"GiB, ttl 0 and no stale serving", "{ttl: 0, max_bytes: 1GiB, stale_if_error: 0}", &cacheSettings{maxBytes: 1 << 30}},
+	}
+	for _, tc := range good {
+		t.Run(tc.name, func(t *testing.T) {
+			y := goodYAML()
+			if tc.block != "" {
+				y = withCache(tc.block)
+			}
+			cfg, err := ParseConfig([]byte(y), env(nil))
+			require.NoError(t, err)
+			if tc.want == nil {
+				require.Nil(t, cfg.Backends[0].Cache)
+				return
+			}
+			require.NotNil(t, cfg.Backends[0].Cache)
+			got, err := cfg.Backends[0].Cache.settings()
+			require.NoError(t, err)
+			require.Equal(t, *tc.want, got)
+		})
+	}
+	bad := []struct{ name, block, field string }{
+		{"ttl not a duration", "{ttl: soon}", "backends[0].cache.ttl"},
+		{"ttl negative", "{ttl: -5s}", "backends[0].cache.ttl"},
+		{"ttl beyond a day", "{ttl: 30h}", "backends[0].cache.ttl"},
+		{"size without a number", "{max_bytes: MiB}", "backends[0].cache.max_bytes"},
+		{"unknown unit", "{max_bytes: 64mb}", "backends[0].cache.max_bytes"},
+		{"too small", "{max_bytes: 64KiB}", "backends[0].cache.max_bytes"},
+		{"overflows", "{max_bytes: 99999999999999999999GiB}", "backends[0].cache.max_bytes"},
+		{"stale_if_error not a duration", "{stale_if_error: forever}", "backends[0].cache.stale_if_error"},
+		{"stale_if_error beyond a week", "{stale_if_error: 200h}", "backends[0].cache.stale_if_error"},
+		{"unknown field", "{tll: 30s}", "tll"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(withCache(tc.block)), env(nil))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.field)
+		})
+	}
+	// Every bad field is reported, each under its own name.
+	_, err := ParseConfig([]byte(withCache("{ttl: x, max_bytes: y, stale_if_error: z}")), env(nil))
+	require.Error(t, err)
+	for _, f := range []string{"backends[0].cache.ttl", "backends[0].cache.max_bytes", "backends[0].cache.stale_if_error"} {
+		require.Contains(t, err.Error(), f)
+	}
+}

@@ -87,6 +87,7 @@ type projectLog struct {
 	last uint64 // index of the newest event; 0 = none yet
 	subs map[*subscriber]struct{}
 	poll pollState // writes behind the gateway's back (watchpoll.go)
+	hub  *eventHub // its observers see every event; nil in some tests
 }
 
 // eventHub holds every project's log of one Server.
@@ -106,6 +107,21 @@ type eventHub struct {
 	pollers sync.WaitGroup
 	// linger is pollLinger (watchpoll.go); tests shorten it.
 	linger time.Duration
+	// observers see every event as it is appended, under its project's
+	// lock (the read caches' invalidation, readcache_server.go).
+	observers atomic.Pointer[[]func(project, kind string, m sdk.Meta)]
+}
+
+// observe registers f to see every event of every project from now on.
+func (h *eventHub) observe(f func(project, kind string, m sdk.Meta)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var fs []func(project, kind string, m sdk.Meta)
+	if cur := h.observers.Load(); cur != nil {
+		fs = append(fs, *cur...)
+	}
+	fs = append(fs, f)
+	h.observers.Store(&fs)
 }
 
 func newEventHub() *eventHub {
@@ -149,7 +165,7 @@ func (h *eventHub) project(name string) *projectLog {
 	defer h.mu.Unlock()
 	pl, ok := h.projects[name]
 	if !ok {
-		pl = &projectLog{name: name, subs: map[*subscriber]struct{}{}}
+		pl = &projectLog{name: name, subs: map[*subscriber]struct{}{}, hub: h}
 		h.projects[name] = pl
 	}
 	return pl
@@ -176,6 +192,13 @@ func (pl *projectLog) append(kind string, m sdk.Meta) {
 	ev.wire = appendEvent(nil, pl.last, kind, d)
 	pl.ring[pl.last%eventLogSize] = ev
 	pl.poll.note(kind, m, pl.last)
+	if pl.hub != nil {
+		if fs := pl.hub.observers.Load(); fs != nil {
+			for _, f := range *fs {
+				f(pl.name, kind, m)
+			}
+		}
+	}
 	for sub := range pl.subs {
 		select {
 		case sub.wake <- struct{}{}:

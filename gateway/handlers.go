@@ -84,6 +84,7 @@ func (s *Server) get(c *gin.Context) {
 		return
 	}
 	defer cancel()
+	ctx = cacheReads(c, ctx)
 	sec, err := b.Read(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret, Version: r.version})
 	if err != nil {
 		r.backendErr(err)
@@ -94,6 +95,7 @@ func (s *Server) get(c *gin.Context) {
 		return
 	}
 	setETag(c, sec.Version)
+	staleHeader(c)
 	data := sec.Data
 	if data == nil {
 		data = map[string]string{}
@@ -111,6 +113,7 @@ func (s *Server) metadata(c *gin.Context) {
 		return
 	}
 	defer cancel()
+	ctx = cacheReads(c, ctx)
 	m, err := b.Describe(ctx, sdk.Ref{Project: r.route.Project, Name: r.secret})
 	if err != nil {
 		r.backendErr(err)
@@ -119,6 +122,7 @@ func (s *Server) metadata(c *gin.Context) {
 	r.version = m.Version
 	if r.auditSuccess() {
 		setETag(c, m.Version)
+		staleHeader(c)
 		c.JSON(http.StatusOK, toMetadata(m))
 	}
 }

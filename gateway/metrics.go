@@ -25,6 +25,55 @@ type metrics struct {
 	watchPolls   map[pollKey]uint64
 	backendCalls backendCalls
 	reloads      map[string]uint64 // by outcome: ok, error
+	// caches are the read caches' counters by backend (readcache.go); a
+	// backend's survive its cache being rebuilt by a reload.
+	caches sync.Map // backend name -> *cacheStats
+}
+
+// cacheStats returns the read cache counters of a backend.
+func (m *metrics) cacheStats(backend string) *cacheStats {
+	if c, ok := m.caches.Load(backend); ok {
+		return c.(*cacheStats)
+	}
+	c, _ := m.caches.LoadOrStore(backend, &cacheStats{})
+	return c.(*cacheStats)
+}
+
+// writeCacheMetrics renders the read caches' counters, by backend.
+func (m *metrics) writeCacheMetrics(sb *strings.Builder) {
+	stats := map[string]*cacheStats{}
+	m.caches.Range(func(k, v any) bool {
+		stats[k.(string)] = v.(*cacheStats)
+		return true
+	})
+	if len(stats) == 0 {
+		return
+	}
+	names := make([]string, 0, len(stats))
+	for n := range stats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, f := range []struct {
+		name, kind, help string
+		value            func(*cacheStats) int64
+	}{
+		{"secretgate_cache_hits_total", "counter", "Client reads the read cache answered without calling the backend, by backend.",
+			func(c *cacheStats) int64 { return int64(c.hits.Load()) }},
+		{"secretgate_cache_misses_total", "counter", "Client reads the read cache could not answer, so the backend was asked, by backend.",
+			func(c *cacheStats) int64 { return int64(c.misses.Load()) }},
+		{"secretgate_cache_stale_served_total", "counter", "Values the read cache served stale because the backend was unavailable or timed out (X-Secretgate-Stale), by backend.",
+			func(c *cacheStats) int64 { return int64(c.stale.Load()) }},
+		{"secretgate_cache_evictions_total", "counter", "Read cache entries dropped to stay within max_bytes, by backend.",
+			func(c *cacheStats) int64 { return int64(c.evictions.Load()) }},
+		{"secretgate_cache_bytes", "gauge", "Memory the read cache accounts for (sealed values and metadata), by backend.",
+			func(c *cacheStats) int64 { return c.bytes.Load() }},
+	} {
+		fmt.Fprintf(sb, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.kind)
+		for _, n := range names {
+			fmt.Fprintf(sb, "%s{backend=%q} %d\n", f.name, n, f.value(stats[n]))
+		}
+	}
 }
 
 type pollKey struct{ backend, outcome string }
@@ -205,6 +254,7 @@ func (m *metrics) write(w io.Writer, up map[string]bool, running int) {
 			}
 		}
 	}
+	m.writeCacheMetrics(&sb)
 	sb.WriteString("# HELP secretgate_migrations_running Migrations in progress (their projects take no writes).\n")
 	sb.WriteString("# TYPE secretgate_migrations_running gauge\n")
 	fmt.Fprintf(&sb, "secretgate_migrations_running %d\n", running)

@@ -120,6 +120,7 @@ func (s *Server) resolveRefs(c *gin.Context) {
 			return
 		}
 	}
+	staleHeader(c)
 	c.JSON(http.StatusOK, api.ResolveResponse{Values: values})
 }
 
@@ -136,7 +137,7 @@ func (s *Server) refRequest(c *gin.Context, subject string, ref sdk.Reference, r
 func (s *Server) readTargets(r *request, targets []*resolveTarget) {
 	sem := make(chan struct{}, resolveWorkers)
 	var wg sync.WaitGroup
-	ctx := r.c.Request.Context()
+	ctx := cacheReads(r.c, r.c.Request.Context())
 	for _, t := range targets {
 		wg.Add(1)
 		sem <- struct{}{}

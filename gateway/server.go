@@ -96,6 +96,8 @@ type Server struct {
 	readTimeout    time.Duration // of a whole request; tests shorten it
 	hub            *eventHub     // change notifications (events.go)
 	eventsOnce     sync.Once
+	caches         *readCaches // read caches (readcache_server.go)
+	cachesOnce     sync.Once
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -113,6 +115,9 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: opts.Logger, metrics: newMetrics(), backendTimeout: opts.BackendTimeout, readTimeout: readTimeout, executable: opts.Executable}
 	if s.backendTimeout <= 0 {
 		s.backendTimeout = DefaultBackendTimeout
+	}
+	if err := refuseCoreDumpsIfCached(cfg); err != nil {
+		return nil, err
 	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
