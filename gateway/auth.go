@@ -39,6 +39,9 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	live := s.live.Load()
 	c.Set(ctxKeyLive, live)
+	if s.authenticateLoginToken(c, r, live, token) {
+		return
+	}
 	if live.jwt != nil && idtoken.LooksLikeJWT(token) {
 		s.authenticateJWT(c, r, live, token)
 		return

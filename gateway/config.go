@@ -38,6 +38,8 @@ type Config struct {
 	// UI serves the embedded web UI at /ui/. Off unless set, as in Vault:
 	// the API needs no browser-facing surface; --dev turns it on.
 	UI bool `yaml:"ui"`
+	// VaultAPI serves Vault's KV v2 API (vaultapi_config.go); off unless set.
+	VaultAPI VaultAPIConfig `yaml:"vault_api"`
 }
 
 // TLSConfig turns on HTTPS when both files are set.
@@ -499,6 +501,7 @@ func (c *Config) Validate(opts LoadOptions) error {
 		}
 	}
 	c.validateAuth(add, subjects)
+	c.VaultAPI.validate(add)
 
 	for i, b := range c.Bindings {
 		f := fmt.Sprintf("bindings[%d]", i)

@@ -34,8 +34,19 @@
 //     make the gateway write, and the Prometheus metrics.
 //   - host.go: starting, supervising and stopping plugin processes.
 //   - migrate*.go: migrations between backends (API, run, copy, journal).
-//   - config.go, authz.go, routing.go: configuration, the policy adapter,
-//     and the project -> backend table.
+//   - config.go, config_auth.go, authz.go, routing.go: configuration (auth.jwt
+//     issuers too), the policy adapter, and the project -> backend table.
+//   - live.go, reload.go: the snapshot a reload replaces (policy, issuers,
+//     config), and SIGHUP reloads (Host.Apply for the plugins).
+//   - events.go, events_stream.go, watchpoll.go: change notifications (the
+//     per-project log, hijacked streams, the poller of writes made behind
+//     the gateway's back).
+//   - resolve.go, rollback.go, versions_keys.go: POST /v1/resolve, rollback,
+//     ?keys=true on versions.
+//   - backendcalls.go, readcache*.go: every backend call counted, and the
+//     optional read cache with stale-if-error.
+//   - vaultapi*.go: Vault's KV v2 API (docs/vault-api.md).
+//   - openapi.go: GET /v1/openapi.yaml.
 //
 // The contract (routes, shapes, codes, paging) is docs/api.md; the
 // permission table is docs/permissions.md; the request path is drawn in

@@ -154,6 +154,9 @@ func restartOnly(old, cfg *Config) []string {
 	if old.UI != cfg.UI {
 		out = append(out, "ui")
 	}
+	if old.VaultAPI != cfg.VaultAPI {
+		out = append(out, "vault_api") // its routes are registered at start
+	}
 	return out
 }
 

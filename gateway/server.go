@@ -98,6 +98,7 @@ type Server struct {
 	eventsOnce     sync.Once
 	caches         *readCaches // read caches (readcache_server.go)
 	cachesOnce     sync.Once
+	vault          *vaultAPI // Vault's KV v2 API (vaultapi.go); nil unless vault_api.enabled
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -342,6 +343,7 @@ func (s *Server) newEngine() *gin.Engine {
 	s.registerOpenAPI(e)
 	s.registerResolve(e)
 	s.registerEvents(e)
+	s.registerVaultAPI(e)
 	if s.cfg.UI {
 		webui.Register(e)
 	}
