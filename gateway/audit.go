@@ -73,6 +73,12 @@ const (
 // FileAuditor appends JSON lines to a file opened O_APPEND with mode 0600.
 // Writes are serialized, each record is one write(2) call.
 //
+// Group commit (audit_group.go): fsyncs are not made under the write lock.
+// A record that must be synced waits until an fsync that started after its
+// write has returned; one fsync serves every record written while the
+// previous one ran, so concurrent mutations share their syncs instead of
+// queueing for one each, and a writer alone syncs at once.
+//
 // The file never ends in a partial record, so the trail always parses line
 // by line. A write that fails or is short (a full filesystem) is undone by
 // truncating the file back to just after its last '\n', and Write says the
@@ -100,12 +106,18 @@ type FileAuditor struct {
 	// torn: f may end in a partial record that could not be removed yet.
 	torn   bool
 	policy FsyncPolicy
-	dirty  bool
 	closed bool
-	stop   chan struct{}
-	done   chan struct{}
-	now    func() time.Time
-	// Seams for tests: how f is synced and truncated.
+	// pending holds the records written to f since the last sync started.
+	pending *syncBatch
+	// syncBusy: a writer leads a sync (of a batch that is no longer pending).
+	syncBusy bool
+	// syncing is held through every fsync, so that a file is not closed
+	// under one that is still running. Lock order: mu, then syncing.
+	syncing sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+	now     func() time.Time
+	// Seams for tests: how f is synced and truncated (set under mu).
 	syncFile func(*os.File) error
 	truncate func(*os.File, int64) error
 }
@@ -129,7 +141,7 @@ func openFileAuditor(path string, policy FsyncPolicy, syncEvery time.Duration) (
 	}
 	a := &FileAuditor{
 		path: path, policy: policy, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
-		syncFile: (*os.File).Sync, truncate: (*os.File).Truncate,
+		syncFile: syncIfRegular, truncate: (*os.File).Truncate,
 	}
 	if err := a.open(); err != nil {
 		return nil, fmt.Errorf("audit.path: %w", err)
@@ -179,6 +191,7 @@ func (a *FileAuditor) open() error {
 		}
 	}
 	a.f, a.info, a.regular, a.torn = f, info, info.Mode().IsRegular(), false
+	a.pending = newSyncBatch()
 	return nil
 }
 
@@ -186,8 +199,12 @@ func (a *FileAuditor) open() error {
 // path cannot be opened the current file is kept and err says why; retired
 // reports a failure to flush or close the previous file, which no longer
 // affects new records.
+//
+// Records of the previous file still waiting for their sync get it here,
+// before the file is closed: they were written before the rotation, and
+// their writers hear whether this sync succeeded.
 func (a *FileAuditor) reopen() (retired, err error) {
-	old, oldTorn, dirty := a.f, a.torn, a.dirty
+	old, oldTorn, oldPending := a.f, a.torn, a.pending
 	if err := a.open(); err != nil {
 		return nil, err
 	}
@@ -196,11 +213,15 @@ func (a *FileAuditor) reopen() (retired, err error) {
 		// it after rotation should not find a fragment at its end.
 		_ = trimPartial(old, a.truncate)
 	}
+	// A sync of old may be running in the syncer: wait for it, or it would
+	// fail on a closed file although its records are on disk.
+	a.syncing.Lock()
 	var serr error
-	if dirty {
+	if oldPending.records > 0 {
 		serr = a.syncFile(old)
 	}
-	a.dirty = false
+	a.syncing.Unlock()
+	oldPending.finish(serr)
 	return errors.Join(serr, old.Close()), nil
 }
 
@@ -224,7 +245,8 @@ func (a *FileAuditor) Reopen() error {
 	return nil
 }
 
-// Write appends rec as one line. Time is filled in when empty.
+// Write appends rec as one line. Time is filled in when empty. A record
+// the policy syncs is on stable storage when Write returns nil.
 func (a *FileAuditor) Write(rec AuditRecord) error {
 	if rec.Time == "" {
 		rec.Time = a.now().UTC().Format(time.RFC3339Nano)
@@ -234,26 +256,35 @@ func (a *FileAuditor) Write(rec AuditRecord) error {
 		return fmt.Errorf("audit: encode record: %w", err)
 	}
 	line = append(line, '\n')
+	batch, err := a.append(line)
+	if err != nil {
+		return err
+	}
+	if a.policy == FsyncInterval || a.policy == FsyncMutations && !syncedUnderMutations(rec) {
+		return nil // synced by the next sync, whatever starts it
+	}
+	if err := a.waitSynced(batch); err != nil {
+		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return nil
+}
+
+// append writes line to the current file and returns the batch of
+// records that the next sync of that file covers.
+func (a *FileAuditor) append(line []byte) (*syncBatch, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return errors.New("audit: log is closed")
+		return nil, errors.New("audit: log is closed")
 	}
 	if err := a.prepare(); err != nil {
-		return fmt.Errorf("audit: record not written: %w", err)
+		return nil, fmt.Errorf("audit: record not written: %w", err)
 	}
 	if _, err := a.f.Write(line); err != nil {
-		return a.unwind(err)
+		return nil, a.unwind(err)
 	}
-	if a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec) {
-		if err := a.syncFile(a.f); err != nil {
-			return fmt.Errorf("audit: sync: %w", err)
-		}
-		a.dirty = false
-		return nil
-	}
-	a.dirty = true
-	return nil
+	a.pending.records++
+	return a.pending, nil
 }
 
 // prepare makes sure the next record goes to the file the path names now
@@ -337,50 +368,20 @@ func syncedUnderMutations(rec AuditRecord) bool {
 	return rec.Phase == PhaseIntent || rec.Action != "" && isMutation(rec.Action)
 }
 
-func (a *FileAuditor) syncLoop(every time.Duration) {
-	defer close(a.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-t.C:
-			a.mu.Lock()
-			if a.dirty && !a.closed {
-				// A failed background sync surfaces on the next synced write.
-				_ = a.syncFile(a.f)
-				a.dirty = false
-			}
-			a.mu.Unlock()
-		}
-	}
-}
-
-// Close syncs and closes the file.
-func (a *FileAuditor) Close() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return nil
-	}
-	a.closed = true
-	dirty := a.dirty
-	a.mu.Unlock()
-	close(a.stop)
-	<-a.done
-	var serr error
-	if dirty {
-		serr = a.syncFile(a.f)
-	}
-	cerr := a.f.Close()
-	return errors.Join(serr, cerr)
-}
-
 func isMutation(action string) bool {
 	switch action {
 	case ActionCreate, ActionUpdate, ActionDelete, ActionMigrate:
 		return true
 	}
 	return false
+}
+
+// syncIfRegular fsyncs f. A pipe, a terminal or a device (audit.path
+// /dev/stdout in a container) keeps nothing to make durable, and fsync
+// answers EINVAL there: every audited mutation would fail with 503.
+func syncIfRegular(f *os.File) error {
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil
+	}
+	return f.Sync()
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,25 @@ func TestAuditNeverTornOnFullFilesystem(t *testing.T) {
 			require.Equal(t, big("r3").Secret, recs[2].Secret)
 		})
 	}
+}
+
+// audit.path on a pipe (/dev/stdout in a container): mutation records,
+// which the default policy fsyncs, are written, not refused with EINVAL.
+func TestAuditToPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close(); _ = w.Close() })
+	lines := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 4096)
+		n, _ := r.Read(buf)
+		lines <- string(buf[:n])
+	}()
+	for _, policy := range []FsyncPolicy{FsyncMutations, FsyncAlways} {
+		a, err := OpenFileAuditor(fmt.Sprintf("/proc/self/fd/%d", w.Fd()), policy)
+		require.NoError(t, err, policy)
+		require.NoError(t, a.Write(AuditRecord{Subject: "alice", Action: ActionUpdate, Phase: "intent", Project: "p", Secret: "s"}), policy)
+		require.NoError(t, a.Close())
+	}
+	require.Contains(t, <-lines, `"subject":"alice"`)
 }

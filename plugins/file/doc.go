@@ -55,12 +55,16 @@
 //
 // # Durability and concurrency
 //
-// Each Write and Delete is one bbolt read-write transaction (mode and
+// Each Write and Delete runs in one bbolt read-write transaction (mode and
 // check-and-set checks, data key creation, ciphertext, pruning and metadata
 // together), fsync'd on commit (NoSync is never set): an acknowledged write
-// survives a crash of the process or the machine. ExpectedVersion and a
-// conditional Delete are checked inside that transaction, so check-and-set
-// is atomic. bbolt serialises writers and lets readers run concurrently.
+// survives a crash of the process or the machine. Concurrent writes share a
+// transaction through bbolt's DB.Batch (group commit, batchDelay); each is
+// checked after the earlier writes of its batch, and one refused by its
+// checks leaves the transaction untouched instead of failing the batch (see
+// write.go). ExpectedVersion and a conditional Delete are checked inside
+// the transaction, so check-and-set is atomic. bbolt serialises writers and
+// lets readers run concurrently.
 // The file is locked while open: a second process opening it fails after
 // one second with an error wrapping sdk.ErrUnavailable instead of waiting.
 //

@@ -14,6 +14,26 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Concurrent writes go through bbolt's DB.Batch: they share one
+// transaction and so one commit's fsyncs (group commit), and each caller
+// hears of success only once that commit is on disk. Batch may run a
+// function more than once (all of a batch is run again when one of them
+// returns an error), so the functions below change nothing but the
+// transaction and variables they set afresh on every run. A write with no
+// other in flight commits at once in a transaction of its own (Update):
+// there is nothing to batch it with, and Batch would hold it batchDelay.
+//
+// A write refused by its own checks (the mode, check-and-set, the context,
+// a record that does not decode) is not an error of the batch: its
+// function records the refusal, writes nothing and returns nil, so the
+// other writes of the batch commit unaffected, without the roll-back and
+// re-run a returned error costs them. Those checks still run inside the
+// transaction, after every earlier write of the batch, so check-and-set
+// stays exact: of two creates of one name in a batch, the second sees the
+// first. Errors after the first change to the transaction (writing the
+// data key, a bucket, a ciphertext) are returned, so that the batch rolls
+// back and Batch runs that write again alone.
+
 // Write stores a new version in one bbolt transaction: the mode and
 // check-and-set checks, the data key's creation for a new project, the
 // ciphertext, pruning and the metadata commit together or not at all.
@@ -36,41 +56,57 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 
 	var m sdk.Meta
 	var fresh *dataKey
-	err = b.db.Update(func(tx *bolt.Tx) error {
-		fresh = nil
-		// The writer lock may have taken a while: a caller that gave up
-		// meanwhile must not get a write it was told failed.
+	var refused error
+	err = b.commit(&refused, func(tx *bolt.Tx) error {
+		m, fresh, refused = sdk.Meta{}, nil, nil
+		// Read-only checks first, so that a refusal leaves the transaction
+		// as it found it. The writer lock (or the batch) may have taken a
+		// while: a caller that gave up meanwhile must not get a write it
+		// was told failed.
 		if err := ctx.Err(); err != nil {
-			return err
+			refused = err
+			return nil
 		}
 		projects := tx.Bucket(bucketProjects)
 		if projects == nil {
-			return errors.New("the database is not initialised")
+			refused = errors.New("the database is not initialised")
+			return nil
 		}
 		pb, sb, rec, err := b.loadSecret(tx, req.Project, req.Name)
 		exists := err == nil
 		if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-			return err
+			refused = err
+			return nil
 		}
 		switch {
 		case exists && req.Mode == sdk.WriteCreate:
-			return sdk.AlreadyExists(req.Project, req.Name)
+			refused = sdk.AlreadyExists(req.Project, req.Name)
 		case !exists && (req.Mode == sdk.WriteReplace || req.ExpectedVersion > 0):
-			return sdk.NotFound(req.Project, req.Name)
+			refused = sdk.NotFound(req.Project, req.Name)
 		case exists && req.ExpectedVersion > 0 && rec.Version != req.ExpectedVersion:
-			return sdk.VersionMismatch(req.Project, req.Name, req.ExpectedVersion, rec.Version)
+			refused = sdk.VersionMismatch(req.Project, req.Name, req.ExpectedVersion, rec.Version)
 		}
-
-		var dk *dataKey
+		if refused != nil {
+			return nil
+		}
 		if pb == nil {
 			pb = projects.Bucket([]byte(req.Project))
 		}
+		var dk *dataKey
+		if pb != nil && pb.Get(keyDEK) != nil {
+			if dk, err = b.dataKeyOf(pb, req.Project); err != nil {
+				refused = err
+				return nil
+			}
+		}
+
+		// From here on the transaction changes: errors are returned.
 		if pb == nil {
 			if pb, err = projects.CreateBucket([]byte(req.Project)); err != nil {
 				return err
 			}
 		}
-		if pb.Get(keyDEK) == nil {
+		if dk == nil {
 			var wrapped []byte
 			if dk, wrapped, err = newDEK(b.kek, req.Project); err != nil {
 				return err
@@ -79,8 +115,6 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 				return err
 			}
 			fresh = dk // cached only once the transaction commits
-		} else if dk, err = b.dataKeyOf(pb, req.Project); err != nil {
-			return err
 		}
 
 		now := time.Now().UTC()
@@ -132,6 +166,9 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 		m = rec.meta(req.Project, req.Name)
 		return nil
 	})
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
 		return sdk.Meta{}, err
 	}
@@ -154,17 +191,43 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 		return err
 	}
 	defer unlock()
-	return b.db.Update(func(tx *bolt.Tx) error {
+	// Batched like Write: a refusal is recorded, not returned (see above).
+	var refused error
+	err = b.commit(&refused, func(tx *bolt.Tx) error {
+		refused = nil
 		if err := ctx.Err(); err != nil {
-			return err
+			refused = err
+			return nil
 		}
 		pb, _, rec, err := b.loadSecret(tx, ref.Project, ref.Name)
 		if err != nil {
-			return err
+			refused = err
+			return nil
 		}
 		if ref.Version > 0 && rec.Version != ref.Version {
-			return sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, rec.Version)
+			refused = sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, rec.Version)
+			return nil
 		}
 		return pb.Bucket(bucketSecrets).DeleteBucket([]byte(ref.Name))
+	})
+	if err == nil {
+		err = refused
+	}
+	return err
+}
+
+// commit runs fn, which records a refusal in *refused instead of returning
+// it: in a batch when other writes are in flight, else at once on its own,
+// where a refusal rolls the transaction back (nothing to commit).
+func (b *Backend) commit(refused *error, fn func(*bolt.Tx) error) error {
+	defer b.writing.Add(-1)
+	if b.writing.Add(1) > 1 {
+		return b.db.Batch(fn)
+	}
+	return b.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return *refused
 	})
 }

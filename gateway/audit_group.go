@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"errors"
+	"time"
+)
+
+// Group commit of the audit log's fsyncs, leader/follower.
+//
+// Records are appended under FileAuditor.mu into the pending batch. A
+// writer whose record must be synced leads a sync when none is running: it
+// takes the pending batch (under mu, so every record in it was written
+// before) and fsyncs the file without holding mu, so that records keep
+// being written meanwhile, into the next batch. Writers that find a sync
+// running wait: when it ends, its leader wakes one of them to sync the
+// batch they wrote meanwhile, all of it with one fsync. So a record that
+// must be synced always waits for an fsync that started after its write,
+// a writer alone syncs at once on its own goroutine, and under load one
+// fsync serves every record written while the previous one ran.
+
+// syncBatch is the records written to one file between two syncs.
+type syncBatch struct {
+	records int           // written into the batch; guarded by FileAuditor.mu
+	done    chan struct{} // closed once the sync covering the batch returned
+	err     error         // of that sync; set before done is closed
+	// lead wakes a writer waiting in the batch to sync it (buffered: a
+	// wake-up sent before the writer waits is not lost).
+	lead chan struct{}
+}
+
+func newSyncBatch() *syncBatch {
+	return &syncBatch{done: make(chan struct{}), lead: make(chan struct{}, 1)}
+}
+
+// finish publishes the result of the sync that covered the batch.
+func (b *syncBatch) finish(err error) {
+	b.err = err
+	close(b.done)
+}
+
+// waitSynced returns once batch, which holds a record of the caller's, is
+// on disk, leading the sync of it when no other sync runs.
+func (a *FileAuditor) waitSynced(batch *syncBatch) error {
+	for {
+		a.mu.Lock()
+		select {
+		case <-batch.done:
+			a.mu.Unlock()
+			return batch.err
+		default:
+		}
+		if !a.syncBusy && !a.closed && batch == a.pending {
+			a.leadSync() // releases mu
+			return batch.err
+		}
+		// A sync runs (this batch's, or the previous one), or Close or a
+		// rotation syncs this batch.
+		a.mu.Unlock()
+		select {
+		case <-batch.done:
+			return batch.err
+		case <-batch.lead:
+		}
+	}
+}
+
+// leadSync takes the pending batch and fsyncs the file it was written to.
+// The caller holds mu, and no sync runs; mu is released on return.
+func (a *FileAuditor) leadSync() {
+	batch, f, syncFile := a.pending, a.f, a.syncFile
+	a.pending = newSyncBatch()
+	a.syncBusy = true
+	// Taken before mu is let go, so that a rotation cannot close f first.
+	a.syncing.Lock()
+	a.mu.Unlock()
+	err := syncFile(f)
+	a.syncing.Unlock()
+
+	a.mu.Lock()
+	a.syncBusy = false
+	if err != nil && !a.closed && a.f == f && a.pending.records > 0 {
+		// The records written while the failed fsync ran fail too. A failed
+		// fsync may have dropped the dirty pages that held them, and the
+		// kernel reports that error once only: a later fsync that succeeds
+		// would not prove them on disk. (Closed or rotated: Close or the
+		// rotation synced that batch itself.)
+		failed := a.pending
+		a.pending = newSyncBatch()
+		failed.finish(err)
+	}
+	next := a.pending
+	a.mu.Unlock()
+	batch.finish(err)
+	// Records written while this sync ran may be waiting: one of their
+	// writers leads the next sync.
+	select {
+	case next.lead <- struct{}{}:
+	default:
+	}
+}
+
+// syncLoop syncs, every period, records written that nobody waits for
+// (reads, refused tokens, the interval policy).
+func (a *FileAuditor) syncLoop(every time.Duration) {
+	defer close(a.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			a.backgroundSync()
+		}
+	}
+}
+
+// backgroundSync makes sure the records written so far get synced.
+func (a *FileAuditor) backgroundSync() {
+	a.mu.Lock()
+	if a.syncBusy {
+		// Wait for the running sync: the records written since it started
+		// are left to the next one, which starts after this.
+		a.mu.Unlock()
+		a.syncing.Lock()
+		//lint:ignore SA2001 waiting for the running fsync to end is the point
+		a.syncing.Unlock()
+		a.mu.Lock()
+		if a.syncBusy {
+			// Another sync started meanwhile, after those records were
+			// written: it covers them.
+			a.mu.Unlock()
+			return
+		}
+	}
+	if a.closed || a.pending.records == 0 {
+		a.mu.Unlock()
+		return
+	}
+	a.leadSync()
+}
+
+// Close syncs and closes the file. Records waiting for a sync get it here.
+func (a *FileAuditor) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	close(a.stop)
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// A sync still running ends before f is closed under it.
+	a.syncing.Lock()
+	defer a.syncing.Unlock()
+	var serr error
+	if a.pending.records > 0 {
+		serr = a.syncFile(a.f)
+	}
+	a.pending.finish(serr)
+	return errors.Join(serr, a.f.Close())
+}
