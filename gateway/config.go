@@ -113,6 +113,10 @@ func DefaultWatchPollInterval(plugin string) time.Duration {
 		return 0
 	case "vault":
 		return 30 * time.Second
+	case "postgres":
+		// Other replicas write its tables behind this gateway's back, and
+		// a listing is one indexed query.
+		return 10 * time.Second
 	default: // aws, gcp and external plugins
 		return 60 * time.Second
 	}

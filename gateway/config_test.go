@@ -104,6 +104,7 @@ func TestWatchPollInterval(t *testing.T) {
 	}{
 		{"file", "", 0},
 		{"vault", "", 30 * time.Second},
+		{"postgres", "", 10 * time.Second},
 		{"aws", "", time.Minute},
 		{"gcp", "", time.Minute},
 		{"/opt/plugins/x", "", time.Minute},
