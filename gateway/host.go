@@ -412,8 +412,13 @@ func (h *Host) supervise(m *managed) {
 		}
 		lastPing = time.Now()
 		pctx, cancel := context.WithTimeout(h.ctx, pingTimeout)
+		started := time.Now()
 		err := backend.Ping(pctx)
-		timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded)
+		// No answer in time: the transport may give up a moment before
+		// pctx does (the plugin SDK's direct channel carries the deadline
+		// and enforces it itself), so the time taken counts too.
+		timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded) ||
+			(err != nil && time.Since(started) >= pingTimeout*9/10)
 		cancel()
 		if err != nil {
 			if h.ctx.Err() != nil {
