@@ -207,8 +207,15 @@ func vaultCLIScenario(t *testing.T, g *vaultGateway) {
 			Versions       map[string]any    `json:"versions"`
 		} `json:"data"`
 	}
-	raw := v.ok(t, editor, "kv", "metadata", "get", "-format=json", "secret/default/db")
-	require.NoError(t, json.Unmarshal([]byte(raw), &md), raw)
+	// AWS's DescribeSecret lags behind tag changes (faultproxy.CI models
+	// it); the labels written are checked once the listing converges.
+	var raw string
+	require.Eventually(t, func() bool {
+		raw = v.ok(t, editor, "kv", "metadata", "get", "-format=json", "secret/default/db")
+		md.Data.CustomMetadata = nil
+		require.NoError(t, json.Unmarshal([]byte(raw), &md), raw)
+		return len(md.Data.CustomMetadata) == 1
+	}, 15*time.Second, 500*time.Millisecond, "%s", raw)
 	require.Equal(t, map[string]string{"owner": "team-a"}, md.Data.CustomMetadata)
 	require.Equal(t, int64(8), md.Data.CurrentVersion)
 	require.Contains(t, md.Data.Versions, "1")
