@@ -113,7 +113,9 @@ func (s *grpcServer) Ping(ctx context.Context, _ *backendpb.PingRequest) (*backe
 func (s *grpcServer) OpenDirect(_ context.Context, req *backendpb.OpenDirectRequest) (*backendpb.OpenDirectResponse, error) {
 	addr, token, err := s.direct.open(req.GetDir())
 	if errors.Is(err, errDirectUnsupported) {
-		return nil, status.Error(codes.Unimplemented, "method OpenDirect not implemented")
+		// The answer a plugin built with an older SDK gives too: the host
+		// keeps every call on gRPC (direct_client.go).
+		return nil, status.Error(codes.Unimplemented, "the direct channel is not supported on this platform; calls stay on gRPC")
 	}
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
