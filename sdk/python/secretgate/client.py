@@ -12,7 +12,6 @@ SDK runs unchanged::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import json
@@ -28,10 +27,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from . import _validate
 from ._http import ConnectionPool, Response, Stream, TransportError
+from ._migrations import Migrations
+from ._token import TOKEN, TokenFile
 from ._version import __version__
 from ._watch import EventStream
 from .errors import SecretgateError, Unauthenticated, Unreachable, from_response
-from .models import Metadata, Migration, Project, Secret, VersionInfo
+from .models import Metadata, Project, Secret, VersionInfo
 
 __all__ = ["Client", "Secrets", "Migrations", "Platform", "request_id", "DEFAULT_ADDR", "DEFAULT_PROJECT"]
 
@@ -41,13 +42,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"secretgate-python/{__version__}"
 MAX_PAGE_SIZE = 1000
 MAX_RESOLVE_REFS = 100
-# A token file larger than this is not a token (a wrong path, say); JWTs
-# are a few kilobytes.
-MAX_TOKEN_FILE_BYTES = 64 * 1024
-
-# A token goes into a header line: visible ASCII only, so it can never break
-# the request, and errors about it never need to repeat it.
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 # What the gateway keeps of an incoming X-Request-Id; it replaces anything
 # else with a fresh id, which would break the link to the caller's logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -70,44 +64,6 @@ def request_id(value: str) -> Iterator[None]:
         yield
     finally:
         _request_id.reset(token)
-
-
-class _TokenFile:
-    """A token kept in a file that is replaced while the program runs (a
-    Kubernetes projected service-account token, which the kubelet swaps
-    before it expires; a CI job's renewed OIDC token): read again before a
-    request whenever the file changed, as the Go client's WithTokenFile
-    does. One stat per request, next to a network round trip."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._stamp: tuple[int, int, int, int] | None = None
-        self._token = ""
-
-    def current(self) -> str:
-        """The token, read again if the file changed (another file swapped
-        in, or its size or modification time changed). Raises ValueError,
-        never quoting what the file holds."""
-        try:
-            # Stat before reading: a change between the two is seen at the
-            # next request, never hidden behind the new stamp.
-            st = os.stat(self.path)
-            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            if stamp == self._stamp:
-                return self._token
-            with open(self.path, "rb") as f:
-                raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ValueError(f"token file {self.path}: {exc.strerror or exc}") from None
-        if len(raw) > MAX_TOKEN_FILE_BYTES:
-            raise ValueError(f"token file {self.path}: larger than {MAX_TOKEN_FILE_BYTES} bytes, not a token")
-        token = raw.strip().decode("latin-1")
-        if not token:
-            raise ValueError(f"token file {self.path} is empty")
-        if not _TOKEN.fullmatch(token):
-            raise ValueError(f"the token in {self.path} holds whitespace, control or non-ASCII characters")
-        self._stamp, self._token = stamp, token
-        return token
 
 
 class Client:
@@ -146,7 +102,7 @@ class Client:
         project = project or os.environ.get("SECRETGATE_PROJECT") or DEFAULT_PROJECT
         cafile = cafile or os.environ.get("SECRETGATE_CACERT") or None
         self._token = ""
-        self._token_file: _TokenFile | None = None
+        self._token_file: TokenFile | None = None
         if token and token_file:
             raise ValueError("token= and token_file= exclude each other: use one")
         if not token and not token_file:
@@ -154,11 +110,11 @@ class Client:
             if token and token_file:
                 raise ValueError("SECRETGATE_TOKEN and SECRETGATE_TOKEN_FILE are both set: use one")
         if token_file:
-            self._token_file = _TokenFile(token_file)
+            self._token_file = TokenFile(token_file)
             self._token_file.current()  # a missing or bad file fails here, not at the first request
         elif not token:
             raise ValueError("no token: pass token= or token_file=, or set SECRETGATE_TOKEN or SECRETGATE_TOKEN_FILE")
-        elif not _TOKEN.fullmatch(token):
+        elif not TOKEN.fullmatch(token):
             raise ValueError("the token holds whitespace, control or non-ASCII characters")
         else:
             self._token = token
@@ -552,73 +508,6 @@ class Platform:
 
     def __init__(self, secrets: Secrets) -> None:
         self.secrets = secrets
-
-
-class Migrations:
-    """Migrations of whole projects between backends: ``client.migrations``.
-    They run inside the gateway; values never reach the caller."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    async def start(
-        self,
-        source: str,
-        target: str,
-        projects: Iterable[str],
-        versions: str = "latest",
-        on_conflict: str = "fail",
-        dry_run: bool = False,
-        switch: bool = False,
-        delete_source: bool = False,
-        workers: int | None = None,
-    ) -> str:
-        """Start a migration and return its id at once; follow it with
-        ``get`` or ``wait``. Needs ``project.migrate`` on every project."""
-        if isinstance(projects, str):
-            raise TypeError("projects must be a list of project names, not a str")
-        body: dict[str, object] = {
-            "source": source,
-            "target": target,
-            "projects": [_validate.project(p, "projects") for p in projects],
-            "versions": versions,
-            "on_conflict": on_conflict,
-            "dry_run": dry_run,
-            "switch": switch,
-            "delete_source": delete_source,
-        }
-        if workers is not None:
-            body["workers"] = workers
-        return await self._client._call("POST", "/v1/migrations", body=body, parse=lambda obj: str(obj["id"]))
-
-    async def get(self, migration_id: str) -> Migration:
-        """A migration's report."""
-        path = "/v1/migrations/" + _validate.migration_id(migration_id)
-        return await self._client._call("GET", path, parse=Migration.from_json)
-
-    async def list(self) -> list[Migration]:
-        """The migrations whose projects the token may all migrate."""
-        return await self._client._call(
-            "GET", "/v1/migrations", parse=lambda obj: [Migration.from_json(m) for m in obj.get("migrations") or []]
-        )
-
-    async def wait(self, migration_id: str, poll: float = 0.5, timeout: float | None = None) -> Migration:
-        """Poll until the migration has ended and return its final report,
-        whatever its state (check ``state`` and ``errors``). TimeoutError
-        after ``timeout`` seconds; the migration itself goes on."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            report = await self.get(migration_id)
-            if report.done:
-                return report
-            if deadline is None:
-                await asyncio.sleep(poll)
-                continue
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"migration {migration_id} is still running after {timeout} s")
-            await asyncio.sleep(min(poll, left))
 
 
 def _values(obj: dict[str, Any]) -> dict[str, str]:
