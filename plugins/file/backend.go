@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -70,7 +71,7 @@ type Backend struct {
 	// changes once created (rotation re-wraps it, keeping its id), and the
 	// cached id is checked against the stored record on every use.
 	deksMu sync.Mutex
-	deks   map[string]*dataKey
+	deks   map[string]*envelope.DataKey
 
 	records recordCache
 
@@ -93,7 +94,7 @@ func NewBackend(logger hclog.Logger) *Backend {
 		// process's own stderr is what the host parses as log lines.
 		logger = hclog.New(&hclog.LoggerOptions{Name: "file", Level: hclog.Info, Output: os.Stderr, JSONFormat: true})
 	}
-	return &Backend{log: logger, deks: map[string]*dataKey{}}
+	return &Backend{log: logger, deks: map[string]*envelope.DataKey{}}
 }
 
 // Configure opens (or creates) the database and unlocks it with the
@@ -117,7 +118,7 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	}
 	b.createdKey = ""
 	b.deksMu.Lock()
-	b.deks = map[string]*dataKey{}
+	b.deks = map[string]*envelope.DataKey{}
 	b.records.forget()
 	b.deksMu.Unlock()
 
@@ -191,7 +192,7 @@ func (b *Backend) Close() error {
 	err := b.db.Close()
 	b.db, b.kek = nil, nil
 	b.deksMu.Lock()
-	b.deks = map[string]*dataKey{}
+	b.deks = map[string]*envelope.DataKey{}
 	b.records.forget()
 	b.deksMu.Unlock()
 	return err

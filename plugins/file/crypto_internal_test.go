@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -256,7 +257,7 @@ func TestRotationThroughSettings(t *testing.T) {
 	require.Equal(t, beforeV, afterV, "rotation must not rewrite any secret ciphertext")
 	require.Len(t, afterD, 3)
 	for p, rec := range afterD {
-		require.Equal(t, beforeD[p][:idSize], rec[:idSize], "project %s keeps its data key id", p)
+		require.Equal(t, beforeD[p][:envelope.IDSize], rec[:envelope.IDSize], "project %s keeps its data key id", p)
 		require.NotEqual(t, beforeD[p], rec, "project %s's data key must be re-wrapped", p)
 	}
 
@@ -279,7 +280,7 @@ func TestRotateKEKOnline(t *testing.T) {
 	f := newIFixture(t)
 	b := iopen(t, f.settings())
 	want := populate(t, b)
-	newKey := make([]byte, keySize)
+	newKey := make([]byte, envelope.KeySize)
 	_, err := rand.Read(newKey)
 	require.NoError(t, err)
 
@@ -331,9 +332,9 @@ func TestRotateKEKOnline(t *testing.T) {
 	}
 }
 
-func storedKDF(t *testing.T, path string) kdfParams {
+func storedKDF(t *testing.T, path string) envelope.KDFParams {
 	t.Helper()
-	var p kdfParams
+	var p envelope.KDFParams
 	withBolt(t, path, func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketMeta).Get(keyKDF)
 		require.NotNil(t, raw, "a passphrase database stores its KDF parameters")
@@ -353,7 +354,7 @@ func TestPassphrase(t *testing.T) {
 	kdf := storedKDF(t, f.db)
 	require.Equal(t, "argon2id", kdf.Alg)
 	require.Len(t, kdf.Salt, 16)
-	require.Equal(t, defaultKDF.MemoryKiB, kdf.MemoryKiB)
+	require.Equal(t, envelope.DefaultKDF.MemoryKiB, kdf.MemoryKiB)
 	_, err := os.Stat(f.key)
 	require.True(t, os.IsNotExist(err), "a passphrase database makes no key file")
 
@@ -393,10 +394,10 @@ func TestPrunedCiphertextIsGone(t *testing.T) {
 }
 
 func TestAADIsUnambiguous(t *testing.T) {
-	a := secretAAD("ab", "c", 1, make([]byte, idSize))
-	b := secretAAD("a", "bc", 1, make([]byte, idSize))
+	a := domain.SecretAAD("ab", "c", 1, make([]byte, envelope.IDSize))
+	b := domain.SecretAAD("a", "bc", 1, make([]byte, envelope.IDSize))
 	require.NotEqual(t, a, b)
-	require.NotEqual(t, secretAAD("p", "n", 1, make([]byte, idSize)), secretAAD("p", "n", 256, make([]byte, idSize)))
+	require.NotEqual(t, domain.SecretAAD("p", "n", 1, make([]byte, envelope.IDSize)), domain.SecretAAD("p", "n", 256, make([]byte, envelope.IDSize)))
 }
 
 // storedVersion returns a version's ciphertext as stored, from the open
@@ -419,24 +420,24 @@ func storedVersion(t *testing.T, b *Backend, project, name string, v int64) []by
 // two seals of the same value, share one.
 func TestNoncesNeverRepeat(t *testing.T) {
 	t.Run("seal", func(t *testing.T) {
-		key := make([]byte, keySize)
+		key := make([]byte, envelope.KeySize)
 		_, err := rand.Read(key)
 		require.NoError(t, err)
-		aead, err := newAEAD(key)
+		aead, err := envelope.NewAEAD(key)
 		require.NoError(t, err)
 		seen := map[string]bool{}
 		var first []byte
 		for i := range 1000 {
-			out, err := seal(aead, []byte{versionFormat1}, []byte("the same value"), []byte("the same aad"))
+			out, err := envelope.Seal(aead, []byte{envelope.VersionFormat1}, []byte("the same value"), []byte("the same aad"))
 			require.NoError(t, err)
-			nonce := string(out[1 : 1+nonceSize])
+			nonce := string(out[1 : 1+envelope.NonceSize])
 			require.False(t, seen[nonce], "seal %d reused a nonce", i)
 			seen[nonce] = true
 			if first == nil {
 				first = out
 				continue
 			}
-			require.False(t, bytes.Equal(first[1+nonceSize:], out[1+nonceSize:]), "seal %d: two seals of the same value must differ", i)
+			require.False(t, bytes.Equal(first[1+envelope.NonceSize:], out[1+envelope.NonceSize:]), "seal %d: two seals of the same value must differ", i)
 		}
 	})
 
@@ -456,7 +457,7 @@ func TestNoncesNeverRepeat(t *testing.T) {
 		require.NoError(t, b.Delete(context.Background(), sdk.Ref{Project: "p", Name: "c"}))
 		iwrite(t, b, "p", "c", same)
 		again := storedVersion(t, b, "p", "c", 1)
-		require.False(t, bytes.Equal(gone[1+nonceSize:], again[1+nonceSize:]), "a re-created secret's ciphertext of the same value must differ")
+		require.False(t, bytes.Equal(gone[1+envelope.NonceSize:], again[1+envelope.NonceSize:]), "a re-created secret's ciphertext of the same value must differ")
 		require.NoError(t, b.Close())
 
 		versions, deks := snapshot(t, f.db)
@@ -470,19 +471,19 @@ func TestNoncesNeverRepeat(t *testing.T) {
 		where := map[string]string{} // nonce -> what it sealed
 		add := func(what string, nonce []byte) {
 			t.Helper()
-			require.Len(t, nonce, nonceSize)
+			require.Len(t, nonce, envelope.NonceSize)
 			if prev, dup := where[string(nonce)]; dup {
 				t.Fatalf("%s reuses the nonce of %s", what, prev)
 			}
 			where[string(nonce)] = what
 		}
-		add("deleted version p/c/1", gone[1:1+nonceSize])
+		add("deleted version p/c/1", gone[1:1+envelope.NonceSize])
 		for k, ct := range versions {
-			add("version "+k, ct[1:1+nonceSize])
+			add("version "+k, ct[1:1+envelope.NonceSize])
 		}
 		for p, rec := range deks {
-			add("data key of "+p, rec[idSize:idSize+nonceSize])
+			add("data key of "+p, rec[envelope.IDSize:envelope.IDSize+envelope.NonceSize])
 		}
-		add("verifier", verifier[:nonceSize])
+		add("verifier", verifier[:envelope.NonceSize])
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 	bolt "go.etcd.io/bbolt"
 )
@@ -78,18 +79,10 @@ func (b *Backend) Read(ctx context.Context, ref sdk.Ref) (sdk.Secret, error) {
 	return sec, nil
 }
 
-func decryptVersion(dk *dataKey, project, name string, v int64, incarnation, ct []byte) (map[string]string, error) {
-	fail := func(err error) error {
-		return fmt.Errorf("version %d of secret %q in project %q does not decrypt "+
-			"(the ciphertext was altered or moved from another secret or version, or the data key is wrong): %w",
-			v, name, project, err)
-	}
-	if len(ct) < 1 || ct[0] != versionFormat1 {
-		return nil, fail(fmt.Errorf("unknown ciphertext format: %w", ErrDecrypt))
-	}
-	pt, err := open(dk.aead, ct[1:], secretAAD(project, name, v, incarnation))
+func decryptVersion(dk *envelope.DataKey, project, name string, v int64, incarnation, ct []byte) (map[string]string, error) {
+	pt, err := domain.OpenVersion(dk, project, name, v, incarnation, ct)
 	if err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	defer clear(pt)
 	data, err := sdk.DecodeData(pt)

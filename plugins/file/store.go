@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -112,7 +113,7 @@ func (b *Backend) loadSecret(tx *bolt.Tx, project, name string) (pb, sb *bolt.Bu
 
 // dataKeyOf returns the project's unwrapped data key, from the cache when
 // the cached id matches the stored record.
-func (b *Backend) dataKeyOf(pb *bolt.Bucket, project string) (*dataKey, error) {
+func (b *Backend) dataKeyOf(pb *bolt.Bucket, project string) (*envelope.DataKey, error) {
 	rec := pb.Get(keyDEK)
 	if rec == nil {
 		return nil, fmt.Errorf("project %q has secrets but no data key", project)
@@ -120,10 +121,10 @@ func (b *Backend) dataKeyOf(pb *bolt.Bucket, project string) (*dataKey, error) {
 	b.deksMu.Lock()
 	dk := b.deks[project]
 	b.deksMu.Unlock()
-	if dk != nil && len(rec) >= idSize && bytes.Equal(dk.id, rec[:idSize]) {
+	if dk != nil && len(rec) >= envelope.IDSize && bytes.Equal(dk.ID, rec[:envelope.IDSize]) {
 		return dk, nil
 	}
-	dk, err := unwrapDEK(b.kek, project, rec)
+	dk, err := domain.UnwrapDEK(b.kek, project, rec)
 	if err != nil {
 		return nil, err
 	}

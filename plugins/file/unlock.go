@@ -9,9 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,7 +19,7 @@ import (
 // keyState is what the meta bucket says about the KEK.
 type keyState struct {
 	verifier []byte
-	kdf      *kdfParams
+	kdf      *envelope.KDFParams
 }
 
 func readKeyState(db *bolt.DB) (keyState, error) {
@@ -33,7 +33,7 @@ func readKeyState(db *bolt.DB) (keyState, error) {
 			st.verifier = append([]byte(nil), v...)
 		}
 		if v := meta.Get(keyKDF); v != nil {
-			st.kdf = new(kdfParams)
+			st.kdf = new(envelope.KDFParams)
 			if err := json.Unmarshal(v, st.kdf); err != nil {
 				return fmt.Errorf("reading the stored key derivation parameters: %w", err)
 			}
@@ -52,7 +52,7 @@ func (b *Backend) unlock(db *bolt.DB, cfg *config) (cipher.AEAD, error) {
 	}
 	if st.verifier == nil {
 		if cfg.previous != nil {
-			return nil, sdk.Invalid(cfg.previous.setting, "database %s has no key yet, so there is nothing to rotate from", cfg.path)
+			return nil, sdk.Invalid(cfg.previous.Setting, "database %s has no key yet, so there is nothing to rotate from", cfg.path)
 		}
 		return b.initialise(db, cfg)
 	}
@@ -61,21 +61,21 @@ func (b *Backend) unlock(db *bolt.DB, cfg *config) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cur != nil && checkVerifier(cur, st.verifier) {
+	if cur != nil && domain.CheckVerifier(cur, st.verifier) {
 		if cfg.previous != nil {
-			b.log.Info("key rotation already done: remove the previous key setting", "setting", cfg.previous.setting, "path", cfg.path)
+			b.log.Info("key rotation already done: remove the previous key setting", "setting", cfg.previous.Setting, "path", cfg.path)
 		}
 		return cur, nil
 	}
 	if cfg.previous == nil {
-		return nil, fmt.Errorf("%s: %w %s", cfg.current.setting, ErrKeyMismatch, cfg.path)
+		return nil, fmt.Errorf("%s: %w %s", cfg.current.Setting, ErrKeyMismatch, cfg.path)
 	}
 	prev, err := b.existingKey(*cfg.previous, st, false)
 	if err != nil {
 		return nil, err
 	}
-	if prev == nil || !checkVerifier(prev, st.verifier) {
-		return nil, fmt.Errorf("neither %s nor %s: %w %s", cfg.current.setting, cfg.previous.setting, ErrKeyMismatch, cfg.path)
+	if prev == nil || !domain.CheckVerifier(prev, st.verifier) {
+		return nil, fmt.Errorf("neither %s nor %s: %w %s", cfg.current.Setting, cfg.previous.Setting, ErrKeyMismatch, cfg.path)
 	}
 	next, kdf, err := b.newKey(cfg.current)
 	if err != nil {
@@ -86,7 +86,7 @@ func (b *Backend) unlock(db *bolt.DB, cfg *config) (cipher.AEAD, error) {
 		return nil, err
 	}
 	b.log.Info("rotated the key-encryption key: re-wrapped every data key; remove the previous key setting",
-		"data_keys", n, "from", cfg.previous.setting, "to", cfg.current.setting, "path", cfg.path)
+		"data_keys", n, "from", cfg.previous.Setting, "to", cfg.current.Setting, "path", cfg.path)
 	return next, nil
 }
 
@@ -96,7 +96,7 @@ func (b *Backend) initialise(db *bolt.DB, cfg *config) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := newVerifier(kek)
+	verifier, err := domain.NewVerifier(kek)
 	if err != nil {
 		return nil, err
 	}
@@ -122,68 +122,24 @@ func (b *Backend) initialise(db *bolt.DB, cfg *config) (cipher.AEAD, error) {
 	return kek, nil
 }
 
-// existingKey derives the key of src for a database that has a verifier. It
-// returns nil, nil when src cannot be this database's key (a passphrase for
-// a database without a salt). A key file that does not exist is an error,
-// unless mayCreate: an existing database is never silently re-keyed.
-func (b *Backend) existingKey(src kekSource, st keyState, mayCreate bool) (cipher.AEAD, error) {
-	var key []byte
-	var err error
-	switch src.kind {
-	case kindKeyFile:
-		key, err = loadKeyFile(src.setting, src.value)
-		if errors.Is(err, fs.ErrNotExist) {
-			if mayCreate {
-				return nil, nil // newKey creates it for the rotation
-			}
-			return nil, sdk.Invalid(src.setting, "%s does not exist, but the database already holds data sealed by a key: "+
-				"refusing to make a new key (restore the key file, or rotate with previous_key_file)", src.value)
-		}
-	case kindKeyEnv:
-		key, err = keyFromEnv(src)
-	case kindPassphraseEnv:
-		if st.kdf == nil {
-			return nil, nil
-		}
-		key, err = passphraseKey(src, st.kdf)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	return newAEAD(key)
+// existingKey derives the key of src for a database that has a verifier
+// (envelope.ExistingKey with the stored KDF parameters).
+func (b *Backend) existingKey(src envelope.Source, st keyState, mayCreate bool) (cipher.AEAD, error) {
+	return envelope.ExistingKey(src, st.kdf, mayCreate)
 }
 
 // newKey derives the key of src for sealing anew: a key file is created if
 // missing (and that is logged, once), a passphrase gets a fresh salt.
-func (b *Backend) newKey(src kekSource) (cipher.AEAD, *kdfParams, error) {
-	var key []byte
-	var kdf *kdfParams
-	var err error
-	switch src.kind {
-	case kindKeyFile:
-		var created bool
-		key, created, err = loadOrCreateKeyFile(src.setting, src.value)
-		if created {
-			b.createdKey = src.value
-			b.log.Info("created new key file", "path", src.value)
-		}
-	case kindKeyEnv:
-		key, err = keyFromEnv(src)
-	case kindPassphraseEnv:
-		if kdf, err = newKDFParams(); err == nil {
-			key, err = passphraseKey(src, kdf)
-		}
+func (b *Backend) newKey(src envelope.Source) (cipher.AEAD, *envelope.KDFParams, error) {
+	kek, kdf, created, err := envelope.NewKey(src)
+	if created {
+		b.createdKey = src.Value
+		b.log.Info("created new key file", "path", src.Value)
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer clear(key)
-	aead, err := newAEAD(key)
-	return aead, kdf, err
+	return kek, kdf, err
 }
 
-func putKDF(meta *bolt.Bucket, kdf *kdfParams) error {
+func putKDF(meta *bolt.Bucket, kdf *envelope.KDFParams) error {
 	if kdf == nil {
 		return meta.Delete(keyKDF)
 	}
@@ -198,8 +154,8 @@ func putKDF(meta *bolt.Bucket, kdf *kdfParams) error {
 // verifier and KDF parameters, all in one transaction: a crash leaves
 // either the old key or the new one in force, never a mix. Secret
 // ciphertexts are not touched.
-func rotate(db *bolt.DB, oldKEK, newKEK cipher.AEAD, kdf *kdfParams) (int, error) {
-	verifier, err := newVerifier(newKEK)
+func rotate(db *bolt.DB, oldKEK, newKEK cipher.AEAD, kdf *envelope.KDFParams) (int, error) {
+	verifier, err := domain.NewVerifier(newKEK)
 	if err != nil {
 		return 0, err
 	}
@@ -210,7 +166,7 @@ func rotate(db *bolt.DB, oldKEK, newKEK cipher.AEAD, kdf *kdfParams) (int, error
 		if meta == nil || projects == nil {
 			return errors.New("the database is not initialised")
 		}
-		if !checkVerifier(oldKEK, meta.Get(keyVerifier)) {
+		if !domain.CheckVerifier(oldKEK, meta.Get(keyVerifier)) {
 			return fmt.Errorf("the current key: %w", ErrKeyMismatch)
 		}
 		// Collect names first: writing into nested buckets while a cursor
@@ -229,7 +185,7 @@ func rotate(db *bolt.DB, oldKEK, newKEK cipher.AEAD, kdf *kdfParams) (int, error
 			if rec == nil {
 				continue
 			}
-			wrapped, err := rewrapDEK(oldKEK, newKEK, p, rec)
+			wrapped, err := domain.RewrapDEK(oldKEK, newKEK, p, rec)
 			if err != nil {
 				return err
 			}
@@ -258,7 +214,7 @@ func (b *Backend) RotateKEK(ctx context.Context, newKey []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	next, err := newAEAD(newKey)
+	next, err := envelope.NewAEAD(newKey)
 	if err != nil {
 		return sdk.Invalid("key", "must be 32 bytes (AES-256)")
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/secretgate/secretgate/internal/envelope"
 	"github.com/secretgate/secretgate/sdk"
 	bolt "go.etcd.io/bbolt"
 )
@@ -55,7 +56,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 	labels := sdk.CloneData(req.Labels)
 
 	var m sdk.Meta
-	var fresh *dataKey
+	var fresh *envelope.DataKey
 	var refused error
 	err = b.commit(&refused, func(tx *bolt.Tx) error {
 		m, fresh, refused = sdk.Meta{}, nil, nil
@@ -92,7 +93,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 		if pb == nil {
 			pb = projects.Bucket([]byte(req.Project))
 		}
-		var dk *dataKey
+		var dk *envelope.DataKey
 		if pb != nil && pb.Get(keyDEK) != nil {
 			if dk, err = b.dataKeyOf(pb, req.Project); err != nil {
 				refused = err
@@ -108,7 +109,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 		}
 		if dk == nil {
 			var wrapped []byte
-			if dk, wrapped, err = newDEK(b.kek, req.Project); err != nil {
+			if dk, wrapped, err = domain.NewDEK(b.kek, req.Project); err != nil {
 				return err
 			}
 			if err := pb.Put(keyDEK, wrapped); err != nil {
@@ -126,14 +127,14 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 			if sb, err = secrets.CreateBucket([]byte(req.Name)); err != nil {
 				return err
 			}
-			inc := make([]byte, idSize)
+			inc := make([]byte, envelope.IDSize)
 			if _, err := rand.Read(inc); err != nil {
 				return fmt.Errorf("reading a random incarnation id: %w", err)
 			}
 			rec = &secretRecord{Incarnation: inc, CreatedAt: now}
 		}
 		v := rec.Version + 1
-		ct, err := seal(dk.aead, []byte{versionFormat1}, plain, secretAAD(req.Project, req.Name, v, rec.Incarnation))
+		ct, err := domain.SealVersion(dk, req.Project, req.Name, v, rec.Incarnation, plain)
 		if err != nil {
 			return err
 		}
