@@ -279,3 +279,41 @@ func (g gatedBackend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPa
 	}
 	return g.Backend.List(ctx, req)
 }
+
+// An open event stream follows reloads: once its subject loses the project,
+// the next event ends the stream instead of reaching it.
+func TestReloadEndsStreamsOfRemovedBindings(t *testing.T) {
+	e := newReloadEnv(t)
+	ts := httptest.NewServer(e.srv.Handler())
+	t.Cleanup(ts.Close)
+	req, err := http.NewRequest("GET", ts.URL+"/v1/projects/payments/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer t-bob")
+	resp, err := ts.Client().Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	body := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body) // until the gateway ends the stream
+		body <- string(b)
+	}()
+	require.Eventually(t, func() bool {
+		pl := e.srv.events().project("payments")
+		pl.mu.Lock()
+		defer pl.mu.Unlock()
+		return len(pl.subs) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+
+	cfg := reloadCfg()
+	cfg.Bindings = cfg.Bindings[:1] // bob loses payments
+	_, err = e.srv.Reload(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, e.code(t, "POST", "/v1/projects/payments/secrets", "t-alice", `{"name":"after","data":{"k":"v"}}`))
+	select {
+	case b := <-body:
+		require.NotContains(t, b, "after", "an event reached a subject the reload took the project from")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of a subject without a binding was not ended")
+	}
+}
