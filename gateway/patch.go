@@ -90,11 +90,10 @@ func (r *request) validatePatch(body api.PatchRequest) bool {
 }
 
 // patchLoop reads the latest version, applies the patch and writes it with
-// check-and-set, retrying with jittered backoff when another writer got
-// there first. With If-Match there is no retry: a mismatch is the answer.
+// check-and-set (retryCAS).
 func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body api.PatchRequest, expected int64) (sdk.Meta, error) {
 	ref := sdk.Ref{Project: r.route.Project, Name: r.secret}
-	for attempt := 0; attempt < patchAttempts; attempt++ {
+	return retryCAS(ctx, r.secret, "patch attempts", expected, func() (sdk.Meta, error) {
 		cur, err := b.Read(ctx, ref)
 		if err != nil {
 			return sdk.Meta{}, err
@@ -123,7 +122,19 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 			return sdk.Meta{}, &apiError{Status: http.StatusBadRequest, Code: api.CodeInvalidArgument,
 				Message: fmt.Sprintf("invalid set: the patched secret would exceed the limits of a secret (at most %d keys and %d bytes of JSON); nothing was changed", sdk.MaxKeys, sdk.MaxPayloadBytes)}
 		}
-		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+		return b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+	})
+}
+
+// retryCAS runs a read-modify-write until its check-and-set write lands:
+// write reads the latest version and writes with ExpectedVersion set to it.
+// When another writer got there first (ErrVersionMismatch) it runs again
+// after a jittered backoff, up to patchAttempts times; with If-Match
+// (expected > 0) a mismatch is the answer. what names the attempts in the
+// error that ends a secret that kept changing.
+func retryCAS(ctx context.Context, secret, what string, expected int64, write func() (sdk.Meta, error)) (sdk.Meta, error) {
+	for attempt := 0; attempt < patchAttempts; attempt++ {
+		m, err := write()
 		if err == nil {
 			return m, nil
 		}
@@ -135,7 +146,7 @@ func (s *Server) patchLoop(ctx context.Context, r *request, b sdk.Backend, body 
 		}
 	}
 	return sdk.Meta{}, &apiError{Status: http.StatusPreconditionFailed, Code: api.CodeVersionMismatch,
-		Message: fmt.Sprintf("secret %q kept changing during %d patch attempts; retry", r.secret, patchAttempts)}
+		Message: fmt.Sprintf("secret %q kept changing during %d %s; retry", secret, patchAttempts, what)}
 }
 
 // sleepJitter waits a random time up to 2ms * 2^attempt (capped at 250ms).

@@ -8,8 +8,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -63,12 +61,11 @@ func (s *Server) rollback(c *gin.Context) {
 	r.written(m, http.StatusOK)
 }
 
-// rollbackLoop writes data over the latest version with check-and-set:
-// with If-Match against that version only, without it retrying (as PATCH
-// does) when another writer got there first.
+// rollbackLoop writes data over the latest version with check-and-set
+// (retryCAS).
 func (s *Server) rollbackLoop(ctx context.Context, r *request, b sdk.Backend, data map[string]string, expected int64) (sdk.Meta, error) {
 	ref := sdk.Ref{Project: r.route.Project, Name: r.secret}
-	for attempt := 0; attempt < patchAttempts; attempt++ {
+	return retryCAS(ctx, r.secret, "rollback attempts", expected, func() (sdk.Meta, error) {
 		cur, err := b.Describe(ctx, ref)
 		if err != nil {
 			return sdk.Meta{}, err
@@ -76,17 +73,6 @@ func (s *Server) rollbackLoop(ctx context.Context, r *request, b sdk.Backend, da
 		if expected > 0 && cur.Version != expected {
 			return sdk.Meta{}, sdk.VersionMismatch(ref.Project, ref.Name, expected, cur.Version)
 		}
-		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
-		if err == nil {
-			return m, nil
-		}
-		if !errors.Is(err, sdk.ErrVersionMismatch) || expected > 0 {
-			return sdk.Meta{}, err
-		}
-		if err := sleepJitter(ctx, attempt); err != nil {
-			return sdk.Meta{}, err
-		}
-	}
-	return sdk.Meta{}, &apiError{Status: http.StatusPreconditionFailed, Code: api.CodeVersionMismatch,
-		Message: fmt.Sprintf("secret %q kept changing during %d rollback attempts; retry", r.secret, patchAttempts)}
+		return b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+	})
 }

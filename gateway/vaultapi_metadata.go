@@ -239,30 +239,27 @@ func (s *Server) vaultMetaNoChange(c *gin.Context, r *request) {
 // when the labels were already those: nothing is written.
 func (s *Server) relabelLoop(ctx context.Context, r *request, b sdk.Backend, relabel func(map[string]string) map[string]string) (sdk.Meta, bool, error) {
 	ref := sdk.Ref{Project: r.route.Project, Name: r.secret}
-	for attempt := 0; attempt < patchAttempts; attempt++ {
+	changed := false
+	m, err := retryCAS(ctx, r.secret, "attempts to change its custom_metadata", 0, func() (sdk.Meta, error) {
 		cur, err := b.Read(ctx, ref)
 		if err != nil {
-			return sdk.Meta{}, false, err
+			return sdk.Meta{}, err
 		}
 		labels := relabel(cur.Labels)
 		if err := sdk.ValidateLabels(labels); err != nil {
-			return sdk.Meta{}, false, vaultLabelError(err)
+			return sdk.Meta{}, vaultLabelError(err)
 		}
 		if len(labels) == len(cur.Labels) && maps.Equal(labels, cur.Labels) {
-			return cur.Meta, false, nil
+			changed = false
+			return cur.Meta, nil
 		}
-		m, err := b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: cur.Data, Labels: labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
-		if err == nil {
-			return m, true, nil
-		}
-		if !errors.Is(err, sdk.ErrVersionMismatch) {
-			return sdk.Meta{}, false, err
-		}
-		if err := sleepJitter(ctx, attempt); err != nil {
-			return sdk.Meta{}, false, err
-		}
+		changed = true
+		return b.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: cur.Data, Labels: labels, Mode: sdk.WriteReplace, ExpectedVersion: cur.Version})
+	})
+	if err != nil {
+		return sdk.Meta{}, false, err
 	}
-	return sdk.Meta{}, false, newAPIError(http.StatusPreconditionFailed, api.CodeVersionMismatch, "secret %q kept changing during %d attempts to change its custom_metadata; retry", r.secret, patchAttempts)
+	return m, changed, nil
 }
 
 // vaultLabels checks custom_metadata as labels, naming custom_metadata.
