@@ -40,6 +40,9 @@ type Config struct {
 	UI bool `yaml:"ui"`
 	// VaultAPI serves Vault's KV v2 API (vaultapi_config.go); off unless set.
 	VaultAPI VaultAPIConfig `yaml:"vault_api"`
+	// State shares routing, migrations and events between replicas
+	// (config_state.go); empty = local files, one process.
+	State StateConfig `yaml:"state"`
 }
 
 // TLSConfig turns on HTTPS when both files are set.
@@ -506,6 +509,7 @@ func (c *Config) Validate(opts LoadOptions) error {
 	}
 	c.validateAuth(add, subjects)
 	c.VaultAPI.validate(add)
+	c.State.validate(add)
 
 	for i, b := range c.Bindings {
 		f := fmt.Sprintf("bindings[%d]", i)

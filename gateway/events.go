@@ -158,6 +158,7 @@ func (s *Server) events() *eventHub {
 // returned (a delete knows only the name).
 func (s *Server) publish(project, kind string, m sdk.Meta) {
 	s.events().publish(project, kind, m)
+	s.shared.forward(project, kind, m) // to the other replicas (state.go)
 }
 
 func (h *eventHub) project(name string) *projectLog {

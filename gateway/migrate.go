@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,13 @@ const (
 type migration struct {
 	mu  sync.Mutex
 	rep api.MigrationReport
+	// cancel stops the run (shutdown, or another replica took it over).
+	cancel context.CancelFunc
+	// ownedSince is when this replica became the migration's owner in the
+	// shared state (zero without one, or before it is recorded there).
+	ownedSince time.Time
+	// shared is set when the migration is owned here in the shared state.
+	shared *sharedRun
 }
 
 func (m *migration) snapshot() api.MigrationReport {
@@ -147,6 +155,14 @@ func (mg *migrator) pruneLocked() {
 	mg.order = kept
 }
 
+// forget drops a migration that never started.
+func (mg *migrator) forget(id string) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	delete(mg.all, id)
+	mg.order = slices.DeleteFunc(mg.order, func(x string) bool { return x == id })
+}
+
 // remember registers a finished migration read from the journal.
 func (mg *migrator) remember(m *migration) {
 	mg.mu.Lock()
@@ -183,6 +199,10 @@ func (mg *migrator) release(projects []string) {
 // pauseWrites turns the projects read-only while secrets are copied, so
 // none is lost between the listing and the switch. A dry run writes
 // nothing and pauses nothing; after the switch writes go to the target.
+//
+// Writes admitted before the pause are waited for, so that the copy lists
+// the source only after they landed. With shared state the pause is made
+// in the database instead, on every replica (startShared).
 func (mg *migrator) pauseWrites(rep api.MigrationReport) {
 	if rep.DryRun || rep.Switched {
 		return
@@ -192,10 +212,20 @@ func (mg *migrator) pauseWrites(rep api.MigrationReport) {
 			mg.s.log.Error("migration: cannot pause writes", "migration", rep.ID, "project", p, "error", err)
 		}
 	}
+	if err := mg.s.routing.WaitWrites(mg.ctx, rep.Projects); err != nil {
+		mg.s.log.Warn("migration: stopped waiting for writes in flight", "migration", rep.ID, "error", err)
+	}
 }
 
-func (mg *migrator) resumeWrites(rep api.MigrationReport) {
+func (mg *migrator) resumeWrites(m *migration, rep api.MigrationReport) {
 	if rep.DryRun {
+		return
+	}
+	if mg.s.shared != nil {
+		m.mu.Lock()
+		m.shared.paused = []string{}
+		m.mu.Unlock()
+		_ = mg.saveShared(m, nil)
 		return
 	}
 	for _, p := range rep.Projects {
@@ -205,9 +235,14 @@ func (mg *migrator) resumeWrites(rep api.MigrationReport) {
 
 // start runs a migration in the background, journalling its progress.
 func (mg *migrator) start(m *migration) {
+	ctx, cancel := context.WithCancel(mg.ctx)
+	m.mu.Lock()
+	m.cancel = cancel
+	m.mu.Unlock()
 	mg.wg.Add(1)
 	go func() {
 		defer mg.wg.Done()
+		defer cancel()
 		stop := make(chan struct{})
 		saved := make(chan struct{})
 		go func() {
@@ -223,18 +258,22 @@ func (mg *migrator) start(m *migration) {
 				}
 			}
 		}()
-		mg.run(m)
+		mg.run(ctx, m)
 		close(stop)
 		<-saved
 		mg.saveJournal()
+		if mg.s.shared != nil {
+			// Interrupted or not, this replica is done with it: another
+			// one resumes it when its lease ends.
+			mg.release(m.snapshot().Projects)
+		}
 	}()
 }
 
 // run copies every project, switches, deletes from the source when asked,
 // and ends the migration. When the gateway shuts down meanwhile it returns
 // early and the migration stays "running" in the journal, to be resumed.
-func (mg *migrator) run(m *migration) {
-	ctx := mg.ctx
+func (mg *migrator) run(ctx context.Context, m *migration) {
 	spec := m.snapshot()
 	if !spec.Switched {
 		m.update(func(r *api.MigrationReport) {
@@ -251,7 +290,7 @@ func (mg *migrator) run(m *migration) {
 		if m.snapshot().Failed == 0 && spec.Switch && !spec.DryRun {
 			mg.switchProjects(m, spec)
 		}
-		mg.resumeWrites(spec)
+		mg.resumeWrites(m, spec)
 	}
 	if rep := m.snapshot(); rep.Switched && rep.DeleteSource {
 		m.update(func(r *api.MigrationReport) { r.Deleted, r.Kept = 0, 0 })
@@ -271,6 +310,10 @@ func (mg *migrator) run(m *migration) {
 // back, so a restart never serves a project from a backend that was not
 // chosen (and delete_source never empties a source still in use).
 func (mg *migrator) switchProjects(m *migration, spec api.MigrationReport) {
+	if mg.s.shared != nil {
+		mg.switchShared(m, spec)
+		return
+	}
 	for _, p := range spec.Projects {
 		if err := mg.s.routing.SetBackend(p, spec.Target); err != nil {
 			mg.fail(m, "project:"+p, fmt.Errorf("switch: %w", err))
@@ -339,6 +382,9 @@ func (mg *migrator) finish(m *migration) {
 // projects are no longer bound as it left them is not touched and ends
 // failed, naming the project.
 func (mg *migrator) resume() {
+	if mg.s.shared != nil {
+		return // orphaned migrations are adopted by the heartbeat (migrate_shared.go)
+	}
 	for _, rep := range mg.loadJournal() {
 		if rep.ID == "" || len(rep.Projects) == 0 {
 			continue

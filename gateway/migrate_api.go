@@ -49,8 +49,11 @@ func (mg *migrator) authorize(c *gin.Context, project string) (Route, bool) {
 	return rt, true
 }
 
-func (mg *migrator) backendExists(name string) bool {
-	for _, b := range mg.s.config().Backends {
+func (mg *migrator) backendExists(name string) bool { return mg.s.backendConfigured(name) }
+
+// backendConfigured: the current configuration has a backend of that name.
+func (s *Server) backendConfigured(name string) bool {
+	for _, b := range s.config().Backends {
 		if b.Name == name {
 			return true
 		}
@@ -154,13 +157,35 @@ func (mg *migrator) create(c *gin.Context) {
 			return
 		}
 	}
-	mg.pauseWrites(m.snapshot())
-	mg.saveJournal()
+	if mg.s.shared != nil {
+		if e := mg.startShared(m); e != nil {
+			mg.release(projects)
+			mg.forget(id)
+			mg.request(c, projects[0]).fail(e)
+			return
+		}
+	} else {
+		mg.pauseWrites(m.snapshot())
+		mg.saveJournal()
+	}
 	mg.start(m)
 	c.JSON(http.StatusAccepted, api.MigrationStarted{ID: id})
 }
 
 func (mg *migrator) get(c *gin.Context) {
+	if mg.s.shared != nil {
+		r := mg.request(c, "")
+		rep, ok, err := mg.sharedReport(c.Request.Context(), c.Param("id"))
+		switch {
+		case err != nil:
+			r.fail(&apiError{Status: http.StatusServiceUnavailable, Code: api.CodeBackendUnavailable, Message: "the shared state database cannot be read", cause: err})
+		case ok && mg.canSee(c, rep):
+			c.JSON(http.StatusOK, rep)
+		default:
+			r.fail(newAPIError(http.StatusNotFound, api.CodeNotFound, "migration not found"))
+		}
+		return
+	}
 	mg.mu.Lock()
 	m, ok := mg.all[c.Param("id")]
 	mg.mu.Unlock()
@@ -188,6 +213,21 @@ func (mg *migrator) canSee(c *gin.Context, rep api.MigrationReport) bool {
 }
 
 func (mg *migrator) list(c *gin.Context) {
+	if mg.s.shared != nil {
+		reps, err := mg.sharedReports(c.Request.Context())
+		if err != nil {
+			mg.request(c, "").fail(&apiError{Status: http.StatusServiceUnavailable, Code: api.CodeBackendUnavailable, Message: "the shared state database cannot be read", cause: err})
+			return
+		}
+		out := make([]api.MigrationReport, 0, len(reps))
+		for _, rep := range reps {
+			if mg.canSee(c, rep) {
+				out = append(out, rep)
+			}
+		}
+		c.JSON(http.StatusOK, api.MigrationList{Migrations: out})
+		return
+	}
 	mg.mu.Lock()
 	ms := make([]*migration, 0, len(mg.order))
 	for _, id := range mg.order {

@@ -39,6 +39,9 @@ type migrationJournal struct {
 }
 
 func (mg *migrator) statePath(file string) string {
+	if mg.s.shared != nil {
+		return "" // the state lives in the database (state.go)
+	}
 	if mg.s.cfg == nil || mg.s.cfg.Audit.Path == "" {
 		return ""
 	}
@@ -160,6 +163,10 @@ func (mg *migrator) loadJournal() []api.MigrationReport {
 // saveJournal writes a fresh snapshot of every report. A failure is logged,
 // not fatal: the copy itself is safe to redo, the journal only saves work.
 func (mg *migrator) saveJournal() {
+	if mg.s.shared != nil {
+		mg.saveJournalShared()
+		return
+	}
 	path := mg.statePath(journalFile)
 	if path == "" {
 		return

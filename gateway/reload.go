@@ -11,6 +11,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -96,6 +97,7 @@ func (s *Server) reload(ctx context.Context, cfg *Config) (ReloadReport, error) 
 		}
 	}
 	s.routing.replace(routes)
+	s.shared.reapply()
 	s.live.Swap(live).retire(ReloadDrain)
 	applied = true
 	return rep, nil
@@ -113,7 +115,9 @@ func (s *Server) nextRoutes(cfg *Config, moving map[string]bool, kept map[string
 	for _, p := range cfg.Projects {
 		old, had := s.routing.Lookup(p.Name)
 		switch {
-		case had && moving[p.Name]:
+		case had && (moving[p.Name] || old.ReadOnly):
+			// Paused by a migration (of another replica, with shared
+			// state): the pause is not the file's to lift.
 			next[p.Name] = old
 			if p.Backend != oldCfg[p.Name] {
 				kept[p.Name] = "being migrated: the binding is kept until the migration ends"
@@ -156,6 +160,9 @@ func restartOnly(old, cfg *Config) []string {
 	}
 	if old.VaultAPI != cfg.VaultAPI {
 		out = append(out, "vault_api") // its routes are registered at start
+	}
+	if !reflect.DeepEqual(old.State, cfg.State) {
+		out = append(out, "state")
 	}
 	return out
 }

@@ -102,15 +102,44 @@ func (r *request) allowed(action string) bool {
 	return false
 }
 
-// writable refuses writes while the project is migrating.
+// writable refuses writes while the project is migrating (409), and while
+// this replica cannot vouch for its view of the shared state (503). An
+// admitted write counts as in flight until the request ends (endWrites),
+// so that pausing the project waits for it; the route is read again on
+// admission, since a migration may have switched the project's backend
+// while this request waited.
 func (r *request) writable() bool {
-	if !r.route.ReadOnly {
-		return true
+	if err := r.s.shared.writeError(); err != nil {
+		r.fail(err)
+		return false
 	}
-	// 409, not 503: retrying soon will not help, and no write is ever
-	// accepted into the old backend only to be lost by the switch.
-	r.fail(newAPIError(http.StatusConflict, api.CodeMigrationInProgress, "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
-	return false
+	done, ok := r.s.routing.BeginWrite(r.route.Project)
+	if !ok {
+		// 409, not 503: retrying soon will not help, and no write is ever
+		// accepted into the old backend only to be lost by the switch.
+		r.fail(newAPIError(http.StatusConflict, api.CodeMigrationInProgress, "project %q is being migrated to another backend; writes are refused until the migration ends", r.route.Project))
+		return false
+	}
+	dones, _ := r.c.Get(ctxKeyWriteDone)
+	fs, _ := dones.([]func())
+	r.c.Set(ctxKeyWriteDone, append(fs, done))
+	if rt, found := r.s.routing.Lookup(r.route.Project); found {
+		r.route = rt
+	}
+	return true
+}
+
+// endWrites ends the writes a request was admitted for (writable), however
+// the handler ends, panics included.
+func endWrites(c *gin.Context) {
+	defer func() {
+		if dones, ok := c.Get(ctxKeyWriteDone); ok {
+			for _, done := range dones.([]func()) {
+				done()
+			}
+		}
+	}()
+	c.Next()
 }
 
 // backend returns the project's backend client, or answers 503.

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Route says where a project's secrets live.
@@ -23,6 +25,13 @@ type Route struct {
 type Routing struct {
 	mu   sync.Mutex // serializes writers
 	snap atomic.Pointer[map[string]Route]
+
+	// writes counts the writes in flight per project, so that pausing a
+	// project can wait for the writes that passed the check before it
+	// (a migration lists the source only after they landed). wmu orders
+	// BeginWrite against SetReadOnly; it is taken before mu.
+	wmu    sync.Mutex
+	writes map[string]int
 }
 
 // NewRouting builds a routing table from project -> backend.
@@ -31,7 +40,7 @@ func NewRouting(projects map[string]string) *Routing {
 	for p, b := range projects {
 		m[p] = Route{Project: p, Backend: b}
 	}
-	r := &Routing{}
+	r := &Routing{writes: map[string]int{}}
 	r.snap.Store(&m)
 	return r
 }
@@ -80,6 +89,8 @@ func (r *Routing) SetBackend(project, backend string) error {
 
 // replace swaps the whole table (a configuration reload).
 func (r *Routing) replace(routes map[string]Route) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := make(map[string]Route, len(routes))
@@ -89,7 +100,58 @@ func (r *Routing) replace(routes map[string]Route) {
 	r.snap.Store(&m)
 }
 
-// SetReadOnly blocks (or unblocks) writes to a project.
+// SetReadOnly blocks (or unblocks) writes to a project. Writes already
+// admitted go on: WaitWrites waits for them.
 func (r *Routing) SetReadOnly(project string, readOnly bool) error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	return r.update(project, func(rt *Route) error { rt.ReadOnly = readOnly; return nil })
+}
+
+// BeginWrite admits a write to project unless it is read-only; done must
+// be called when the write has finished (landed or failed).
+func (r *Routing) BeginWrite(project string) (done func(), ok bool) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if rt, found := r.Lookup(project); found && rt.ReadOnly {
+		return nil, false
+	}
+	if r.writes == nil {
+		r.writes = map[string]int{}
+	}
+	r.writes[project]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.wmu.Lock()
+			defer r.wmu.Unlock()
+			if r.writes[project]--; r.writes[project] <= 0 {
+				delete(r.writes, project)
+			}
+		})
+	}, true
+}
+
+// writeDrainPoll is how often WaitWrites looks again: pauses are rare and
+// the writes they wait for take milliseconds.
+const writeDrainPoll = 2 * time.Millisecond
+
+// WaitWrites waits until no admitted write to any of projects is in flight.
+func (r *Routing) WaitWrites(ctx context.Context, projects []string) error {
+	for {
+		r.wmu.Lock()
+		busy := 0
+		for _, p := range projects {
+			busy += r.writes[p]
+		}
+		r.wmu.Unlock()
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d writes still in flight: %w", busy, ctx.Err())
+		case <-time.After(writeDrainPoll):
+		}
+	}
 }

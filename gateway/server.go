@@ -98,7 +98,8 @@ type Server struct {
 	eventsOnce     sync.Once
 	caches         *readCaches // read caches (readcache_server.go)
 	cachesOnce     sync.Once
-	vault          *vaultAPI // Vault's KV v2 API (vaultapi.go); nil unless vault_api.enabled
+	vault          *vaultAPI    // Vault's KV v2 API (vaultapi.go); nil unless vault_api.enabled
+	shared         *sharedState // state.go; nil unless state.postgres is set
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -142,6 +143,18 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(live)
+	if cfg.State.Postgres != nil {
+		if s.shared, err = openShared(ctx, s, cfg.State.Postgres); err != nil {
+			return nil, err
+		}
+		started := false
+		defer func() {
+			if !started {
+				s.shared.store.Close()
+			}
+		}()
+		defer func() { started = s.engine != nil }()
+	}
 	s.audit = opts.Auditor
 	if s.audit == nil {
 		a, err := OpenFileAuditor(cfg.Audit.Path, cfg.Audit.Fsync)
@@ -168,6 +181,9 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	s.migrator.loadOverlay()
 	s.engine = s.newEngine()
 	s.migrator.resume()
+	if s.shared != nil {
+		s.shared.run()
+	}
 	return s, nil
 }
 
@@ -253,6 +269,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// themselves so that the next start resumes them. So do the watch
 	// pollers (watchpoll.go).
 	s.migrator.stop(ctx)
+	s.shared.close(ctx)
 	s.events().close()
 	s.live.Load().retire(0)
 	if s.host != nil {
@@ -300,6 +317,7 @@ const (
 	ctxKeySubject         = "sg.subject"
 	ctxKeyAction          = "sg.action"
 	ctxKeyRoute           = "sg.route"
+	ctxKeyWriteDone       = "sg.write_done"
 )
 
 func (s *Server) newEngine() *gin.Engine {
@@ -309,7 +327,7 @@ func (s *Server) newEngine() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = false
 	e.ContextWithFallback = true
-	e.Use(s.recovery, nosniff, s.requestIDs, s.observe, limitBody)
+	e.Use(s.recovery, endWrites, nosniff, s.requestIDs, s.observe, limitBody)
 	e.NoRoute(func(c *gin.Context) {
 		abortWith(c, newAPIError(http.StatusNotFound, api.CodeNotFound, "no such route"))
 	})
@@ -446,6 +464,10 @@ func withAction(action string) gin.HandlerFunc {
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
+	if err := s.shared.readyError(); err != nil {
+		abortWith(c, newAPIError(http.StatusServiceUnavailable, api.CodeBackendUnavailable, "not ready: %v", err))
+		return
+	}
 	failed := s.backends.PingAll(ctx)
 	if len(failed) == 0 {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})

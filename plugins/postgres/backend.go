@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/secretgate/secretgate/internal/envelope"
+	"github.com/secretgate/secretgate/internal/pgconn"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -85,14 +86,9 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	b.closeLocked()
 	b.createdKey = ""
 
-	pcfg, err := pgxpool.ParseConfig(cfg.dsn)
+	pcfg, err := pgconn.ParsePool(cfg.dsn, "secretgate")
 	if err != nil {
-		// pgx's message quotes the connection string, and it redacts the
-		// password only on a best-effort basis: say nothing of its content.
-		return sdk.Invalid(SettingDSN, "is not a PostgreSQL connection string (a URL such as postgres://user@host:5432/db?sslmode=verify-full, or key=value pairs)")
-	}
-	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		pcfg.ConnConfig.RuntimeParams["application_name"] = "secretgate"
+		return sdk.Invalid(SettingDSN, "%v", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

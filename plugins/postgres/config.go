@@ -3,15 +3,14 @@ package postgres
 // Settings: what Configure reads.
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/secretgate/secretgate/internal/envelope"
+	"github.com/secretgate/secretgate/internal/pgconn"
 	"github.com/secretgate/secretgate/sdk"
 )
 
@@ -37,10 +36,6 @@ const DefaultSchema = "secretgate"
 // DefaultMaxVersions is how many versions of a secret are kept when the
 // max_versions setting is absent, as in the file backend.
 const DefaultMaxVersions = 10
-
-// dsnFileMaxBytes bounds what is read from a dsn_file: a connection string
-// is a line, not a document.
-const dsnFileMaxBytes = 16 << 10
 
 var knownSettings = append([]string{SettingDSN, SettingDSNFile, SettingSchema, SettingMaxVersions}, envelope.Settings...)
 
@@ -74,7 +69,7 @@ func parseSettings(settings map[string]string) (*config, error) {
 		return nil, sdk.Invalid(SettingDSN, "is required (or %s): the PostgreSQL connection string, e.g. postgres://secretgate@db.internal:5432/secretgate?sslmode=verify-full", SettingDSNFile)
 	}
 	if s, ok := settings[SettingSchema]; ok && s != "" {
-		if !validSchema(s) {
+		if !pgconn.ValidSchema(s) {
 			return nil, sdk.Invalid(SettingSchema, "must be a lower-case PostgreSQL identifier (a-z, 0-9, _; at most 63 characters, not starting with a digit or pg_)")
 		}
 		cfg.schema = s
@@ -93,51 +88,15 @@ func parseSettings(settings map[string]string) (*config, error) {
 	return cfg, nil
 }
 
-// readDSNFile reads a connection string from a file, refusing one that
-// group or others may access, as key files are: it usually holds a
-// password.
+// readDSNFile reads the dsn_file setting (internal/pgconn checks its mode).
 func readDSNFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", SettingDSNFile, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", SettingDSNFile, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", sdk.Invalid(SettingDSNFile, "%s is not a regular file", path)
-	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return "", sdk.Invalid(SettingDSNFile, "%s has mode %04o: a file holding database credentials must not be accessible by group or others (run: chmod 600 %s)",
-			path, st.Mode().Perm(), path)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, dsnFileMaxBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("%s: reading %s: %w", SettingDSNFile, path, err)
-	}
-	dsn := strings.TrimSpace(string(raw))
+	dsn, err := pgconn.ReadDSNFile(path)
+	var bad *pgconn.InvalidError
 	switch {
-	case len(raw) > dsnFileMaxBytes:
-		return "", sdk.Invalid(SettingDSNFile, "%s is larger than %d bytes: not a connection string", path, dsnFileMaxBytes)
-	case dsn == "":
-		return "", sdk.Invalid(SettingDSNFile, "%s is empty", path)
+	case errors.As(err, &bad):
+		return "", sdk.Invalid(SettingDSNFile, "%s", bad.Reason)
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", SettingDSNFile, err)
 	}
 	return dsn, nil
-}
-
-// validSchema keeps the schema name a plain identifier, so that it needs
-// no quoting rules beyond the standard ones and reads the same in psql.
-func validSchema(s string) bool {
-	if len(s) == 0 || len(s) > 63 || strings.HasPrefix(s, "pg_") || s == "information_schema" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }

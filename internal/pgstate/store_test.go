@@ -1,0 +1,136 @@
+package pgstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/secretgate/secretgate/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func open(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn, "")
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestStoreClaimsOwnershipAndLeases(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b := open(t, dsn), open(t, dsn) // two replicas, concurrently created schema
+	rep := json.RawMessage(`{"id":"m1"}`)
+	lease := 500 * time.Millisecond
+
+	e1, err := a.StartMigration(ctx, "m1", "A", []string{"p1", "p2"}, true, rep, lease)
+	require.NoError(t, err)
+	require.Positive(t, e1)
+	snap, err := b.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, e1, snap.Epoch)
+	require.Equal(t, map[string]string{"p1": "m1", "p2": "m1"}, snap.Paused)
+
+	// Another migration of an overlapping project is refused, by name.
+	_, err = b.StartMigration(ctx, "m2", "B", []string{"p2", "p3"}, true, rep, lease)
+	var busy *BusyError
+	require.ErrorAs(t, err, &busy)
+	require.Equal(t, BusyError{Project: "p2", Migration: "m1"}, *busy)
+
+	// B has not acknowledged e1 and heartbeated recently: it lags.
+	_, _, err = b.Heartbeat(ctx, "B", 0, lease)
+	require.NoError(t, err)
+	lag, err := a.Laggards(ctx, "A", e1, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, []string{"B"}, lag)
+	require.NoError(t, b.Ack(ctx, "B", e1))
+	lag, err = a.Laggards(ctx, "A", e1, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, lag)
+
+	// While A renews, nobody takes over; once its lease ran out, B does,
+	// and A's saves are refused from then on.
+	_, owned, err := a.Heartbeat(ctx, "A", e1, lease)
+	require.NoError(t, err)
+	require.Equal(t, []string{"m1"}, owned)
+	_, _, ok, err := b.TakeOver(ctx, "B", lease)
+	require.NoError(t, err)
+	require.False(t, ok)
+	time.Sleep(lease + 100*time.Millisecond)
+	id, got, ok, err := b.TakeOver(ctx, "B", lease)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "m1", id)
+	require.JSONEq(t, string(rep), string(got))
+	_, err = a.SaveMigration(ctx, "m1", "A", Update{State: StateRunning, Report: rep}, 100)
+	require.True(t, errors.Is(err, ErrNotOwner), "%v", err)
+	_, owned, err = a.Heartbeat(ctx, "A", e1, lease)
+	require.NoError(t, err)
+	require.Empty(t, owned)
+
+	// B switches and finishes in one save each: the epoch moves, the
+	// pause ends, the routing is shared.
+	e2, err := b.SaveMigration(ctx, "m1", "B", Update{State: StateRunning, Report: rep, Paused: []string{}, Routing: map[string]string{"p1": "x", "p2": "x"}}, 100)
+	require.NoError(t, err)
+	require.Greater(t, e2, e1)
+	e3, err := b.SaveMigration(ctx, "m1", "B", Update{State: "succeeded", Report: rep}, 100)
+	require.NoError(t, err)
+	require.Zero(t, e3, "nothing paused changed: no new epoch")
+	snap, err = a.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"p1": "x", "p2": "x"}, snap.Routing)
+	require.Empty(t, snap.Paused)
+	// Finished: the projects are free again.
+	_, err = a.StartMigration(ctx, "m3", "A", []string{"p2"}, false, rep, lease)
+	require.NoError(t, err)
+}
+
+func TestStorePageKeyIsShared(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	k1, err := open(t, dsn).PageKey(ctx)
+	require.NoError(t, err)
+	k2, err := open(t, dsn).PageKey(ctx)
+	require.NoError(t, err)
+	require.Len(t, k1, 32)
+	require.Equal(t, k1, k2)
+}
+
+func TestStoreRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	s := open(t, dsn)
+	_, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.schema_version SET version = 99`))
+	require.NoError(t, err)
+	_, err = Open(ctx, dsn, "")
+	require.ErrorIs(t, err, ErrSchemaNewer)
+	require.Contains(t, err.Error(), "version 99")
+}
+
+func TestStoreEventsReachListeners(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	got := make(chan string, 4)
+	epochs := make(chan int64, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Listen(ctx, func() { close(ready) }, func(e int64) { epochs <- e }, func(p []byte) { got <- string(p) })
+	}()
+	<-ready
+	require.NoError(t, a.Publish(ctx, []byte(`{"p":"x"}`)))
+	require.Equal(t, `{"p":"x"}`, <-got)
+	e, err := a.StartMigration(ctx, "m", "A", []string{"p"}, true, json.RawMessage(`{}`), time.Second)
+	require.NoError(t, err)
+	require.Equal(t, e, <-epochs)
+	cancel()
+	require.Error(t, <-done)
+}
