@@ -22,7 +22,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -682,13 +681,6 @@ func TestConfigParses(t *testing.T) {
 	text, cm := configFile(t, s)
 
 	builtins := builtinPlugins(t)
-	if !slices.Contains(builtins, "postgres") {
-		t.Skip("the built-in plugin \"postgres\" (backends[].plugin) is not registered in cmd/secretgate yet (issue 18)")
-	}
-	if missing := missingYAMLField(reflect.TypeOf(gateway.Config{}), "state", "postgres", "dsn_file"); missing != "" {
-		t.Skipf("gateway.Config has no field %q yet (issue 18: state: {postgres: {dsn_file: ...}}); remove this skip once it lands", missing)
-	}
-
 	d := only[*appsv1.Deployment](t, s.base)
 	spec := &d.Spec.Template.Spec
 	gw := container(t, spec, gatewayContainer)
@@ -768,46 +760,6 @@ func builtinPlugins(t *testing.T) []string {
 	require.Contains(t, names, "file", "the built-in plugins are registered as registerBuiltin(\"NAME\", ...) in cmd/secretgate/builtin_*.go")
 	sort.Strings(names)
 	return names
-}
-
-// missingYAMLField walks t along YAML field names and returns the first
-// prefix of fields that t does not have, "" when all are there (or a map
-// stands in the way, whose keys only the parser can judge).
-func missingYAMLField(t reflect.Type, fields ...string) string {
-	for i, name := range fields {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if t.Kind() == reflect.Map {
-			return ""
-		}
-		f, ok := yamlField(t, name)
-		if !ok {
-			return strings.Join(fields[:i+1], ".")
-		}
-		t = f.Type
-	}
-	return ""
-}
-
-func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
-	if t.Kind() != reflect.Struct {
-		return reflect.StructField{}, false
-	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if strings.Contains(opts, "inline") {
-			if g, ok := yamlField(f.Type, name); ok {
-				return g, true
-			}
-			continue
-		}
-		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
 }
 
 func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
