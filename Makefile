@@ -29,11 +29,17 @@ test: testservers
 # nothing to do once it is built), and 10,000 event-stream watchers on one
 # gateway (memory per watcher, fan-out latency of 20 writes, backend calls;
 # the load test raises its open-file limit to the hard limit, which must
-# allow 10,512).
+# allow 10,512). With Debian's PostgreSQL 15 installed (apt-get install
+# postgresql; the load test starts its own server on a free loopback port,
+# as the postgres user when run as root), also the same GET, LIST and PUT
+# load against a gateway on the postgres backend, each row next to the file
+# backend's and as a multiple of it, and GET and PUT load spread round-robin
+# over 1, 2 and 3 gateway replicas on one PostgreSQL; without it both are
+# skipped, saying why.
 bench: build testservers
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/... ./idtoken/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/... ./plugins/postgres/... ./idtoken/...
 	$(GO) test -run '^$$' -bench 'AuthStaticVsJWT|Reload100|Resolve20' -benchmem -benchtime 3000x ./gateway/
-	$(GO) run ./internal/loadtest -bin $(BIN) -workers 32 -duration 10s -vault-bin $(VAULT_BIN) -migrate-secrets 1000 -watchers 10000 -fanout-writes 20
+	$(GO) run ./internal/loadtest -bin $(BIN) -workers 32 -duration 10s -vault-bin $(VAULT_BIN) -migrate-secrets 1000 -watchers 10000 -fanout-writes 20 -replicas 3
 
 # Regenerates sdk/plugin/proto with Debian's protoc and the Go plugins pinned as
 # tool dependencies in go.mod.

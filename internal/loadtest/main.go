@@ -14,6 +14,13 @@
 // the backend calls they cause; resolve (resolve.go) compares POST
 // /v1/resolve of 20 references with GETs of the same secrets.
 //
+// The postgres scenario (pgload.go) runs the GET, LIST and PUT load against a
+// gateway on the postgres backend and a PostgreSQL that internal/pgtest
+// starts, each row next to the file backend's and as a multiple of it; the
+// replicas scenario (replicas.go) spreads GET and PUT load over one, two and
+// three gateway processes on one PostgreSQL. Both are skipped, saying why,
+// when PostgreSQL is not installed (and fail when named in -only).
+//
 // Every loop is bounded by -duration; all targets are on 127.0.0.1.
 package main
 
@@ -52,8 +59,8 @@ func main() {
 		duration = flag.Duration("duration", 10*time.Second, "length of each scenario")
 		workers  = flag.Uint64("workers", 32, "concurrent clients")
 		bare     = flag.String("serve-bare", "", "internal: serve the bare gin baseline on this address")
-		only     = flag.String("only", "", "comma-separated scenarios to run (bare,get,list,put,vault,migrate,watchers,resolve,authflood); empty = all but authflood")
-		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate, watchers and resolve always use their own")
+		only     = flag.String("only", "", "comma-separated scenarios to run ("+scenarioNames+"); empty = all but authflood")
+		backend  = flag.String("config", "", "run the gateway with this config file instead of --dev (tokens from -token); migrate, watchers, resolve, postgres and replicas always use their own")
 		token    = flag.String("token", "", "bearer token with admin rights on -project (with -config)")
 		project  = flag.String("project", "default", "project to load")
 		migrateN = flag.Int("migrate-secrets", 1000, "secrets per migration in the migrate scenario")
@@ -61,14 +68,15 @@ func main() {
 		nSecrets = flag.Int("secrets", listSize, "secrets the GET and PUT scenarios cycle through, on the gateway and on Vault alike (1-100; 1 = every client reads and writes the same secret)")
 		watchers = flag.Int("watchers", 10000, "concurrent event-stream watchers in the watchers scenario")
 		fanoutN  = flag.Int("fanout-writes", 20, "writes whose fan-out to every watcher the watchers scenario times")
+		replicas = flag.Int("replicas", 3, "the replicas scenario measures 1, 2, ... up to this many gateway processes")
 	)
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
-	if *migrateN < 1 || *watchers < 1 || *fanoutN < 1 {
-		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets, -watchers and -fanout-writes must be at least 1")
+	if *migrateN < 1 || *watchers < 1 || *fanoutN < 1 || *replicas < 1 {
+		fmt.Fprintln(os.Stderr, "loadtest: -migrate-secrets, -watchers, -fanout-writes and -replicas must be at least 1")
 		os.Exit(2)
 	}
 	if *nSecrets < 1 || *nSecrets > listSize {
@@ -76,7 +84,7 @@ func main() {
 		os.Exit(2)
 	}
 	cleanupOnSignal()
-	sc := scenarios{migrateN: *migrateN, vaultBin: *vaultBin, watchers: *watchers, fanoutWrites: *fanoutN, loadSecrets: *nSecrets}
+	sc := scenarios{migrateN: *migrateN, vaultBin: *vaultBin, watchers: *watchers, fanoutWrites: *fanoutN, loadSecrets: *nSecrets, replicas: *replicas}
 	if err := run(*bin, *backend, *token, *project, *duration, *workers, *only, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -114,6 +122,7 @@ type scenario struct {
 type result struct {
 	name          string
 	vs            string // the scenario of the "vs Vault dev" column, if any
+	vsFile        string // the scenario of the "vs file backend" column, if any
 	rps           float64
 	p50, p99      time.Duration
 	success       float64
@@ -129,7 +138,10 @@ type scenarios struct {
 	watchers     int
 	fanoutWrites int
 	loadSecrets  int // secrets GET and PUT cycle through
+	replicas     int // most gateway processes of the replicas scenario
 }
+
+const scenarioNames = "bare, get, list, put, postgres, vault, migrate, watchers, resolve, replicas, authflood"
 
 func run(bin, configPath, token, project string, duration time.Duration, workers uint64, only string, sc scenarios) error {
 	dir, err := os.MkdirTemp("", "secretgate-loadtest-")
@@ -141,9 +153,9 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 
 	for _, name := range strings.Split(only, ",") {
 		switch name {
-		case "", "bare", "get", "list", "put", "vault", "migrate", "watchers", "resolve", "authflood":
+		case "", "bare", "get", "list", "put", "postgres", "vault", "migrate", "watchers", "resolve", "replicas", "authflood":
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (bare, get, list, put, vault, migrate, watchers, resolve, authflood)", name)
+			return fmt.Errorf("-only: unknown scenario %q (%s)", name, scenarioNames)
 		}
 	}
 
@@ -166,10 +178,12 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	}
 
 	var errs []error
-	if want("bare") || want("get") || want("list") || want("put") || want("vault") {
-		// Named in -only, the vault scenario fails without a Vault binary;
-		// in the default set it is skipped with the reason, like migrate's.
-		errs = append(errs, runLoad(os.Stdout, bin, dir, configPath, token, project, duration, workers, want, sc.vaultBin, only != "" && want("vault"), sc.loadSecrets))
+	if want("bare") || want("get") || want("list") || want("put") || want("vault") || want("postgres") {
+		// Named in -only, the vault and postgres scenarios fail without
+		// their server; in the default set they are skipped with the
+		// reason, like migrate's.
+		required := func(name string) bool { return only != "" && want(name) }
+		errs = append(errs, runLoad(os.Stdout, bin, dir, configPath, token, project, duration, workers, want, sc.vaultBin, required, sc.loadSecrets))
 	}
 	if want("resolve") {
 		errs = append(errs, runResolve(os.Stdout, bin, dir, duration, workers))
@@ -180,6 +194,9 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	if want("watchers") {
 		errs = append(errs, runWatchers(os.Stdout, bin, dir, sc.watchers, sc.fanoutWrites))
 	}
+	if want("replicas") {
+		errs = append(errs, runReplicas(os.Stdout, bin, dir, duration, workers, sc.replicas, only != ""))
+	}
 	if only != "" && want("authflood") {
 		// Not part of the default run: it measures a defence, not speed.
 		errs = append(errs, runAuthFlood(os.Stdout, bin, dir, duration, workers))
@@ -187,13 +204,13 @@ func run(bin, configPath, token, project string, duration time.Duration, workers
 	return errors.Join(errs...)
 }
 
-// runLoad runs the vegeta scenarios (bare, get, list, put, vault) that want
-// selects, in an order that puts each comparison next to its reference:
-// Vault GET, GET, bare gin, LIST, PUT, Vault PUT. The machine's load drifts
-// over a run (other work, the page cache, the CPU's clock), and a ratio of
-// two figures measured seconds apart drifts less than one of figures a
-// minute apart.
-func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration time.Duration, workers uint64, want func(string) bool, vaultBin string, vaultRequired bool, nSecrets int) error {
+// runLoad runs the vegeta scenarios (bare, get, list, put, postgres, vault)
+// that want selects, in an order that puts each comparison next to its
+// reference: Vault GET, GET, postgres GET, bare gin, LIST, postgres LIST,
+// PUT, postgres PUT, Vault PUT. The machine's load drifts over a run (other
+// work, the page cache, the CPU's clock), and a ratio of two figures
+// measured seconds apart drifts less than one of figures a minute apart.
+func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration time.Duration, workers uint64, want func(string) bool, vaultBin string, required func(string) bool, nSecrets int) error {
 	fmt.Fprintf(w, "\nload average (1 min) before the load run: %s\n", loadAverage())
 	secrets := loadSecrets(listSize)
 
@@ -201,7 +218,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	if want("vault") {
 		path, why := findVault(vaultBin)
 		switch {
-		case why != "" && vaultRequired:
+		case why != "" && required("vault"):
 			return fmt.Errorf("vault scenario: %s", why)
 		case why != "":
 			fmt.Fprintf(w, "Vault dev scenarios skipped: %s\n", why)
@@ -211,6 +228,17 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 				return err
 			}
 			defer vault.stop()
+		}
+	}
+
+	var pg *pgLoad
+	if want("postgres") {
+		var err error
+		if pg, err = startPostgresLoad(w, bin, dir, secrets, nSecrets, required("postgres")); err != nil {
+			return err
+		}
+		if pg != nil {
+			defer pg.stop()
 		}
 	}
 
@@ -265,9 +293,12 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	}
 	steps = append(steps,
 		step{want("get"), load(scenario{getName, gets}, vaultGetName)},
+		step{pg != nil, pg.load(pgGetName, duration, workers)}, // each postgres row right after its file row
 		step{want("bare"), func() (result, error) { return runBare(duration, workers) }},
 		step{want("list"), load(scenario{listName, list}, "")},
+		step{pg != nil, pg.load(pgListName, duration, workers)},
 		step{want("put"), load(scenario{putName, puts}, vaultPutName)},
+		step{pg != nil, pg.load(pgPutName, duration, workers)},
 	)
 	if vault != nil {
 		steps = append(steps, step{true, load(scenario{vaultPutName, vault.puts}, "")})
@@ -350,7 +381,7 @@ func attack(sc scenario, duration time.Duration, workers uint64, _ string) resul
 
 // report prints the results in the order they ran, each as a share of bare
 // gin's req/s and, for a gateway scenario with a Vault counterpart, as a
-// multiple of Vault's.
+// multiple of Vault's; a postgres row as a multiple of the file backend's.
 func report(w io.Writer, results []result, workers uint64, duration time.Duration, nSecrets int) {
 	fmt.Fprintf(w, "\nload run: %d concurrent clients, %s per scenario, vegeta over HTTP/1.1 keep-alive on 127.0.0.1, in the order run\n", workers, duration)
 	cycle := fmt.Sprintf("cycle through %d secrets", nSecrets)
@@ -367,17 +398,14 @@ func report(w io.Writer, results []result, workers uint64, duration time.Duratio
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\tsuccess\tvs bare gin\tvs Vault dev\t")
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\tsuccess\tvs bare gin\tvs Vault dev\tvs file backend\t")
 	for _, r := range results {
-		ofBare, ofVault := "-", "-"
+		ofBare := "-"
 		if baseline > 0 {
 			ofBare = fmt.Sprintf("%.1f%%", 100*r.rps/baseline)
 		}
-		if v := rps[r.vs]; r.vs != "" && v > 0 {
-			ofVault = fmt.Sprintf("%.2fx", r.rps/v)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f%%\t%s\t%s\t\n", r.name, r.requests, r.rps,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ofBare, ofVault)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f%%\t%s\t%s\t%s\t\n", r.name, r.requests, r.rps,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ofBare, multiple(r.rps, rps[r.vs]), multiple(r.rps, rps[r.vsFile]))
 	}
 	tw.Flush()
 }

@@ -15,8 +15,9 @@ import (
 )
 
 // Each gateway scenario is a share of bare gin and, when its Vault
-// counterpart ran, a multiple of Vault's req/s; nothing else gets a ratio to
-// Vault.
+// counterpart ran, a multiple of Vault's req/s; a postgres row, when its file
+// backend row ran, a multiple of that; nothing else gets a ratio to Vault or
+// to the file backend.
 func TestReportRatios(t *testing.T) {
 	bare := result{name: "bare gin (fixed JSON)", rps: 20000, success: 1}
 	vGet := result{name: vaultGetName, rps: 4000, success: 1}
@@ -24,31 +25,42 @@ func TestReportRatios(t *testing.T) {
 	get := result{name: getName, rps: 8000, success: 1, vs: vaultGetName}
 	list := result{name: listName, rps: 3000, success: 1}
 	put := result{name: putName, rps: 1000, success: 1, vs: vaultPutName}
+	pgGet := result{name: pgGetName, rps: 6000, success: 1, vsFile: getName}
+	pgList := result{name: pgListName, rps: 3600, success: 1, vsFile: listName}
+	pgPut := result{name: pgPutName, rps: 500, success: 1, vsFile: putName}
 	tests := []struct {
 		name    string
 		results []result
-		want    map[string][2]string // row -> vs bare, vs Vault
+		want    map[string][3]string // row -> vs bare, vs Vault, vs file backend
 	}{
 		{
 			name:    "everything",
-			results: []result{vGet, get, bare, list, put, vPut},
-			want: map[string][2]string{
-				vaultGetName: {"20.0%", "-"},
-				getName:      {"40.0%", "2.00x"},
-				listName:     {"15.0%", "-"},
-				putName:      {"5.0%", "0.50x"},
-				vaultPutName: {"10.0%", "-"},
+			results: []result{vGet, get, pgGet, bare, list, pgList, put, pgPut, vPut},
+			want: map[string][3]string{
+				vaultGetName: {"20.0%", "-", "-"},
+				getName:      {"40.0%", "2.00x", "-"},
+				pgGetName:    {"30.0%", "-", "0.75x"},
+				listName:     {"15.0%", "-", "-"},
+				pgListName:   {"18.0%", "-", "1.20x"},
+				putName:      {"5.0%", "0.50x", "-"},
+				pgPutName:    {"2.5%", "-", "0.50x"},
+				vaultPutName: {"10.0%", "-", "-"},
 			},
 		},
 		{
 			name:    "no Vault",
 			results: []result{get, bare, put},
-			want:    map[string][2]string{getName: {"40.0%", "-"}, putName: {"5.0%", "-"}},
+			want:    map[string][3]string{getName: {"40.0%", "-", "-"}, putName: {"5.0%", "-", "-"}},
 		},
 		{
 			name:    "no bare gin",
 			results: []result{vGet, get},
-			want:    map[string][2]string{getName: {"-", "2.00x"}},
+			want:    map[string][3]string{getName: {"-", "2.00x", "-"}},
+		},
+		{
+			name:    "postgres without its file rows",
+			results: []result{pgGet, bare, pgPut},
+			want:    map[string][3]string{pgGetName: {"30.0%", "-", "-"}, pgPutName: {"2.5%", "-", "-"}},
 		},
 	}
 	for _, tt := range tests {
@@ -60,12 +72,12 @@ func TestReportRatios(t *testing.T) {
 				for _, r := range tt.results {
 					if strings.HasPrefix(strings.TrimSpace(line), r.name) {
 						f := strings.Fields(line)
-						rows[r.name] = f[len(f)-2:]
+						rows[r.name] = f[len(f)-3:]
 					}
 				}
 			}
 			for name, want := range tt.want {
-				require.Equal(t, []string{want[0], want[1]}, rows[name], "row %q in\n%s", name, out.String())
+				require.Equal(t, want[:], rows[name], "row %q in\n%s", name, out.String())
 			}
 		})
 	}

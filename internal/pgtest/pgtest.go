@@ -27,6 +27,11 @@
 //		dsn := pgtest.Shared(t).NewDatabase(t)
 //		...
 //	}
+//
+// Outside tests (the load test of `make bench`), Launch starts the same
+// server and the caller stops it with Stop; a missing installation is an
+// error that matches ErrNotInstalled, for a caller that skips rather than
+// fails.
 package pgtest
 
 import (
@@ -84,6 +89,10 @@ type Server struct {
 	out  *syncbuf.Buffer
 }
 
+// ErrNotInstalled is matched (errors.Is) by the error of Launch when the
+// PostgreSQL server binaries are not there.
+var ErrNotInstalled = errors.New("PostgreSQL server not installed")
+
 // BinDir returns the directory of the PostgreSQL binaries, skipping (or,
 // under CI=true, failing) the test when they are not there.
 func BinDir(t testing.TB) string {
@@ -103,7 +112,7 @@ func binDir() (string, error) {
 	for _, name := range []string{"initdb", "postgres", "pg_ctl"} {
 		p := filepath.Join(dir, name)
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("pgtest: no PostgreSQL server binary %s (install Debian's PostgreSQL 15: apt-get install -y postgresql; or set %s)", p, BinDirEnv)
+			return "", fmt.Errorf("pgtest: %w: no binary %s (install Debian's PostgreSQL 15: apt-get install -y postgresql; or set %s)", ErrNotInstalled, p, BinDirEnv)
 		}
 	}
 	return dir, nil
@@ -120,6 +129,18 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Launch initialises and starts a new server for a program that is not a
+// test; the caller stops it, and removes its directory, with Stop. The
+// server also stops if the program dies without stopping it (its parent
+// death signal), but then its directory stays behind.
+func Launch() (*Server, error) {
+	bin, err := binDir()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin)
 }
 
 var shared struct {

@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -67,4 +68,31 @@ func TestRestartKeepsDataStopRemoves(t *testing.T) {
 	require.False(t, s.Running())
 	_, err = os.Stat(dir)
 	require.True(t, os.IsNotExist(err), "Stop removes the cluster's directory")
+}
+
+// Launch is Start for a program that is not a test: the caller owns the
+// server, and Stop ends it and removes its directory.
+func TestLaunchOutsideTests(t *testing.T) {
+	pgtest.BinDir(t) // skips (fails under CI=true) without PostgreSQL
+	s, err := pgtest.Launch()
+	require.NoError(t, err)
+	t.Cleanup(s.Stop) // a no-op once the test has stopped it
+
+	require.True(t, s.Running())
+	require.Equal(t, "1", query(t, s.DSN("postgres"), "SELECT '1'"))
+	dir := s.Dir()
+	s.Stop()
+	require.False(t, s.Running())
+	_, err = os.Stat(dir)
+	require.True(t, os.IsNotExist(err), "Stop removes the cluster's directory")
+}
+
+// A missing installation is an error the load test can tell from a server
+// that failed to start, to skip its PostgreSQL scenarios with the reason.
+func TestLaunchNotInstalled(t *testing.T) {
+	t.Setenv(pgtest.BinDirEnv, t.TempDir())
+	s, err := pgtest.Launch()
+	require.Nil(t, s)
+	require.True(t, errors.Is(err, pgtest.ErrNotInstalled), "%v", err)
+	require.ErrorContains(t, err, "apt-get install -y postgresql")
 }
