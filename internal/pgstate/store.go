@@ -48,10 +48,12 @@ func Open(ctx context.Context, dsn, schema string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One connection listens; heartbeats, saves and requests share the rest.
-	if pcfg.MaxConns < 4 {
+	// One connection listens; heartbeats, saves and migration reads share
+	// the rest, a handful at most.
+	if !strings.Contains(dsn, "pool_max_conns") {
 		pcfg.MaxConns = 4
 	}
+	pcfg.MaxConns = max(pcfg.MaxConns, 2)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the state database: %w", err)

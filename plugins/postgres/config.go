@@ -37,6 +37,10 @@ const DefaultSchema = "secretgate"
 // max_versions setting is absent, as in the file backend.
 const DefaultMaxVersions = 10
 
+// DefaultPoolMaxConns is the connection pool's size when the connection
+// string does not set pool_max_conns.
+const DefaultPoolMaxConns = 16
+
 var knownSettings = append([]string{SettingDSN, SettingDSNFile, SettingSchema, SettingMaxVersions}, envelope.Settings...)
 
 // config is the parsed settings. dsn may hold a password: it is never
