@@ -57,3 +57,38 @@ func TestRecordCache(t *testing.T) {
 	c.forget()
 	require.Empty(t, c.m)
 }
+
+// meta reads the cached record without copying it, so what it returns must
+// still be the caller's alone: changing it changes no cached entry.
+func TestRecordCacheMetaIsTheCallersOwn(t *testing.T) {
+	tests := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"with labels", map[string]string{"env": "prod"}},
+		{"without labels", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c recordCache
+			raw := encodeTestRecord(t, 3, tt.labels)
+			want, err := c.decode("p", "s", raw) // a miss: fills the cache
+			require.NoError(t, err)
+			for range 2 { // a hit, then a hit after the first was changed
+				m, err := c.meta("p", "s", raw)
+				require.NoError(t, err)
+				require.Equal(t, want.meta("p", "s"), m)
+				m.Keys[0] = "changed"
+				if m.Labels != nil {
+					m.Labels["env"] = "changed"
+				}
+			}
+			again, err := c.decode("p", "s", raw)
+			require.NoError(t, err)
+			require.Equal(t, want, again)
+
+			_, err = c.meta("p", "bad", []byte("{"))
+			require.Error(t, err)
+		})
+	}
+}
