@@ -268,6 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Running migrations stop before their plugins do, and journal
 	// themselves so that the next start resumes them. So do the watch
 	// pollers (watchpoll.go).
+	s.shared.stopLoops()
 	s.migrator.stop(ctx)
 	s.shared.close(ctx)
 	s.events().close()

@@ -15,7 +15,10 @@ package gateway
 //     the last lease has acknowledged it; a replica silent for longer
 //     refuses writes by itself, because a replica accepts writes only
 //     while its last completed round with the database, which found it
-//     current, began less than half a lease ago.
+//     current, began less than two thirds of a lease ago (freshFor). Rounds
+//     run every sixth of a lease, so a few late rounds on a loaded machine
+//     do not stop writes, and the third of a lease left over covers the
+//     gap between the round's start and its heartbeat's commit time.
 // Writes thus never hit the database on the request path; reads never
 // depend on it.
 
@@ -120,14 +123,23 @@ func (st *sharedState) run() {
 	go st.sendEvents()
 }
 
-// close stops the loops and, leaving cleanly, hands this replica's
-// migrations to the others at once.
-func (st *sharedState) close(ctx context.Context) {
+// stopLoops ends the heartbeat, listener and event sender: no migration
+// is adopted after it, so the migrator can stop (and save) its own.
+func (st *sharedState) stopLoops() {
 	if st == nil {
 		return
 	}
 	st.cancel()
 	st.wg.Wait()
+}
+
+// close leaves cleanly, handing this replica's migrations to the others at
+// once, and closes the pool; after stopLoops and the migrator's last saves.
+func (st *sharedState) close(ctx context.Context) {
+	if st == nil {
+		return
+	}
+	st.stopLoops()
 	if err := st.store.Leave(ctx, st.id); err != nil {
 		st.s.log.Warn("shared state: could not leave cleanly; this replica's migrations resume elsewhere when their lease ends", "error", err)
 	}
@@ -136,11 +148,18 @@ func (st *sharedState) close(ctx context.Context) {
 
 func (st *sharedState) now() int64 { return int64(time.Since(st.base)) }
 
+// roundEvery is the heartbeat interval; freshFor how long a round that
+// found this replica current vouches for its view. freshFor must stay
+// under the lease: the replica starting a migration stops waiting for a
+// replica silent for a lease, which by then refuses writes by itself.
+func (st *sharedState) roundEvery() time.Duration { return st.lease / 6 }
+func (st *sharedState) freshFor() time.Duration   { return st.lease * 2 / 3 }
+
 // fresh: this replica's view of the shared state is recent enough to
 // accept writes on.
 func (st *sharedState) fresh() bool {
 	last := st.lastOK.Load()
-	return last != 0 && st.now()-last < int64(st.lease/2)
+	return last != 0 && st.now()-last < int64(st.freshFor())
 }
 
 // writeError refuses writes while the view is not fresh (nil: go ahead).
@@ -149,7 +168,7 @@ func (st *sharedState) writeError() *apiError {
 		return nil
 	}
 	return newAPIError(http.StatusServiceUnavailable, api.CodeBackendUnavailable,
-		"this replica cannot reach the shared state database, so it refuses writes rather than risk diverging from the other replicas; retry, or use another replica")
+		"this replica has not heard from the shared state database recently enough (state.postgres), so it refuses writes rather than risk diverging from the other replicas; retry, or use another replica")
 }
 
 // readyError fails /readyz while the view is not fresh.
@@ -271,7 +290,7 @@ func (st *sharedState) awaitAcks(ctx context.Context, epoch int64) error {
 
 func (st *sharedState) heartbeats() {
 	defer st.wg.Done()
-	t := time.NewTicker(st.lease / 4)
+	t := time.NewTicker(st.roundEvery())
 	defer t.Stop()
 	for {
 		var err error
@@ -279,11 +298,16 @@ func (st *sharedState) heartbeats() {
 		case <-st.ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(st.ctx, st.lease/2)
+			ctx, cancel := context.WithTimeout(st.ctx, st.freshFor())
+			began := time.Now()
 			err = st.round(ctx)
 			cancel()
+			if took := time.Since(began); err == nil && took > st.roundEvery() {
+				st.s.log.Warn("shared state: a heartbeat round was slow; writes stop if rounds keep failing to finish within two thirds of the lease",
+					"took", took.Round(time.Millisecond), "lease", st.lease)
+			}
 		case <-st.kick:
-			ctx, cancel := context.WithTimeout(st.ctx, st.lease/2)
+			ctx, cancel := context.WithTimeout(st.ctx, st.freshFor())
 			err = st.sync(ctx)
 			cancel()
 		}
@@ -297,7 +321,7 @@ func (st *sharedState) heartbeats() {
 func (st *sharedState) noteHealth(err error) {
 	switch {
 	case err != nil && !st.failing.Swap(true):
-		st.s.log.Error("shared state database unreachable: this replica refuses writes once its view is half a lease old", "replica", st.id, "error", err)
+		st.s.log.Error("shared state database unreachable: this replica refuses writes once its view is two thirds of a lease old", "replica", st.id, "error", err)
 	case err == nil && st.failing.Swap(false):
 		st.s.log.Info("shared state database reachable again", "replica", st.id, "epoch", st.applied.Load())
 	}
@@ -341,7 +365,7 @@ func (st *sharedState) listen() {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, st.lease/4)
+		backoff = min(backoff*2, st.roundEvery())
 	}
 }
 
@@ -404,7 +428,7 @@ func (st *sharedState) send(ev sharedEvent) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(st.ctx, st.lease/2)
+	ctx, cancel := context.WithTimeout(st.ctx, st.freshFor())
 	defer cancel()
 	if err := st.store.Publish(ctx, b); err != nil && st.ctx.Err() == nil {
 		st.lost.Store(ev.Project, struct{}{})
