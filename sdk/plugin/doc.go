@@ -5,7 +5,7 @@
 // A plugin's main calls Serve with its sdk.Backend; the gateway (or any host)
 // starts the executable with Launch and gets an sdk.Backend back, whose calls
 // cross the process boundary. Protobuf lives only here (proto/, package
-// backendpb, and the adapters grpc_client.go, grpc_server.go,
+// backendpb, and the adapters grpc_client.go, list_client.go, grpc_server.go,
 // convert_grpc.go, errors_grpc.go): both sides see plain Go interfaces, and the
 // sdk's typed errors survive the hop as gRPC status codes and details.
 //

@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	"github.com/secretgate/secretgate/sdk"
 
 	backendpb "github.com/secretgate/secretgate/sdk/plugin/proto"
@@ -43,23 +45,19 @@ func (c *grpcClient) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPag
 	if err := wireList(req); err != nil {
 		return sdk.ListPage{}, err
 	}
-	resp, err := c.c.List(ctx, &backendpb.ListRequest{
+	in := &backendpb.ListRequest{
 		Project:   req.Project,
 		Prefix:    req.Prefix,
 		PageSize:  int64(req.PageSize),
 		PageToken: req.PageToken,
-	})
-	if err != nil {
+	}
+	// The call c.c.List makes, with a reply that decodes straight into the
+	// page (list_client.go).
+	var out listReply
+	if err := c.hop.Invoke(ctx, backendpb.Backend_List_FullMethodName, in, &out, grpc.StaticMethod()); err != nil {
 		return sdk.ListPage{}, c.err(ctx, err)
 	}
-	page := sdk.ListPage{NextPageToken: resp.GetNextPageToken()}
-	if n := len(resp.GetSecrets()); n > 0 {
-		page.Secrets = make([]sdk.Meta, n)
-		for i, m := range resp.GetSecrets() {
-			page.Secrets[i] = fromPBMeta(m)
-		}
-	}
-	return page, nil
+	return out.result(), nil
 }
 
 func (c *grpcClient) Describe(ctx context.Context, ref sdk.Ref) (sdk.Meta, error) {
