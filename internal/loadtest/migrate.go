@@ -32,6 +32,11 @@ import (
 const (
 	// migrateWriters is the number of concurrent clients seeding a project.
 	migrateWriters = 16
+	// migrateCopyWorkers is the migration's workers setting (secrets copied
+	// at once), passed explicitly: the gateway's default (8) is sized for
+	// cloud targets with per-minute write quotas, while between two local
+	// backends more concurrent copies share more of each commit's fsyncs.
+	migrateCopyWorkers = 32
 	// migratePoll is how often the report is polled during a migration.
 	migratePoll = 20 * time.Millisecond
 	// migrateTimeout bounds one migration, from POST to the final report.
@@ -83,7 +88,8 @@ func runMigrate(w io.Writer, bin, vaultBin string, n int) error {
 	trackDir(dir)
 	defer os.RemoveAll(dir)
 
-	fmt.Fprintf(w, "\nmigration run: %d secrets per migration (seeded by %d concurrent writers), versions latest, on_conflict fail\n\n", n, migrateWriters)
+	fmt.Fprintf(w, "\nmigration run: %d secrets per migration (seeded by %d concurrent writers), versions latest, on_conflict fail, workers %d\n\n",
+		n, migrateWriters, migrateCopyWorkers)
 
 	vaultBin, why := findVault(vaultBin)
 	var vault *vaultServer
@@ -283,7 +289,7 @@ func migrate(base, token, source, target, project string) (migrationReport, time
 	defer cancel()
 	body, _ := json.Marshal(map[string]any{
 		"source": source, "target": target, "projects": []string{project},
-		"versions": "latest", "on_conflict": "fail",
+		"versions": "latest", "on_conflict": "fail", "workers": migrateCopyWorkers,
 	})
 	start := time.Now()
 	var started struct {

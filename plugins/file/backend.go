@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -24,12 +23,6 @@ import (
 // DefaultMaxVersions is how many versions of a secret are kept when the
 // max_versions setting is absent.
 const DefaultMaxVersions = 10
-
-// batchDelay is bbolt's MaxBatchDelay: how long the first write of a batch
-// waits for others to join it before the batch commits (a write alone is
-// not batched). See docs/backends/file.md for the measurements behind the
-// value.
-const batchDelay = 2 * time.Millisecond
 
 // lockTimeout bounds the wait for bbolt's exclusive file lock, so that a
 // second process opening the same database fails clearly instead of hanging.
@@ -75,9 +68,8 @@ type Backend struct {
 
 	records recordCache
 
-	// writing counts the writes in flight, to batch only those that have
-	// company (see commit).
-	writing atomic.Int32
+	// group batches concurrent writes into shared commits.
+	group groupCommitter
 }
 
 var _ sdk.Backend = (*Backend)(nil)
@@ -162,7 +154,6 @@ func openDB(path string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening database %s: %w", SettingPath, path, err)
 	}
-	db.MaxBatchDelay = batchDelay
 	return db, nil
 }
 

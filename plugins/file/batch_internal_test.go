@@ -32,28 +32,36 @@ func committedTx(t *testing.T, b *Backend) int {
 	return id
 }
 
-// runOneBatch runs ops concurrently as one bbolt batch (it commits when all
-// of them have joined it) and returns each op's error, the write metas, the
-// number of commits it took and how many times a function of the test's
-// own, which joins the batch first and changes nothing, was run. It leaves
-// b's batch settings changed.
+// runOneBatch runs ops concurrently as one batch and returns each op's
+// error, the write metas, the number of commits it took and how many times
+// a function of the test's own, which joins the batch first and changes
+// nothing, was run. The committer is held busy, as if a commit ran, until
+// every op has joined the pending batch; then that batch is handed to one
+// of its writers, as the end of a commit does.
 func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas []sdk.Meta, commits int, runs int64) {
 	t.Helper()
 	before := committedTx(t, b)
-	b.db.MaxBatchSize, b.db.MaxBatchDelay = len(ops)+1, 10*time.Second
-	// The test's own function is a write in flight: none of ops is alone.
-	b.writing.Add(1)
-	defer b.writing.Add(-1)
+	g := &b.group
+	g.mu.Lock()
+	require.False(t, g.busy)
+	g.busy = true
+	g.mu.Unlock()
+	queued := func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.pending == nil {
+			return 0
+		}
+		return len(g.pending.calls)
+	}
 	errs, metas = make([]error, len(ops)), make([]sdk.Meta, len(ops))
 	var counted atomic.Int64
-	var counterErr error
+	var counterErr, noRefusal error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		counterErr = b.db.Batch(func(*bolt.Tx) error { counted.Add(1); return nil })
+		counterErr = g.commit(b.db, &noRefusal, func(*bolt.Tx) error { counted.Add(1); return nil })
 	})
-	// Best effort only: when it joins later, a roll-back may find it not
-	// yet run, and the count below is 1 either way.
-	time.Sleep(20 * time.Millisecond)
+	require.Eventually(t, func() bool { return queued() == 1 }, 10*time.Second, time.Millisecond)
 	ctx := context.Background()
 	for i, op := range ops {
 		wg.Go(func() {
@@ -63,12 +71,22 @@ func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas [
 			case op.del != nil:
 				errs[i] = b.Delete(ctx, *op.del)
 			case op.fail:
-				errs[i] = b.db.Batch(func(*bolt.Tx) error { return errors.New("failed by the test") })
+				var refused error
+				errs[i] = g.commit(b.db, &refused, func(*bolt.Tx) error { return errors.New("failed by the test") })
 			}
 		})
 	}
+	require.Eventually(t, func() bool { return queued() == len(ops)+1 }, 10*time.Second, time.Millisecond)
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	batch.lead <- struct{}{}
 	wg.Wait()
 	require.NoError(t, counterErr)
+	g.mu.Lock()
+	require.False(t, g.busy, "the committer is idle again")
+	g.mu.Unlock()
 	return errs, metas, committedTx(t, b) - before, counted.Load()
 }
 
@@ -237,19 +255,16 @@ func requireVersion(t *testing.T, b *Backend, name string, want int64) {
 	require.Equal(t, want, m.Version)
 }
 
-// A write with no other in flight commits at once, where Batch would hold
-// it for MaxBatchDelay, and one refused by its checks commits nothing.
+// A write with no other in flight commits at once, in a transaction of its
+// own, and one refused by its checks commits nothing.
 func TestLoneWriteCommitsAtOnce(t *testing.T) {
 	b := iopen(t, newIFixture(t).settings())
 	iwrite(t, b, "p", "s", map[string]string{"k": "v1"})
-	b.db.MaxBatchDelay = 20 * time.Second
 	ctx := context.Background()
 	before := committedTx(t, b)
 
-	start := time.Now()
 	m, err := b.Write(ctx, sdk.WriteRequest{Project: "p", Name: "s", Data: map[string]string{"k": "v2"}, Mode: sdk.WriteUpsert})
 	require.NoError(t, err)
-	require.Less(t, time.Since(start), 10*time.Second, "a write alone must not wait for a batch")
 	require.Equal(t, int64(2), m.Version)
 	require.Equal(t, before+1, committedTx(t, b))
 
@@ -258,4 +273,40 @@ func TestLoneWriteCommitsAtOnce(t *testing.T) {
 	require.ErrorIs(t, b.Delete(ctx, sdk.Ref{Project: "p", Name: "s", Version: 9}), sdk.ErrVersionMismatch)
 	require.Equal(t, before+1, committedTx(t, b), "a refused write alone commits nothing")
 	requireVersion(t, b, "s", 2)
+}
+
+// Concurrent writes share commits without waiting for a clock: a write that
+// arrives while a commit runs waits for that commit and its own, not for
+// bbolt's MaxBatchDelay (set to a minute here, so that a write held by
+// bbolt's own batching would fail the test).
+func TestConcurrentWritesShareCommitsWithoutADelay(t *testing.T) {
+	b := iopen(t, newIFixture(t).settings())
+	b.db.MaxBatchDelay = time.Minute
+	const writers, each = 16, 10
+	before := committedTx(t, b)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				_, err := b.Write(context.Background(), sdk.WriteRequest{Project: "p", Name: fmt.Sprint("s", w),
+					Data: map[string]string{"k": fmt.Sprint(i)}, Mode: sdk.WriteUpsert})
+				if err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Less(t, time.Since(start), 30*time.Second, "writes must not wait for a batch timer")
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	commits := committedTx(t, b) - before
+	require.Less(t, commits, writers*each, "concurrent writes share commits")
+	for w := range writers {
+		requireVersion(t, b, fmt.Sprint("s", w), each)
+	}
 }

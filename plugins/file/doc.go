@@ -59,7 +59,7 @@
 // check-and-set checks, data key creation, ciphertext, pruning and metadata
 // together), fsync'd on commit (NoSync is never set): an acknowledged write
 // survives a crash of the process or the machine. Concurrent writes share a
-// transaction through bbolt's DB.Batch (group commit, batchDelay); each is
+// transaction (group commit without a timer, groupcommit.go); each is
 // checked after the earlier writes of its batch, and one refused by its
 // checks leaves the transaction untouched instead of failing the batch (see
 // write.go). ExpectedVersion and a conditional Delete are checked inside

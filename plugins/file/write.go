@@ -15,14 +15,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Concurrent writes go through bbolt's DB.Batch: they share one
-// transaction and so one commit's fsyncs (group commit), and each caller
-// hears of success only once that commit is on disk. Batch may run a
-// function more than once (all of a batch is run again when one of them
-// returns an error), so the functions below change nothing but the
-// transaction and variables they set afresh on every run. A write with no
-// other in flight commits at once in a transaction of its own (Update):
-// there is nothing to batch it with, and Batch would hold it batchDelay.
+// Concurrent writes share one transaction and so one commit's fsyncs
+// (group commit, groupcommit.go), and each caller hears of success only
+// once that commit is on disk. A batch is run again without a function
+// that returned an error (which then runs alone), so the functions below
+// change nothing but the transaction and variables they set afresh on
+// every run. A write with no other in flight commits at once, alone.
 //
 // A write refused by its own checks (the mode, check-and-set, the context,
 // a record that does not decode) is not an error of the batch: its
@@ -58,8 +56,10 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 	var m sdk.Meta
 	var fresh *envelope.DataKey
 	var refused error
+	var stored []byte           // the record as committed
+	var storedRec *secretRecord // and its decoding
 	err = b.commit(&refused, func(tx *bolt.Tx) error {
-		m, fresh, refused = sdk.Meta{}, nil, nil
+		m, fresh, refused, stored, storedRec = sdk.Meta{}, nil, nil, nil, nil
 		// Read-only checks first, so that a refusal leaves the transaction
 		// as it found it. The writer lock (or the batch) may have taken a
 		// while: a caller that gave up meanwhile must not get a write it
@@ -165,6 +165,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 			return err
 		}
 		m = rec.meta(req.Project, req.Name)
+		stored, storedRec = enc, rec
 		return nil
 	})
 	if err == nil {
@@ -178,6 +179,7 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 		b.deks[req.Project] = fresh
 		b.deksMu.Unlock()
 	}
+	b.records.remember(req.Project, req.Name, stored, storedRec)
 	return m, nil
 }
 
@@ -218,17 +220,8 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 }
 
 // commit runs fn, which records a refusal in *refused instead of returning
-// it: in a batch when other writes are in flight, else at once on its own,
-// where a refusal rolls the transaction back (nothing to commit).
+// it, in a transaction shared with the writes in flight (see groupcommit.go);
+// a transaction in which every write was refused commits nothing.
 func (b *Backend) commit(refused *error, fn func(*bolt.Tx) error) error {
-	defer b.writing.Add(-1)
-	if b.writing.Add(1) > 1 {
-		return b.db.Batch(fn)
-	}
-	return b.db.Update(func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return *refused
-	})
+	return b.group.commit(b.db, refused, fn)
 }
