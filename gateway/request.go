@@ -132,14 +132,17 @@ func (r *request) writable() bool {
 // endWrites ends the writes a request was admitted for (writable), however
 // the handler ends, panics included.
 func endWrites(c *gin.Context) {
-	defer func() {
-		if dones, ok := c.Get(ctxKeyWriteDone); ok {
-			for _, done := range dones.([]func()) {
-				done()
-			}
-		}
-	}()
+	defer endWritesOf(c)
 	c.Next()
+}
+
+// endWritesOf ends the writes admitted for c's request.
+func endWritesOf(c *gin.Context) {
+	if dones, ok := c.Get(ctxKeyWriteDone); ok {
+		for _, done := range dones.([]func()) {
+			done()
+		}
+	}
 }
 
 // backend returns the project's backend client, or answers 503.

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,4 +48,17 @@ func TestRoutingPauseWaitsForAdmittedWrites(t *testing.T) {
 	again, ok := r.BeginWrite("p")
 	require.True(t, ok)
 	again()
+}
+
+// A write admitted after a migration switched its project goes to the new
+// backend, even if the request read the route before the switch (it waited
+// while the project was paused).
+func TestWritableReadsTheRouteOnAdmission(t *testing.T) {
+	e := newMigrateEnv(t)
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	r := &request{s: e.srv, c: c, route: Route{Project: "payments", Backend: "a"}}
+	require.NoError(t, e.srv.Routing().SetBackend("payments", "b"))
+	require.True(t, r.writable())
+	endWritesOf(c)
+	require.Equal(t, "b", r.route.Backend, "the write would go to the backend the project left")
 }
