@@ -147,14 +147,13 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		if s.shared, err = openShared(ctx, s, cfg.State.Postgres); err != nil {
 			return nil, err
 		}
-		started := false
-		defer func() {
-			if !started {
-				s.shared.store.Close()
-			}
-		}()
-		defer func() { started = s.engine != nil }()
 	}
+	built := false
+	defer func() {
+		if !built && s.shared != nil {
+			s.shared.store.Close() // a later step failed: nothing runs on it yet
+		}
+	}()
 	s.audit = opts.Auditor
 	if s.audit == nil {
 		a, err := OpenFileAuditor(cfg.Audit.Path, cfg.Audit.Fsync)
@@ -184,6 +183,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if s.shared != nil {
 		s.shared.run()
 	}
+	built = true
 	return s, nil
 }
 

@@ -148,6 +148,11 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	return snap, nil
 }
 
+// upsertReplica records a replica's heartbeat and the epoch it applied (an
+// acknowledgement never goes back).
+const upsertReplica = `INSERT INTO {s}.replicas (id, acked_epoch) VALUES ($1, $2)
+	ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), acked_epoch = GREATEST({s}.replicas.acked_epoch, $2)`
+
 // Heartbeat records that replica is alive and has applied epoch acked,
 // renews the leases of the migrations it runs, and returns the current
 // epoch and the migrations it still owns (a lease another replica took
@@ -156,8 +161,7 @@ func (s *Store) Heartbeat(ctx context.Context, replica string, acked int64, leas
 	var epoch int64
 	var owned []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.replicas (id, acked_epoch) VALUES ($1, $2)
-			ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), acked_epoch = GREATEST({s}.replicas.acked_epoch, $2)`), replica, acked); err != nil {
+		if _, err := tx.Exec(ctx, s.sql(upsertReplica), replica, acked); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, s.sql(`UPDATE {s}.migrations SET lease_until = now() + make_interval(secs => $2::float8)
@@ -182,8 +186,7 @@ func (s *Store) Heartbeat(ctx context.Context, replica string, acked int64, leas
 
 // Ack records that replica applied epoch (and drained the writes it paused).
 func (s *Store) Ack(ctx context.Context, replica string, epoch int64) error {
-	_, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {s}.replicas (id, acked_epoch) VALUES ($1, $2)
-		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), acked_epoch = GREATEST({s}.replicas.acked_epoch, $2)`), replica, epoch)
+	_, err := s.pool.Exec(ctx, s.sql(upsertReplica), replica, epoch)
 	if err != nil {
 		return fmt.Errorf("acknowledging epoch %d: %w", epoch, err)
 	}
