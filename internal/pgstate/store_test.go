@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,4 +136,32 @@ func TestStoreEventsReachListeners(t *testing.T) {
 	require.Equal(t, e, <-epochs)
 	cancel()
 	require.Error(t, <-done)
+}
+
+// Replicas claiming one project at the same moment: exactly one wins.
+func TestStoreConcurrentClaimsHaveOneWinner(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	stores := []*Store{open(t, dsn), open(t, dsn), open(t, dsn)}
+	for round := range 5 {
+		project := fmt.Sprintf("p%d", round)
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := stores[i%len(stores)]
+				id := fmt.Sprintf("m%d-%d", round, i)
+				if _, err := s.StartMigration(ctx, id, "R", []string{project}, true, json.RawMessage(`{}`), time.Minute); err == nil {
+					won.Add(1)
+				} else {
+					var busy *BusyError
+					require.ErrorAs(t, err, &busy)
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), won.Load(), "round %d: several migrations claimed project %s", round, project)
+	}
 }
