@@ -46,7 +46,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +55,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/secretgate/secretgate/internal/childproc"
 	"github.com/secretgate/secretgate/internal/cirequire"
 	"github.com/secretgate/secretgate/internal/syncbuf"
 )
@@ -85,7 +85,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done <-chan struct{} // closed when cmd has exited
 	out  *syncbuf.Buffer
 }
 
@@ -278,22 +278,8 @@ func (s *Server) start() error {
 		"-c", "timezone=UTC")
 	s.out = &syncbuf.Buffer{Limit: 1 << 20}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	// Pdeathsig fires when the thread that forked the server ends, not the
-	// process; fork from a goroutine locked to its own thread that lives
-	// until the server exits (as internal/vaulttest does).
-	started := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	done, err := childproc.Start(cmd) // see childproc: Pdeathsig and threads
+	if err != nil {
 		return err
 	}
 	s.cmd, s.done = cmd, done

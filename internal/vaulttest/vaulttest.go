@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/secretgate/secretgate/internal/childproc"
 	"github.com/secretgate/secretgate/internal/cirequire"
 	"github.com/secretgate/secretgate/internal/syncbuf"
 )
@@ -62,7 +62,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done <-chan struct{} // closed when cmd has exited
 	out  *syncbuf.Buffer
 }
 
@@ -172,25 +172,11 @@ func (s *Server) start() error {
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
 	setProcAttr(cmd)
-	// Pdeathsig fires when the *thread* that forked the server ends, not the
-	// process. plugin.Launch locks goroutines to threads and retires them with
-	// their plugins, so a server forked from an ordinary goroutine could die
-	// with some plugin's thread mid-test. Fork from a goroutine locked to its
-	// own thread instead; it returns (ending the thread) only once the server
-	// has exited.
-	started := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	// plugin.Launch locks goroutines to threads and retires them with their
+	// plugins: a server forked from an ordinary goroutine could die with
+	// some plugin's thread mid-test (childproc says why).
+	done, err := childproc.Start(cmd)
+	if err != nil {
 		return err
 	}
 	s.cmd, s.done = cmd, done
