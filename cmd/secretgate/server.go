@@ -43,6 +43,8 @@ type serverFlags struct {
 	listen   string
 	devToken string
 	devDir   string
+	// devCache puts the read cache in front of --dev's file backend.
+	devCache bool
 }
 
 func newServerCmd() *cobra.Command {
@@ -60,9 +62,15 @@ keeps secrets with the built-in file backend under ./.secretgate/ (or
 --dev-dir), creates the project "default" and prints an admin token. The
 token is kept in the dev-token file (mode 0600) of that directory and reused
 by the next start, so that an exported SECRETGATE_TOKEN keeps working;
---dev-token T uses T instead, without saving it.`,
+--dev-token T uses T instead, without saving it. Reads are answered from a
+read cache in the gateway's memory (values sealed with a per-process key,
+never on disk): the gateway is the only writer of its file backend, so the
+cache cannot hide a change; --dev-cache=false sends every read to the plugin.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("dev-cache") && !f.dev {
+				return &exitError{code: exitConfig, err: errors.New("--dev-cache needs --dev (with --config, a backend's cache is its cache: setting)")}
+			}
 			return runServer(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
@@ -72,6 +80,7 @@ by the next start, so that an exported SECRETGATE_TOKEN keeps working;
 	fl.StringVar(&f.listen, "listen", "", "listen address, overriding the configuration (127.0.0.1:0 picks a free port)")
 	fl.StringVar(&f.devToken, "dev-token", "", "with --dev: use this admin token (not saved) instead of the one kept in --dev-dir")
 	fl.StringVar(&f.devDir, "dev-dir", ".secretgate", "with --dev: directory for the secrets database, key file and audit log")
+	fl.BoolVar(&f.devCache, "dev-cache", true, "with --dev: answer reads from the read cache (false: every read asks the file plugin)")
 	return cmd
 }
 
@@ -108,6 +117,7 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 	if f.devToken != "" && !f.dev {
 		return &exitError{code: exitConfig, err: errors.New("--dev-token needs --dev")}
 	}
+
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -195,7 +205,11 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 }
 
 // devConfig is the configuration of --dev: one file backend, project
-// "default", and an admin subject bound to every project.
+// "default", and an admin subject bound to every project. The backend has
+// the read cache with its defaults unless --dev-cache=false: the plugin
+// holds the database's exclusive lock, so every write goes through this
+// gateway and is written through to the cache, and "latest" is never stale
+// (the TTL only bounds how long a value stays without a backend call).
 func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, devToken, error) {
 	dir, err := filepath.Abs(f.devDir)
 	if err != nil {
@@ -230,6 +244,9 @@ func devConfig(f serverFlags, opts gateway.LoadOptions) (*gateway.Config, devTok
 		Projects: []gateway.ProjectConfig{{Name: "default", Backend: "local"}},
 		Subjects: []gateway.SubjectConfig{{Name: "admin", TokenSHA256: gateway.TokenHashes{hex.EncodeToString(sum[:])}}},
 		Bindings: []gateway.BindingConfig{{Subject: "admin", Project: "*", Role: "admin"}},
+	}
+	if f.devCache {
+		cfg.Backends[0].Cache = &gateway.CacheConfig{}
 	}
 	if err := cfg.Validate(opts); err != nil {
 		return nil, devToken{}, err

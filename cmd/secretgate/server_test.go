@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/secretgate/secretgate/gateway"
@@ -68,6 +70,55 @@ func TestDevConfig(t *testing.T) {
 	_, _, err = devConfig(serverFlags{dev: true, devDir: other}, gateway.LoadOptions{})
 	require.ErrorContains(t, err, "backends[0].plugin", "a build without the file plugin cannot run --dev")
 	require.NoFileExists(t, filepath.Join(other, devTokenFile), "a refused start saves no token")
+}
+
+// --dev puts the read cache, with its defaults, in front of its file
+// backend unless --dev-cache=false; the flag means nothing without --dev.
+func TestDevConfigReadCache(t *testing.T) {
+	opts := gateway.LoadOptions{Builtins: []string{"file"}}
+	for _, tc := range []struct {
+		args  []string
+		cache bool
+	}{
+		{[]string{"--dev"}, true},
+		{[]string{"--dev", "--dev-cache=true"}, true},
+		{[]string{"--dev", "--dev-cache=false"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := newServerCmd()
+			require.NoError(t, cmd.ParseFlags(tc.args))
+			f := serverFlagsOf(t, cmd)
+			f.devDir, f.devToken = t.TempDir(), "chosen"
+			cfg, _, err := devConfig(f, opts)
+			require.NoError(t, err)
+			if tc.cache {
+				require.Equal(t, &gateway.CacheConfig{}, cfg.Backends[0].Cache, "the defaults of docs/configuration.md")
+			} else {
+				require.Nil(t, cfg.Backends[0].Cache)
+			}
+		})
+	}
+
+	cmd := newServerCmd()
+	cmd.SetArgs([]string{"--config", "x.yaml", "--dev-cache=false"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	require.ErrorContains(t, err, "--dev-cache needs --dev")
+	require.Equal(t, exitConfig, exitCode(err))
+}
+
+// serverFlagsOf reads back the flags cmd parsed, as RunE would see them.
+func serverFlagsOf(t *testing.T, cmd *cobra.Command) serverFlags {
+	t.Helper()
+	fl := cmd.Flags()
+	var f serverFlags
+	var err error
+	f.dev, err = fl.GetBool("dev")
+	require.NoError(t, err)
+	f.devCache, err = fl.GetBool("dev-cache")
+	require.NoError(t, err)
+	return f
 }
 
 func TestDevTokenFileRefused(t *testing.T) {

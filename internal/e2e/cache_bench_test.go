@@ -149,7 +149,7 @@ type statusError struct{ code int }
 func (e *statusError) Error() string { return "GET answered " + strconv.Itoa(e.code) }
 
 // backendReads is the server's secretgate_backend_calls_total of method read.
-func backendReads(b *testing.B, srv *testenv.Server) int64 {
+func backendReads(b testing.TB, srv *testenv.Server) int64 {
 	b.Helper()
 	r := srv.Do(b, "GET", "/metrics", "", nil)
 	var n int64

@@ -121,6 +121,45 @@ func TestDevServer(t *testing.T) {
 	require.Equal(t, 401, srv2.Do(t, "GET", "/v1/projects/default/secrets/x", tok, nil).Status)
 }
 
+// --dev answers reads from the read cache (its file plugin is the
+// database's only opener, so nothing can change behind the cache);
+// --dev-cache=false sends every read to the plugin.
+func TestDevServerReadCache(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		hits    string
+		backend int64 // read calls the plugin sees for the three GETs
+	}{
+		{"default", nil, `secretgate_cache_hits_total{backend="local"} 3`, 0},
+		{"dev-cache=false", []string{"--dev-cache=false"}, "", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startDev(t, t.TempDir(), append([]string{"--dev-token", "dev-token-for-e2e"}, tc.args...)...)
+			tok := "dev-token-for-e2e"
+			r := srv.Do(t, "POST", "/v1/projects/default/secrets", tok, map[string]any{"name": "x", "data": map[string]string{"k": "v1"}})
+			require.Equal(t, 201, r.Status, "%s", r.Body)
+			before := backendReads(t, srv)
+			for range 3 {
+				r = srv.Do(t, "GET", "/v1/projects/default/secrets/x", tok, nil)
+				require.Equal(t, 200, r.Status, "%s", r.Body)
+				require.Contains(t, string(r.Body), `"k":"v1"`)
+			}
+			require.Equal(t, tc.backend, backendReads(t, srv)-before)
+			metrics := string(srv.Do(t, "GET", "/metrics", "", nil).Body)
+			if tc.hits != "" {
+				require.Contains(t, metrics, tc.hits)
+			} else {
+				require.NotContains(t, metrics, `secretgate_cache_hits_total{backend="local"}`)
+			}
+			// A write is read back at once, cache or not.
+			r = srv.Do(t, "PUT", "/v1/projects/default/secrets/x", tok, map[string]any{"data": map[string]string{"k": "v2"}})
+			require.Equal(t, 200, r.Status, "%s", r.Body)
+			require.Contains(t, string(srv.Do(t, "GET", "/v1/projects/default/secrets/x", tok, nil).Body), `"k":"v2"`)
+		})
+	}
+}
+
 // startDev runs `secretgate server --dev` in dir, with a known token
 // unless other arguments are given.
 func startDev(t *testing.T, dir string, extra ...string) *testenv.Server {

@@ -109,6 +109,9 @@ func serveBare(addr string) {
 // Names of the load scenarios, and the number of secrets a LIST pages.
 const (
 	getName  = "GET with values"
+	// getNoCacheName: the same GET on a gateway started --dev-cache=false,
+	// so that every read crosses the plugin hop to the file backend.
+	getNoCacheName = "GET, no read cache"
 	listName = "LIST of 100 secrets"
 	putName  = "PUT (new version, fsync)"
 	listSize = 100
@@ -242,7 +245,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 		}
 	}
 
-	var gets, puts, list []vegeta.Target
+	var gets, getsNoCache, puts, list []vegeta.Target
 	if want("get") || want("list") || want("put") {
 		args := []string{}
 		env := os.Environ()
@@ -253,27 +256,34 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 			args = append(args, "--dev", "--dev-token", token, "--dev-dir", filepath.Join(dir, "dev"))
 			env = gatewayEnv()
 		}
-		gw, err := startGateway(bin, dir, env, args...)
+		gw, err := startSeeded(bin, dir, env, args, token, project, secrets)
 		if err != nil {
 			return err
 		}
 		defer gw.stop()
-		auth := http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
-		for _, s := range secrets {
-			body, err := json.Marshal(map[string]any{"name": s.name, "data": s.data})
-			if err != nil {
-				return err
-			}
-			if err := do(http.MethodPost, gw.base+"/v1/projects/"+project+"/secrets", auth, string(body)); err != nil {
-				return fmt.Errorf("seed %s: %w", s.name, err)
-			}
-		}
+		auth := bearer(token)
 		for _, s := range secrets[:nSecrets] {
 			url := gw.base + "/v1/projects/" + project + "/secrets/" + s.name
 			gets = append(gets, vegeta.Target{Method: http.MethodGet, URL: url, Header: auth})
 			puts = append(puts, vegeta.Target{Method: http.MethodPut, URL: url, Header: auth, Body: s.put})
 		}
 		list = []vegeta.Target{{Method: http.MethodGet, URL: fmt.Sprintf("%s/v1/projects/%s/secrets?page_size=%d", gw.base, project, listSize), Header: auth}}
+	}
+	if want("get") && configPath == "" {
+		// --dev answers reads from its read cache; this gateway shows what
+		// a read costs when it crosses the plugin hop every time.
+		sub := filepath.Join(dir, "nocache")
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			return err
+		}
+		gw, err := startSeeded(bin, sub, gatewayEnv(), []string{"--dev", "--dev-cache=false", "--dev-token", token, "--dev-dir", filepath.Join(sub, "dev")}, token, project, secrets)
+		if err != nil {
+			return err
+		}
+		defer gw.stop()
+		for _, s := range secrets[:nSecrets] {
+			getsNoCache = append(getsNoCache, vegeta.Target{Method: http.MethodGet, URL: gw.base + "/v1/projects/" + project + "/secrets/" + s.name, Header: bearer(token)})
+		}
 	}
 
 	type step struct {
@@ -293,6 +303,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	}
 	steps = append(steps,
 		step{want("get"), load(scenario{getName, gets}, vaultGetName)},
+		step{getsNoCache != nil, load(scenario{getNoCacheName, getsNoCache}, vaultGetName)},
 		step{pg != nil, pg.load(pgGetName, duration, workers)}, // each postgres row right after its file row
 		step{want("bare"), func() (result, error) { return runBare(duration, workers) }},
 		step{want("list"), load(scenario{listName, list}, "")},
@@ -317,6 +328,30 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	report(w, results, workers, duration, nSecrets)
 	fmt.Fprintf(w, "load average (1 min) after the load run: %s\n", loadAverage())
 	return checkResults(results)
+}
+
+// startSeeded starts a gateway with args and creates every secret of
+// secrets in project, so that GETs and PUTs find them.
+func startSeeded(bin, dir string, env, args []string, token, project string, secrets []loadSecret) (*gateway, error) {
+	gw, err := startGateway(bin, dir, env, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range secrets {
+		body, err := json.Marshal(map[string]any{"name": s.name, "data": s.data})
+		if err == nil {
+			err = do(http.MethodPost, gw.base+"/v1/projects/"+project+"/secrets", bearer(token), string(body))
+		}
+		if err != nil {
+			gw.stop()
+			return nil, fmt.Errorf("seed %s: %w", s.name, err)
+		}
+	}
+	return gw, nil
+}
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
 }
 
 func checkResults(results []result) error {
