@@ -39,6 +39,7 @@ test: testservers
 bench: build testservers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./sdk/... ./policy/... ./plugins/file/... ./plugins/postgres/... ./idtoken/...
 	$(GO) test -run '^$$' -bench 'AuthStaticVsJWT|Reload100|Resolve20' -benchmem -benchtime 3000x ./gateway/
+	$(GO) test -run '^$$' -bench ReadCacheGET -benchtime 5s ./internal/e2e/
 	$(GO) run ./internal/loadtest -bin $(BIN) -workers 32 -duration 10s -vault-bin $(VAULT_BIN) -migrate-secrets 1000 -watchers 10000 -fanout-writes 20 -replicas 3
 
 # Regenerates sdk/plugin/proto with Debian's protoc and the Go plugins pinned as

@@ -109,11 +109,18 @@ func (s *Server) get(c *gin.Context) {
 	}
 	setETag(c, sec.Version)
 	staleHeader(c)
-	data := sec.Data
-	if data == nil {
-		data = map[string]string{}
+	buf, ok := appendSecret(make([]byte, 0, 512), &sec)
+	if !ok {
+		// A time encoding/json refuses: answer (or fail) exactly as it does.
+		data := sec.Data
+		if data == nil {
+			data = map[string]string{}
+		}
+		c.JSON(http.StatusOK, api.Secret{Metadata: toMetadata(sec.Meta), Data: data})
+		return
 	}
-	c.JSON(http.StatusOK, api.Secret{Metadata: toMetadata(sec.Meta), Data: data})
+	c.Render(http.StatusOK, encodedJSON(buf))
+	clear(buf) // the response writer holds its own copy
 }
 
 func (s *Server) metadata(c *gin.Context) {
@@ -133,10 +140,15 @@ func (s *Server) metadata(c *gin.Context) {
 		return
 	}
 	r.version = m.Version
-	if r.auditSuccess() {
-		setETag(c, m.Version)
-		staleHeader(c)
-		c.JSON(http.StatusOK, toMetadata(m))
+	if !r.auditSuccess() {
+		return
+	}
+	setETag(c, m.Version)
+	staleHeader(c)
+	if buf, ok := appendMetadata(nil, &m); ok {
+		c.Render(http.StatusOK, encodedJSON(buf))
+	} else {
+		c.JSON(http.StatusOK, toMetadata(m)) // fails as encoding/json does
 	}
 }
 

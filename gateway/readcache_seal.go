@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"github.com/secretgate/secretgate/sdk"
 )
 
 // cacheSealer seals cache entries. Nonces are a random prefix and a
@@ -67,11 +65,7 @@ func cacheAAD(backend string, key secretKey, version int64) []byte {
 
 // seal encodes and seals one version's values: nonce || ciphertext.
 func (s *cacheSealer) seal(backend string, key secretKey, version int64, data map[string]string) ([]byte, error) {
-	pt, err := sdk.EncodeData(data)
-	if err != nil {
-		// Never the encoder's text: it could quote a value.
-		return nil, errors.New("read cache: the values cannot be encoded")
-	}
+	pt := encodeCacheData(data)
 	defer clear(pt)
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(pt)+s.aead.Overhead())
 	copy(nonce, s.prefix[:])
@@ -90,9 +84,63 @@ func (s *cacheSealer) open(backend string, key secretKey, version int64, sealed 
 		return nil, errCacheOpen
 	}
 	defer clear(pt)
-	data, err := sdk.DecodeData(pt)
-	if err != nil {
+	data, ok := decodeCacheData(pt)
+	if !ok {
 		return nil, errCacheOpen
 	}
 	return data, nil
+}
+
+// encodeCacheData lays out a version's values for sealing: the number of
+// pairs, then each key and value with its length (uvarints). Decoding it
+// costs one string and one map, where JSON cost a scan and a string per
+// key and value: opening an entry is most of what a cache hit costs.
+func encodeCacheData(data map[string]string) []byte {
+	n := binary.MaxVarintLen64
+	for k, v := range data {
+		n += len(k) + len(v) + 2*binary.MaxVarintLen64
+	}
+	b := binary.AppendUvarint(make([]byte, 0, n), uint64(len(data)))
+	for k, v := range data {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// decodeCacheData reads what encodeCacheData wrote; ok is false for
+// anything else (never reached for an entry that opened: GCM vouches for
+// the bytes). Keys and values share one string.
+func decodeCacheData(pt []byte) (map[string]string, bool) {
+	count, n := binary.Uvarint(pt)
+	// Each pair takes at least two bytes, which bounds the map's size hint.
+	if n <= 0 || count > uint64(len(pt)-n)/2 {
+		return nil, false
+	}
+	all := string(pt[n:])
+	data := make(map[string]string, count)
+	pos := 0
+	next := func() (string, bool) {
+		l, m := binary.Uvarint(pt[n+pos:])
+		if m <= 0 || l > uint64(len(all)-pos-m) {
+			return "", false
+		}
+		start := pos + m
+		pos = start + int(l)
+		return all[start:pos], true
+	}
+	for range count {
+		k, ok1 := next()
+		v, ok2 := next()
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		data[k] = v
+	}
+	if pos != len(all) || len(data) != int(count) {
+		return nil, false
+	}
+	return data, true
 }

@@ -57,6 +57,53 @@ func TestAppendSecretListMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// GET's and metadata's answers: exactly what c.JSON wrote for api.Secret
+// and api.Metadata, values included (escapes, invalid UTF-8, HTML
+// characters), and data never null.
+func TestAppendSecretMatchesEncodingJSON(t *testing.T) {
+	t1 := time.Date(2024, 2, 29, 23, 59, 58, 123456789, time.FixedZone("x", 5*3600+1800))
+	meta := sdk.Meta{Project: "p", Name: "db", Keys: []string{"password", "user"}, Version: 7, Labels: map[string]string{"team": "a", "env": "<prod>"}, CreatedAt: t1, UpdatedAt: t1}
+	tests := []struct {
+		name string
+		sec  sdk.Secret
+	}{
+		{"plain", sdk.Secret{Meta: meta, Data: map[string]string{"user": "svc", "password": "s3cr3t"}}},
+		{"nil data, nil keys and labels, zero times", sdk.Secret{Meta: sdk.Meta{Project: "p", Name: "n", Version: 1}}},
+		{"empty data", sdk.Secret{Meta: meta, Data: map[string]string{}}},
+		{"many keys, in order", sdk.Secret{Meta: meta, Data: map[string]string{"k9": "9", "k1": "1", "a": "", "Z": "z", "k10": "10", "b": "b", "c": "c", "d": "d", "e": "e", "f": "f"}}},
+		{"values that need escaping", sdk.Secret{Meta: meta, Data: map[string]string{
+			"pem": "-----BEGIN KEY-----\nAAA+/=\n-----END KEY-----\n", "html": "<a href=\"x\">&amp;</a>", "ctl": "\x00\x01\t\r\x7f",
+			"utf8": "pässwörd ✓ \u2028\u2029", "bad": "\xff\xfe\xc3\x28", "back\\slash": "\\",
+		}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := tt.sec.Data
+			if data == nil {
+				data = map[string]string{}
+			}
+			want, err := json.Marshal(api.Secret{Metadata: toMetadata(tt.sec.Meta), Data: data})
+			require.NoError(t, err)
+			got, ok := appendSecret([]byte("junk"), &tt.sec)
+			require.True(t, ok)
+			require.Equal(t, "junk"+string(want), string(got))
+
+			want, err = json.Marshal(toMetadata(tt.sec.Meta))
+			require.NoError(t, err)
+			got, ok = appendMetadata(nil, &tt.sec.Meta)
+			require.True(t, ok)
+			require.Equal(t, string(want), string(got))
+		})
+	}
+	for _, y := range []int{-1, 10000} {
+		sec := sdk.Secret{Meta: sdk.Meta{Project: "p", Name: "n", CreatedAt: time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)}}
+		_, ok := appendSecret(nil, &sec)
+		require.False(t, ok, "year %d", y)
+		_, ok = appendMetadata(nil, &sec.Meta)
+		require.False(t, ok, "year %d", y)
+	}
+}
+
 // A time encoding/json cannot write is reported, so that the handler takes
 // encoding/json's path and fails the way it always did.
 func TestAppendSecretListRefusesTimesJSONRefuses(t *testing.T) {
