@@ -118,7 +118,6 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, f serverFlags) err
 		return &exitError{code: exitConfig, err: errors.New("--dev-token needs --dev")}
 	}
 
-
 	exe, err := os.Executable()
 	if err != nil {
 		return &exitError{code: exitStart, err: fmt.Errorf("finding the secretgate executable for built-in plugins: %w", err)}

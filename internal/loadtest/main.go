@@ -108,13 +108,13 @@ func serveBare(addr string) {
 
 // Names of the load scenarios, and the number of secrets a LIST pages.
 const (
-	getName  = "GET with values"
+	getName = "GET with values"
 	// getNoCacheName: the same GET on a gateway started --dev-cache=false,
 	// so that every read crosses the plugin hop to the file backend.
 	getNoCacheName = "GET, no read cache"
-	listName = "LIST of 100 secrets"
-	putName  = "PUT (new version, fsync)"
-	listSize = 100
+	listName       = "LIST of 100 secrets"
+	putName        = "PUT (new version, fsync)"
+	listSize       = 100
 )
 
 type scenario struct {
