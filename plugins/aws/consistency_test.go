@@ -60,6 +60,46 @@ func TestReadYourWritesUnderLag(t *testing.T) {
 	require.Empty(t, page.Secrets, "a deleted secret is not listed")
 }
 
+// TestOwnLabelsWhileTagsLag: AWS shows a new version while the tag calls
+// made right after its value are not visible yet (faultproxy TagLag). The
+// process that wrote it shows the labels it wrote, and the next label
+// change, computed from them, removes the tag it must (from the stale tags
+// it would remove nothing, and the tag would stay for good).
+func TestOwnLabelsWhileTagsLag(t *testing.T) {
+	f := newFixtureWith(t, faultproxy.Config{TagLag: 5 * time.Second}, nil)
+	other := New().(*Backend)
+	require.NoError(t, other.Configure(t.Context(), map[string]string{"region": "us-east-1", "endpoint": f.proxy.Endpoint}))
+	ctx := t.Context()
+	ref := sdk.Ref{Project: f.project, Name: "db"}
+	_, err := f.write(t, "db", map[string]string{"a": "1"}, sdk.WriteCreate, 0, nil)
+	require.NoError(t, err)
+	written := map[string]string{"env": "prod", "owner": "a"}
+	_, err = f.write(t, "db", map[string]string{"a": "2"}, sdk.WriteReplace, 1, written)
+	require.NoError(t, err)
+
+	stale, err := other.Describe(ctx, ref)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), stale.Version, "AWS shows the new version")
+	require.Empty(t, stale.Labels, "but not its tags yet: the case under test")
+
+	d, err := f.b.Describe(ctx, ref)
+	require.NoError(t, err)
+	require.Equal(t, written, d.Labels)
+	sec, err := f.b.Read(ctx, ref)
+	require.NoError(t, err)
+	require.Equal(t, written, sec.Labels)
+	page, err := f.b.List(ctx, sdk.ListRequest{Project: f.project})
+	require.NoError(t, err)
+	require.Len(t, page.Secrets, 1)
+	require.Equal(t, written, page.Secrets[0].Labels)
+
+	_, err = f.write(t, "db", map[string]string{"a": "2"}, sdk.WriteReplace, 2, map[string]string{"owner": "a"})
+	require.NoError(t, err)
+	raw, err := f.raw.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String("secretgate/" + f.project + "/db")})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"owner": "a"}, labelsFromTags(raw.Tags), "AWS itself holds the labels of version 3")
+}
+
 // TestOtherProcessUnderLag: a second plugin process (no memory of the
 // writes) reads a secret created a moment ago: Read waits, bounded, for
 // DescribeSecret instead of answering 404, and a CAS write holding a version

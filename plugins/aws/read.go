@@ -127,14 +127,33 @@ func (b *Backend) current(ctx context.Context, project, name string) (view, erro
 	case !v.hasSt:
 		v.recent, v.newer = r, true
 	case st.arn == r.arn:
-		if cur, err := st.currentNumber(project, name); err != nil || cur < r.meta.Version {
-			v.recent, v.newer = r, err == nil
-		}
+		v.recent, v.newer = overlay(st, r, project, name)
 	}
 	if !v.hasSt && !v.newer {
 		return view{}, sdk.NotFound(project, name)
 	}
 	return v, nil
+}
+
+// overlay compares what AWS describes of a secret with this process's
+// latest write of it (same ARN). newer is true when that write is newer
+// than the version AWS shows as current, and also when AWS shows that very
+// version but the write's labels are known: tags are written by separate
+// calls (TagResource, UntagResource) after the value, and AWS documents no
+// order in which they become visible, so DescribeSecret can show the new
+// version with the previous version's tags. A label change removing a tag
+// computed from those would leave the tag in place. Labels are unknown
+// (nil) after a tag call failed: AWS's tags are the better guess then. rec
+// is r when newer, or when AWS's current version cannot be read (as before).
+func overlay(st state, r recentEntry, project, name string) (rec recentEntry, newer bool) {
+	cur, err := st.currentNumber(project, name)
+	switch {
+	case err != nil:
+		return r, false
+	case cur < r.meta.Version, cur == r.meta.Version && r.meta.Labels != nil:
+		return r, true
+	}
+	return recentEntry{}, false
 }
 
 func (v view) arn() string {
@@ -448,7 +467,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 		case !listed:
 			entries[name] = view{recent: r, newer: true}
 		case e.st.arn == r.arn:
-			if cur, err := e.st.currentNumber(req.Project, name); err == nil && cur < r.meta.Version {
+			if _, newer := overlay(e.st, r, req.Project, name); newer {
 				entries[name] = view{st: e.st, hasSt: true, recent: r, newer: true}
 			}
 		}

@@ -10,7 +10,12 @@
 //     consistent" (ListSecrets and the user guide). The bound is not
 //     documented; Lag is an assumption. GetSecretValue is not delayed (an
 //     assumption: AWS documents no separate rule for it), deletes are
-//     visible at once (an assumption).
+//     visible at once (an assumption). TagLag, when set, is the lag of
+//     TagResource and UntagResource instead: AWS documents no order between
+//     a value write becoming visible and a tag write made right after it, so
+//     a new version may show with the tags of the previous one (the
+//     duration is an assumption). Visibility stays in write order: a write
+//     is visible once it and every earlier write of the secret are.
 //   - DeleteHold: after DeleteSecret, CreateSecret of the same name fails with
 //     InvalidRequestException "already scheduled for deletion" for that
 //     long. Documented: DeleteSecret "there might be a short delay before the
@@ -52,6 +57,7 @@ import (
 // Config selects the faults; the zero value forwards everything unchanged.
 type Config struct {
 	Lag           time.Duration
+	TagLag        time.Duration // TagResource and UntagResource; 0 = Lag
 	DeleteHold    time.Duration
 	MaxVersions   int
 	VersionWindow time.Duration // 0 = for the proxy's lifetime
@@ -210,7 +216,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lk.Lock()
 	defer lk.Unlock()
 	var snap snapshot
-	if p.cfg.Lag > 0 && delayedWrites[op] {
+	lag := p.cfg.Lag
+	if p.cfg.TagLag > 0 && (op == "TagResource" || op == "UntagResource") {
+		lag = p.cfg.TagLag
+	}
+	if lag > 0 && delayedWrites[op] {
 		snap.describe = p.call("DescribeSecret", fmt.Sprintf(`{"SecretId":%q}`, name), r)
 		snap.versions = p.call("ListSecretVersionIds", fmt.Sprintf(`{"SecretId":%q,"IncludeDeprecated":true,"MaxResults":100}`, name), r)
 	}
@@ -229,8 +239,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cfg.DeleteHold > 0 {
 			p.held[name] = now.Add(p.cfg.DeleteHold)
 		}
-	case p.cfg.Lag > 0:
-		snap.visibleAt = now.Add(p.cfg.Lag)
+	case lag > 0:
+		snap.visibleAt = now.Add(lag)
 		p.pending[name] = append(p.pending[name], snap)
 	}
 	if valueWrite {
@@ -342,7 +352,8 @@ func (p *Proxy) anyPending() bool {
 	defer p.mu.Unlock()
 	now := time.Now()
 	for name, snaps := range p.pending {
-		if !now.Before(snaps[len(snaps)-1].visibleAt) {
+		// With TagLag an earlier write may become visible after a later one.
+		if !slices.ContainsFunc(snaps, func(s snapshot) bool { return now.Before(s.visibleAt) }) {
 			delete(p.pending, name)
 		}
 	}
