@@ -186,12 +186,13 @@ func (l *pgLoad) stop() {
 
 // load returns the run of the postgres row name (pgGetName, pgListName or
 // pgPutName), its result compared with the file backend's row; nil on a
-// nil load, whose steps do not run.
+// nil load, whose steps do not run. The postgres gateway has no read cache,
+// so its GET is compared with the file backend's uncached GET.
 func (l *pgLoad) load(name string, duration time.Duration, workers uint64) func() (result, error) {
 	if l == nil {
 		return nil
 	}
-	targets, vsFile := l.gets, getName
+	targets, vsFile := l.gets, getNoCacheName
 	switch name {
 	case pgListName:
 		targets, vsFile = l.list, listName
