@@ -195,18 +195,16 @@ func (cb cachedBackend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Me
 		c.mutationFailed(k, err)
 		return m, err
 	}
-	sealed, serr := c.sealer.seal(c.backend, k, m.Version, req.Data)
+	sealed := c.sealer.seal(c.backend, k, m.Version, req.Data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bumpLocked(k)
-	if serr != nil || req.Mode == sdk.WriteCreate {
+	if req.Mode == sdk.WriteCreate {
 		// A create starts a new incarnation: whatever was cached of the
 		// name belongs to an older one, deleted behind the gateway's back.
 		c.purgeLocked(k)
 	}
-	if serr == nil {
-		c.learnLocked(k, m, sealed, start, true)
-	}
+	c.learnLocked(k, m, sealed, start, true)
 	return m, nil
 }
 

@@ -64,13 +64,13 @@ func cacheAAD(backend string, key secretKey, version int64) []byte {
 }
 
 // seal encodes and seals one version's values: nonce || ciphertext.
-func (s *cacheSealer) seal(backend string, key secretKey, version int64, data map[string]string) ([]byte, error) {
+func (s *cacheSealer) seal(backend string, key secretKey, version int64, data map[string]string) []byte {
 	pt := encodeCacheData(data)
 	defer clear(pt)
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(pt)+s.aead.Overhead())
 	copy(nonce, s.prefix[:])
 	binary.BigEndian.PutUint64(nonce[4:], s.ctr.Add(1))
-	return s.aead.Seal(nonce, nonce, pt, cacheAAD(backend, key, version)), nil
+	return s.aead.Seal(nonce, nonce, pt, cacheAAD(backend, key, version))
 }
 
 // open returns the values sealed in sealed, which must belong to the slot.

@@ -18,10 +18,7 @@ import (
 func (c *readCache) learnRead(k secretKey, tok uint64, version int64, sec sdk.Secret, err error, start time.Time, f *refreshFlight) {
 	var sealed []byte
 	if err == nil {
-		var serr error
-		if sealed, serr = c.sealer.seal(c.backend, k, sec.Version, sec.Data); serr != nil {
-			sealed = nil
-		}
+		sealed = c.sealer.seal(c.backend, k, sec.Version, sec.Data)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -32,7 +29,7 @@ func (c *readCache) learnRead(k secretKey, tok uint64, version int64, sec sdk.Se
 	switch {
 	case err == nil:
 		c.downUntil = time.Time{}
-		if fresh && sealed != nil {
+		if fresh {
 			c.learnLocked(k, sec.Meta, sealed, start, version == 0)
 		}
 	case errors.Is(err, sdk.ErrPermission):
