@@ -106,7 +106,9 @@ type view struct {
 	st     state
 	hasSt  bool
 	recent recentEntry // valid when newer
-	newer  bool        // recent describes a newer version than st
+	// newer: recent is this process's write of a version newer than st
+	// shows, or of the version st shows, with labels st may not show yet.
+	newer bool
 }
 
 // current returns the view of a secret: describe, overlaid with this
@@ -126,8 +128,8 @@ func (b *Backend) current(ctx context.Context, project, name string) (view, erro
 		}
 	case !v.hasSt:
 		v.recent, v.newer = r, true
-	case st.arn == r.arn:
-		v.recent, v.newer = overlay(st, r, project, name)
+	case st.arn == r.arn && overlays(st, r, project, name):
+		v.recent, v.newer = r, true
 	}
 	if !v.hasSt && !v.newer {
 		return view{}, sdk.NotFound(project, name)
@@ -135,25 +137,18 @@ func (b *Backend) current(ctx context.Context, project, name string) (view, erro
 	return v, nil
 }
 
-// overlay compares what AWS describes of a secret with this process's
-// latest write of it (same ARN). newer is true when that write is newer
+// overlays compares what AWS describes of a secret with this process's
+// latest write of it (same ARN): true when that write is newer
 // than the version AWS shows as current, and also when AWS shows that very
 // version but the write's labels are known: tags are written by separate
 // calls (TagResource, UntagResource) after the value, and AWS documents no
 // order in which they become visible, so DescribeSecret can show the new
 // version with the previous version's tags. A label change removing a tag
 // computed from those would leave the tag in place. Labels are unknown
-// (nil) after a tag call failed: AWS's tags are the better guess then. rec
-// is r when newer, or when AWS's current version cannot be read (as before).
-func overlay(st state, r recentEntry, project, name string) (rec recentEntry, newer bool) {
+// (nil) after a tag call failed: AWS's tags are the better guess then.
+func overlays(st state, r recentEntry, project, name string) bool {
 	cur, err := st.currentNumber(project, name)
-	switch {
-	case err != nil:
-		return r, false
-	case cur < r.meta.Version, cur == r.meta.Version && r.meta.Labels != nil:
-		return r, true
-	}
-	return recentEntry{}, false
+	return err == nil && (cur < r.meta.Version || cur == r.meta.Version && r.meta.Labels != nil)
 }
 
 func (v view) arn() string {
@@ -467,7 +462,7 @@ func (b *Backend) List(ctx context.Context, req sdk.ListRequest) (sdk.ListPage, 
 		case !listed:
 			entries[name] = view{recent: r, newer: true}
 		case e.st.arn == r.arn:
-			if _, newer := overlay(e.st, r, req.Project, name); newer {
+			if overlays(e.st, r, req.Project, name) {
 				entries[name] = view{st: e.st, hasSt: true, recent: r, newer: true}
 			}
 		}
