@@ -240,12 +240,13 @@ func TestCASRace(t *testing.T) {
 	// The winner may be either instance, and the other one sees AWS's
 	// lag (docs/backends/aws.md): both show version 2 once it has passed.
 	for _, b := range []*Backend{f.b, other} {
-		var m sdk.Meta
-		require.Eventually(t, func() bool {
-			m, err = b.Describe(t.Context(), sdk.Ref{Project: f.project, Name: "db"})
-			require.NoError(t, err)
-			require.LessOrEqual(t, m.Version, int64(2))
-			return m.Version == 2
+		// EventuallyWithT: the condition runs off the test's goroutine,
+		// where require's FailNow must not be called.
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			m, err := b.Describe(t.Context(), sdk.Ref{Project: f.project, Name: "db"})
+			require.NoError(c, err)
+			require.LessOrEqual(c, m.Version, int64(2))
+			assert.Equal(c, int64(2), m.Version)
 		}, 10*faultproxy.CI.Lag, faultproxy.CI.Lag/10)
 	}
 }
