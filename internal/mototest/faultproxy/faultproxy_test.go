@@ -82,6 +82,43 @@ func TestLag(t *testing.T) {
 	require.Equal(t, 3, p.Calls()["DescribeSecret"], "counted: the proxy's own snapshots are not")
 }
 
+// TestTagLag: a tag write lags longer than the value write after it, and
+// visibility keeps write order: until the tag write is visible, neither
+// is, in DescribeSecret and in ListSecrets.
+func TestTagLag(t *testing.T) {
+	const lag, tagLag = 100 * time.Millisecond, 2 * time.Second
+	p := faultproxy.StartMoto(t, faultproxy.Config{Lag: lag, TagLag: tagLag})
+	c, ctx := client(t, p), t.Context()
+	_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: awsv2.String("tag/a"), SecretString: awsv2.String("1"), ClientRequestToken: awsv2.String("00000000-0000-4000-8000-000000000001")})
+	require.NoError(t, err)
+	time.Sleep(2 * lag)
+	before, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String("tag/a")})
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = c.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: before.ARN, Tags: []types.Tag{{Key: awsv2.String("env"), Value: awsv2.String("prod")}}})
+	require.NoError(t, err)
+	_, err = c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: before.ARN, SecretString: awsv2.String("2"), ClientRequestToken: awsv2.String("00000000-0000-4000-8000-000000000002")})
+	require.NoError(t, err)
+	time.Sleep(2 * lag) // the value write's own lag has passed
+
+	d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: before.ARN})
+	require.NoError(t, err)
+	require.Empty(t, d.Tags, "the tag is not described yet")
+	require.Equal(t, before.VersionIdsToStages, d.VersionIdsToStages, "nor the value written after it")
+	l, err := c.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	require.NoError(t, err)
+	require.Len(t, l.SecretList, 1)
+	require.Empty(t, l.SecretList[0].Tags, "nor listed")
+	require.Len(t, l.SecretList[0].SecretVersionsToStages, 1)
+	require.Less(t, time.Since(start), tagLag, "the checks ran within the tag lag")
+
+	time.Sleep(tagLag)
+	d, err = c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: before.ARN})
+	require.NoError(t, err)
+	require.Len(t, d.Tags, 1, "visible after the tag lag")
+	require.Len(t, d.VersionIdsToStages, 2)
+}
+
 func TestDeleteHold(t *testing.T) {
 	const hold = time.Second
 	p := faultproxy.StartMoto(t, faultproxy.Config{DeleteHold: hold})
