@@ -292,26 +292,31 @@ func dbName(t *testing.T, dsn string) string {
 // queryInt runs a query returning one integer.
 func queryInt(t *testing.T, dsn, sql string, args ...any) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
 	var n int64
-	require.NoError(t, conn.QueryRow(ctx, sql, args...).Scan(&n), sql)
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		require.NoError(t, conn.QueryRow(ctx, sql, args...).Scan(&n), sql)
+	})
 	return n
 }
 
 // execSQL runs statements on a database.
 func execSQL(t *testing.T, dsn, sql string) {
 	t.Helper()
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	})
+}
+
+// withConn runs f on a connection of its own, within 30 s.
+func withConn(t *testing.T, dsn string, f func(context.Context, *pgx.Conn)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	require.NoError(t, err, sql)
+	f(ctx, conn)
 }
 
 // requireDumpClean dumps a database as SQL text and requires that canary
