@@ -261,13 +261,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 			return err
 		}
 		defer gw.stop()
-		auth := bearer(token)
-		for _, s := range secrets[:nSecrets] {
-			url := gw.base + "/v1/projects/" + project + "/secrets/" + s.name
-			gets = append(gets, vegeta.Target{Method: http.MethodGet, URL: url, Header: auth})
-			puts = append(puts, vegeta.Target{Method: http.MethodPut, URL: url, Header: auth, Body: s.put})
-		}
-		list = []vegeta.Target{{Method: http.MethodGet, URL: fmt.Sprintf("%s/v1/projects/%s/secrets?page_size=%d", gw.base, project, listSize), Header: auth}}
+		gets, puts, list = loadTargets(gw.base, project, loadAuth(token), secrets[:nSecrets])
 	}
 	if want("get") && configPath == "" {
 		// --dev answers reads from its read cache; this gateway shows what
@@ -281,9 +275,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 			return err
 		}
 		defer gw.stop()
-		for _, s := range secrets[:nSecrets] {
-			getsNoCache = append(getsNoCache, vegeta.Target{Method: http.MethodGet, URL: gw.base + "/v1/projects/" + project + "/secrets/" + s.name, Header: bearer(token)})
-		}
+		getsNoCache, _, _ = loadTargets(gw.base, project, loadAuth(token), secrets[:nSecrets])
 	}
 
 	type step struct {
@@ -337,21 +329,11 @@ func startSeeded(bin, dir string, env, args []string, token, project string, sec
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range secrets {
-		body, err := json.Marshal(map[string]any{"name": s.name, "data": s.data})
-		if err == nil {
-			err = do(http.MethodPost, gw.base+"/v1/projects/"+project+"/secrets", bearer(token), string(body))
-		}
-		if err != nil {
-			gw.stop()
-			return nil, fmt.Errorf("seed %s: %w", s.name, err)
-		}
+	if err := seedSecrets(gw.base, project, loadAuth(token), secrets); err != nil {
+		gw.stop()
+		return nil, err
 	}
 	return gw, nil
-}
-
-func bearer(token string) http.Header {
-	return http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
 }
 
 func checkResults(results []result) error {
