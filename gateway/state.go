@@ -224,7 +224,9 @@ func (st *sharedState) sync(ctx context.Context) error {
 
 // apply sets every configured project's backend (a switch recorded for a
 // backend this replica's configuration lacks is ignored, as with the local
-// overlay) and pause; it returns the projects newly paused.
+// overlay) and pause; it returns every paused project, not only those it
+// paused now: a sync that gave up waiting for their writes (sync) did not
+// acknowledge, and the next one must wait for them again.
 func (st *sharedState) apply(snap pgstate.Snapshot) []string {
 	var paused []string
 	for _, p := range st.s.config().Projects {
@@ -239,8 +241,10 @@ func (st *sharedState) apply(snap pgstate.Snapshot) []string {
 		// Pause before a rebinding and rebind before resuming, so that no
 		// write is admitted with the backend it should no longer use.
 		_, ro := snap.Paused[p.Name]
-		if ro && !rt.ReadOnly {
+		if ro {
 			paused = append(paused, p.Name)
+		}
+		if ro && !rt.ReadOnly {
 			_ = st.s.routing.SetReadOnly(p.Name, true)
 		}
 		if rt.Backend != want {
@@ -307,8 +311,12 @@ func (st *sharedState) heartbeats() {
 					"took", took.Round(time.Millisecond), "lease", st.lease)
 			}
 		case <-st.kick:
+			// A round, not only a sync: a sync waiting for writes in
+			// flight may take freshFor, and two such in a row without a
+			// heartbeat would outlast the lease, after which the replica
+			// starting a migration no longer waits for this one.
 			ctx, cancel := context.WithTimeout(st.ctx, st.freshFor())
-			err = st.sync(ctx)
+			err = st.round(ctx)
 			cancel()
 		}
 		if st.ctx.Err() != nil {

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/pgstate"
 	"github.com/secretgate/secretgate/internal/pgtest"
 	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/sdk"
@@ -176,4 +180,103 @@ func TestSharedStateDatabaseDown(t *testing.T) {
 	require.Eventually(t, func() bool { return a.h.do(t, "GET", "/readyz", "", nil).code == http.StatusOK },
 		20*time.Second, 50*time.Millisecond)
 	require.Equal(t, http.StatusCreated, putSecret(t, a, "payments", "up", "x").code)
+}
+
+// A migration's 202 waits until every replica finished the writes to its
+// projects that it admitted before the pause (the copy lists the source
+// only after they landed), even when a write outlasts one attempt to
+// confirm the pause (freshFor): the next attempt waits for it again.
+func TestSharedStatePauseWaitsForWritesInFlight(t *testing.T) {
+	e := newSharedEnv(t, 2)
+	a, b := e.replicas[0], e.replicas[1]
+	done, ok := b.srv.Routing().BeginWrite("payments") // admitted on B, still landing
+	require.True(t, ok)
+	defer done()
+
+	answered := make(chan *httptest.ResponseRecorder, 1)
+	posted := time.Now()
+	go func() {
+		req := httptest.NewRequest("POST", "/v1/migrations", strings.NewReader(`{"source":"a","target":"b","projects":["payments"]}`))
+		req.Header.Set("Authorization", "Bearer t-admin")
+		w := httptest.NewRecorder()
+		a.srv.Handler().ServeHTTP(w, req)
+		answered <- w
+	}()
+	// B pauses the project at once, but confirms only once the write ended:
+	// past freshFor, which ends B's first attempt, and a few heartbeats.
+	require.Eventually(t, func() bool {
+		rt, _ := b.srv.Routing().Lookup("payments")
+		return rt.ReadOnly
+	}, 5*time.Second, 10*time.Millisecond)
+	lease, err := time.ParseDuration(sharedTestLease)
+	require.NoError(t, err)
+	select {
+	case w := <-answered:
+		t.Fatalf("the migration started (%d, after %s) while a write B admitted before the pause was in flight\n%s", w.Code, time.Since(posted), b.logs.String())
+	case <-time.After(lease):
+	}
+	done()
+	select {
+	case w := <-answered:
+		require.Equal(t, http.StatusAccepted, w.Code, "%s", w.Body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the migration did not start once the write ended")
+	}
+}
+
+// A replica accepts writes only while its last good round began less than
+// two thirds of a lease ago: the replica starting a migration stops
+// waiting for one silent for a lease, which must refuse writes by then.
+func TestSharedStateWritesNeedAFreshView(t *testing.T) {
+	lease := 3 * time.Second
+	st := &sharedState{lease: lease, base: time.Now().Add(-time.Hour)}
+	require.NotNil(t, st.writeError(), "writes accepted before any round")
+	require.Error(t, st.readyError())
+	for _, tc := range []struct {
+		age   time.Duration
+		fresh bool
+	}{
+		{0, true},
+		{lease*2/3 - 100*time.Millisecond, true},
+		{lease*2/3 + 100*time.Millisecond, false},
+		{lease - 100*time.Millisecond, false},
+	} {
+		st.lastOK.Store(st.now() - int64(tc.age))
+		if tc.fresh {
+			require.Nil(t, st.writeError(), "view %s old", tc.age)
+			require.NoError(t, st.readyError(), "view %s old", tc.age)
+		} else {
+			require.NotNil(t, st.writeError(), "writes accepted on a view %s old (lease %s)", tc.age, lease)
+			require.Error(t, st.readyError(), "ready on a view %s old (lease %s)", tc.age, lease)
+		}
+	}
+}
+
+// The view is as fresh as the start of the round that vouched for it, not
+// its end: the other replicas judge this one by its heartbeat's time, so a
+// slow round must not stretch the window in which it accepts writes.
+func TestSharedStateFreshnessCountsFromTheRoundStart(t *testing.T) {
+	e := newSharedEnv(t, 1)
+	st := e.replicas[0].srv.shared
+	st.cancel() // the test runs the rounds
+	st.wg.Wait()
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "LOCK TABLE "+pgstate.DefaultSchema+".replicas IN EXCLUSIVE MODE") // holds the heartbeat up
+	require.NoError(t, err)
+
+	began := st.now()
+	errc := make(chan error, 1)
+	go func() { errc <- st.round(ctx) }()
+	const held = 500 * time.Millisecond
+	time.Sleep(held)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-errc)
+	require.Less(t, time.Duration(st.lastOK.Load()-began), held/2, "the view is dated from the end of a slow round")
 }
