@@ -28,7 +28,7 @@ func open(t *testing.T, dsn string) *Store {
 func TestStoreClaimsOwnershipAndLeases(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Shared(t).NewDatabase(t)
-	a, b := open(t, dsn), open(t, dsn) // two replicas, concurrently created schema
+	a, b := open(t, dsn), open(t, dsn) // two replicas
 	rep := json.RawMessage(`{"id":"m1"}`)
 	lease := 500 * time.Millisecond
 
@@ -56,6 +56,21 @@ func TestStoreClaimsOwnershipAndLeases(t *testing.T) {
 	lag, err = a.Laggards(ctx, "A", e1, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, lag)
+	// A heartbeat that read B's epoch before the ack does not undo it.
+	_, _, err = b.Heartbeat(ctx, "B", 0, lease)
+	require.NoError(t, err)
+	lag, err = a.Laggards(ctx, "A", e1, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, lag, "an acknowledgement went back")
+	// A replica silent for longer than the staleness bound refuses writes
+	// by itself: it is waited for no more.
+	lag, err = a.Laggards(ctx, "A", e1+1, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, []string{"B"}, lag)
+	time.Sleep(300 * time.Millisecond)
+	lag, err = a.Laggards(ctx, "A", e1+1, 200*time.Millisecond)
+	require.NoError(t, err)
+	require.Empty(t, lag, "a silent replica is still waited for")
 
 	// While A renews, nobody takes over; once its lease ran out, B does,
 	// and A's saves are refused from then on.
@@ -164,4 +179,49 @@ func TestStoreConcurrentClaimsHaveOneWinner(t *testing.T) {
 		wg.Wait()
 		require.Equal(t, int32(1), won.Load(), "round %d: several migrations claimed project %s", round, project)
 	}
+}
+
+// Replicas starting together create the schema once: the advisory lock
+// serializes them (without it, all but one fail on CREATE).
+func TestStoreConcurrentOpensCreateTheSchemaOnce(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	for round := range 3 {
+		schema := fmt.Sprintf("state_%d", round)
+		var wg sync.WaitGroup
+		errs := make(chan error, 6)
+		for range cap(errs) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := Open(context.Background(), dsn, schema)
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err, "schema %s", schema)
+		}
+	}
+}
+
+// A migration that ends without a switch (failed, or switch off) resumes
+// its projects' writes: that is a new epoch, or the other replicas would
+// never re-read the state and keep the projects paused.
+func TestStoreEndingAPauseBumpsTheEpoch(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.Shared(t).NewDatabase(t))
+	rep := json.RawMessage(`{}`)
+	e1, err := s.StartMigration(ctx, "m", "A", []string{"p"}, true, rep, time.Minute)
+	require.NoError(t, err)
+	e2, err := s.SaveMigration(ctx, "m", "A", Update{State: "failed", Report: rep}, 100)
+	require.NoError(t, err)
+	require.Greater(t, e2, e1)
+	snap, err := s.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, e2, snap.Epoch)
+	require.Empty(t, snap.Paused)
 }
