@@ -1,12 +1,12 @@
 // Package pgconn holds what every PostgreSQL user in secretgate does the
 // same way: reading a connection string from a file, checking a schema
-// name, and opening a pool without ever quoting the connection string
-// (it may hold a password). The postgres storage backend (plugins/postgres)
-// and the gateway's shared state (internal/pgstate) both use it.
+// name, and parsing a pool configuration without ever quoting the
+// connection string (it may hold a password). The postgres storage
+// backend (plugins/postgres) and the gateway's shared state
+// (internal/pgstate) both use it.
 package pgconn
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -96,14 +96,4 @@ func ParsePool(dsn, applicationName string) (*pgxpool.Config, error) {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = applicationName
 	}
 	return pcfg, nil
-}
-
-// Open parses dsn and connects a pool (pgx connects lazily: a server that
-// is down is found by the first query, not here).
-func Open(ctx context.Context, dsn, applicationName string) (*pgxpool.Pool, error) {
-	pcfg, err := ParsePool(dsn, applicationName)
-	if err != nil {
-		return nil, err
-	}
-	return pgxpool.NewWithConfig(ctx, pcfg)
 }
