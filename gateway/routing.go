@@ -116,9 +116,6 @@ func (r *Routing) BeginWrite(project string) (done func(), ok bool) {
 	if rt, found := r.Lookup(project); found && rt.ReadOnly {
 		return nil, false
 	}
-	if r.writes == nil {
-		r.writes = map[string]int{}
-	}
 	r.writes[project]++
 	var once sync.Once
 	return func() {
