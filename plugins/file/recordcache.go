@@ -69,20 +69,8 @@ func (c *recordCache) shared(project, name string, raw []byte) (rec *secretRecor
 	if err != nil {
 		return nil, false, err
 	}
-	// raw belongs to a bbolt transaction: keep a copy.
-	e = cachedRecord{raw: bytes.Clone(raw), rec: rec.clone()}
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[recordKey]cachedRecord{}
-	}
-	if _, present := c.m[key]; !present && len(c.m) >= maxCachedRecords {
-		for k := range c.m { // evict one at random (map order)
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[key] = e
-	c.mu.Unlock()
+	// raw belongs to a bbolt transaction: remember keeps copies.
+	c.remember(project, name, raw, rec)
 	return rec, false, nil
 }
 
