@@ -103,7 +103,7 @@ func unmarshalListReply(in protoiface.UnmarshalInput) (protoiface.UnmarshalOutpu
 		if err := opts.Unmarshal(in.Buf, &pb); err != nil {
 			return out, err
 		}
-		page, tokenSet = fromPBListResponse(&pb), hasField(in.Buf, 2)
+		page, tokenSet = fromPBListResponse(&pb), countField(in.Buf, fieldListToken) > 0
 	}
 	dst := &m.r.page
 	if dst.Secrets == nil {
@@ -127,26 +127,6 @@ func fromPBListResponse(resp *backendpb.ListResponse) sdk.ListPage {
 		}
 	}
 	return page
-}
-
-// hasField says whether the top level of b, a message that parses, holds
-// field num.
-func hasField(b []byte, num protowire.Number) bool {
-	for len(b) > 0 {
-		n, typ, tl := protowire.ConsumeTag(b)
-		if tl < 0 {
-			return false
-		}
-		if n == num {
-			return true
-		}
-		vl := protowire.ConsumeFieldValue(n, typ, b[tl:])
-		if vl < 0 {
-			return false
-		}
-		b = b[tl+vl:]
-	}
-	return false
 }
 
 // ListResponse and Meta field numbers (backend.proto).
@@ -380,8 +360,10 @@ func (d *pageDecoder) labelEntry(b []byte) (k, v string, ok bool) {
 	return k, v, true
 }
 
-// countField counts the occurrences of field num in b, a part of a message,
-// up to the first malformed field.
+// countField counts the occurrences of field num with the bytes wire type
+// (that of every field it counts: the token, keys, labels) in b, a part of
+// a message, up to the first malformed field. proto.Unmarshal keeps a field
+// of another wire type as an unknown field, not as field num.
 func countField(b []byte, num protowire.Number) int {
 	c := 0
 	for len(b) > 0 {
@@ -389,7 +371,7 @@ func countField(b []byte, num protowire.Number) int {
 		if tl < 0 {
 			return c
 		}
-		if n == num {
+		if n == num && typ == protowire.BytesType {
 			c++
 		}
 		vl := protowire.ConsumeFieldValue(n, typ, b[tl:])

@@ -154,6 +154,11 @@ func listResponseCases(t testing.TB) []struct {
 		{"unknown field in a label entry", meta(entry("k", "v"), tagBytes(nil, fieldMetaLabels, tagVarint(nil, 3, 1))), false},
 		{"unknown field in a Timestamp", meta(tagBytes(nil, fieldMetaCreatedAt, tagVarint(nil, 3, 1))), false},
 		{"version as bytes", meta(name("a"), tagString(nil, fieldMetaVersion, "7")), false},
+		// Payloads that read as varint fields when taken for a varint.
+		{"version as fixed64", meta(name("a"), protowire.AppendTag(nil, fieldMetaVersion, protowire.Fixed64Type),
+			[]byte{7, fieldMetaVersion << 3, 8, fieldMetaLabelsSet << 3, 1, fieldMetaVersion << 3, 0x89, 0}), false},
+		{"labels_set as fixed32", meta(name("a"), protowire.AppendTag(nil, fieldMetaLabelsSet, protowire.Fixed32Type),
+			[]byte{1, fieldMetaVersion << 3, 0x85, 0}), false},
 		{"name as a varint", meta(tagVarint(nil, fieldMetaName, 7)), false},
 		{"secrets as a varint", tagVarint(nil, fieldListSecrets, 1), false},
 		{"seconds as bytes", meta(tagBytes(nil, fieldMetaCreatedAt, tagString(nil, 1, "x"))), false},
@@ -218,6 +223,8 @@ func TestListReplyMerges(t *testing.T) {
 		{"nothing", nil},
 		{"names and a token, and an unknown field", join(tagString(nil, fieldListToken, "3"), tagVarint(nil, 9, 1))},
 		{"an unknown field alone", tagVarint(nil, 9, 1)},
+		// proto.Unmarshal keeps it as an unknown field: the token stays.
+		{"the token with the varint wire type", tagVarint(nil, fieldListToken, 5)},
 	}
 	merge := proto.UnmarshalOptions{Merge: true}
 	for _, tt := range tests {
