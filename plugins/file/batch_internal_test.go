@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/secretgate/secretgate/sdk"
 )
@@ -46,14 +48,6 @@ func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas [
 	require.False(t, g.busy)
 	g.busy = true
 	g.mu.Unlock()
-	queued := func() int {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.pending == nil {
-			return 0
-		}
-		return len(g.pending.calls)
-	}
 	errs, metas = make([]error, len(ops)), make([]sdk.Meta, len(ops))
 	var counted atomic.Int64
 	var counterErr, noRefusal error
@@ -61,7 +55,7 @@ func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas [
 	wg.Go(func() {
 		counterErr = g.commit(b.db, &noRefusal, func(*bolt.Tx) error { counted.Add(1); return nil })
 	})
-	require.Eventually(t, func() bool { return queued() == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return queued(g) == 1 }, 10*time.Second, time.Millisecond)
 	ctx := context.Background()
 	for i, op := range ops {
 		wg.Go(func() {
@@ -76,18 +70,59 @@ func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas [
 			}
 		})
 	}
-	require.Eventually(t, func() bool { return queued() == len(ops)+1 }, 10*time.Second, time.Millisecond)
-	g.mu.Lock()
-	batch := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	batch.lead <- struct{}{}
+	handOff(t, g, len(ops)+1)
 	wg.Wait()
 	require.NoError(t, counterErr)
 	g.mu.Lock()
 	require.False(t, g.busy, "the committer is idle again")
 	g.mu.Unlock()
 	return errs, metas, committedTx(t, b) - before, counted.Load()
+}
+
+// queued is the number of writes in g's pending batch.
+func queued(g *groupCommitter) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending == nil {
+		return 0
+	}
+	return len(g.pending.calls)
+}
+
+// handOff waits until n writes are queued in g's pending batch, then hands
+// the batch to one of its writers, as the end of a commit does.
+func handOff(t *testing.T, g *groupCommitter, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return queued(g) == n }, 10*time.Second, time.Millisecond)
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	batch.lead <- struct{}{}
+}
+
+// A commit that fails fails every write of its batch: none of them is
+// acknowledged, whichever writer led the commit.
+func TestFailedCommitFailsEveryWrite(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "db"), 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Close()) // so that the commit fails
+	var g groupCommitter
+	g.busy = true // as if a commit ran: the writes below queue in one batch
+	const writers = 4
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			var refused error
+			errs[i] = g.commit(db, &refused, func(*bolt.Tx) error { return nil })
+		})
+	}
+	handOff(t, &g, writers)
+	wg.Wait()
+	for i, err := range errs {
+		require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen, "write %d", i)
+	}
 }
 
 func upsert(name, v string) batchOp {
