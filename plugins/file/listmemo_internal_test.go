@@ -134,3 +134,28 @@ func TestListMemoBounds(t *testing.T) {
 	_, ok := m.get(older, sdk.ListRequest{Project: "p", PageToken: "29"})
 	require.False(t, ok, "a page of a newer state for an older transaction")
 }
+
+// The memo tells databases apart by itself, not only because reopening
+// forgets it: a page read in one database at transaction id T is not served
+// to a read of another at the same id.
+func TestListMemoTellsDatabasesApart(t *testing.T) {
+	one := iopen(t, newIFixture(t).settings())
+	two := iopen(t, newIFixture(t).settings())
+	iwrite(t, one, "p", "in-one", map[string]string{"k": "v"})
+	iwrite(t, two, "p", "in-two", map[string]string{"k": "v"})
+	txOne, err := one.db.Begin(false)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = txOne.Rollback() })
+	txTwo, err := two.db.Begin(false)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = txTwo.Rollback() })
+	require.Equal(t, txOne.ID(), txTwo.ID(), "the test needs both at the same id")
+
+	var m listMemo
+	req := sdk.ListRequest{Project: "p"}
+	m.put(txOne, req, sdk.ListPage{Secrets: []sdk.Meta{{Project: "p", Name: "in-one"}}})
+	_, ok := m.get(txOne, req)
+	require.True(t, ok)
+	_, ok = m.get(txTwo, req)
+	require.False(t, ok, "a page of another database")
+}
