@@ -71,7 +71,7 @@ func (c StateConfig) validate(add func(field, format string, args ...any)) {
 	case p.DSN == "" && p.DSNFile == "":
 		add("state.postgres.dsn", "is required (or state.postgres.dsn_file): the PostgreSQL connection string, e.g. postgres://secretgate@db.internal:5432/secretgate?sslmode=verify-full")
 	case p.DSN != "":
-		if _, err := pgconn.ParsePool(p.DSN, "secretgate-state"); err != nil {
+		if _, err := pgconn.ParsePool(p.DSN, "secretgate-state", 0); err != nil {
 			add("state.postgres.dsn", "%v", err)
 		}
 	default:
@@ -81,7 +81,7 @@ func (c StateConfig) validate(add func(field, format string, args ...any)) {
 		case errors.As(err, &ce):
 			add(ce.Field, "%s", ce.Reason)
 		case err == nil:
-			if _, err := pgconn.ParsePool(dsn, "secretgate-state"); err != nil {
+			if _, err := pgconn.ParsePool(dsn, "secretgate-state", 0); err != nil {
 				add("state.postgres.dsn_file", "holds a string that %v", err)
 			}
 		}

@@ -86,11 +86,15 @@ func ValidSchema(s string) bool {
 }
 
 // ParsePool parses a connection string into a pool configuration named
-// after its user in pg_stat_activity; a parse error is ErrBadDSN.
-func ParsePool(dsn, applicationName string) (*pgxpool.Config, error) {
+// after its user in pg_stat_activity, of maxConns connections unless the
+// string sets pool_max_conns (0: pgx's default); a parse error is ErrBadDSN.
+func ParsePool(dsn, applicationName string, maxConns int32) (*pgxpool.Config, error) {
 	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, ErrBadDSN
+	}
+	if maxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
+		pcfg.MaxConns = maxConns
 	}
 	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = applicationName

@@ -44,14 +44,11 @@ func Open(ctx context.Context, dsn, schema string) (*Store, error) {
 	if !pgconn.ValidSchema(schema) {
 		return nil, fmt.Errorf("schema %q is not a lower-case PostgreSQL identifier", schema)
 	}
-	pcfg, err := pgconn.ParsePool(dsn, "secretgate-state")
-	if err != nil {
-		return nil, err
-	}
 	// One connection listens; heartbeats, saves and migration reads share
 	// the rest, a handful at most.
-	if !strings.Contains(dsn, "pool_max_conns") {
-		pcfg.MaxConns = 4
+	pcfg, err := pgconn.ParsePool(dsn, "secretgate-state", 4)
+	if err != nil {
+		return nil, err
 	}
 	pcfg.MaxConns = max(pcfg.MaxConns, 2)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)

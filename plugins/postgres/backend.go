@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -87,16 +86,13 @@ func (b *Backend) Configure(ctx context.Context, settings map[string]string) err
 	b.closeLocked()
 	b.createdKey = ""
 
-	pcfg, err := pgconn.ParsePool(cfg.dsn, "secretgate")
+	// pgx's default (4 on a small machine) queues concurrent writers
+	// behind each other's commit fsync; PostgreSQL commits concurrent
+	// transactions in one flush, so more connections write faster
+	// (docs/benchmarks.md: PUT 303-517 -> 559-652 req/s with 12).
+	pcfg, err := pgconn.ParsePool(cfg.dsn, "secretgate", DefaultPoolMaxConns)
 	if err != nil {
 		return sdk.Invalid(SettingDSN, "%v", err)
-	}
-	if !strings.Contains(cfg.dsn, "pool_max_conns") {
-		// pgx's default (4 on a small machine) queues concurrent writers
-		// behind each other's commit fsync; PostgreSQL commits concurrent
-		// transactions in one flush, so more connections write faster
-		// (docs/benchmarks.md: PUT 303-517 -> 559-652 req/s with 12).
-		pcfg.MaxConns = DefaultPoolMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
