@@ -1,20 +1,18 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/proctest"
 	"github.com/secretgate/secretgate/internal/syncbuf"
 	"github.com/secretgate/secretgate/plugins/file"
 	"github.com/secretgate/secretgate/sdk"
@@ -76,49 +74,6 @@ func startFileHost(t *testing.T) (*Host, *syncbuf.Buffer) {
 	return h, logs
 }
 
-// stopProcess SIGSTOPs pid and waits until every thread of it has stopped
-// (the stop is asynchronous). Its cleanup, which runs before the Host's,
-// ends the process whatever the test did, so that a failing test neither
-// leaves a stopped process behind nor hangs in Close.
-func stopProcess(t *testing.T, pid int) {
-	t.Helper()
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	require.Eventually(t, func() bool { return allThreadsStopped(pid) }, 5*time.Second, time.Millisecond, "process %d did not stop", pid)
-}
-
-func allThreadsStopped(pid int) bool {
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		return false
-	}
-	for _, f := range stats {
-		if procState(f) != 'T' {
-			return false
-		}
-	}
-	return true
-}
-
-// procState is the state letter of a /proc stat file, 0 when unreadable.
-func procState(statFile string) byte {
-	stat, err := os.ReadFile(statFile)
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(stat, ')') // the state follows the command name
-	if i < 0 || i+2 >= len(stat) {
-		return 0
-	}
-	return stat[i+2]
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	st := procState(fmt.Sprintf("/proc/%d/stat", pid))
-	return st != 0 && st != 'Z' && st != 'X'
-}
-
 func writeSecret(ctx context.Context, b sdk.Backend, value string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -138,7 +93,7 @@ func TestHostReplacesStoppedPlugin(t *testing.T) {
 	old := h.PIDs()["local"]
 	require.NotZero(t, old)
 
-	stopProcess(t, old)
+	proctest.Stop(t, old)
 	stopped := time.Now()
 	var replaced time.Duration
 	require.Eventually(t, func() bool {
@@ -155,7 +110,7 @@ func TestHostReplacesStoppedPlugin(t *testing.T) {
 	}, replaceBound, 20*time.Millisecond, "a SIGSTOPped plugin must be replaced within %s", replaceBound)
 	t.Logf("SIGSTOPped plugin replaced and serving after %s (bound %s)", replaced.Round(time.Millisecond), replaceBound)
 
-	require.False(t, processAlive(old), "the stopped plugin must be killed, not left behind")
+	require.False(t, proctest.Alive(old), "the stopped plugin must be killed, not left behind")
 	require.Equal(t, int64(1), h.Restarts("local"))
 	require.Contains(t, logs.String(), "does not answer, killing it")
 	b, err = h.Backend("local")
@@ -183,7 +138,7 @@ func TestHostCloseWithStoppedPlugin(t *testing.T) {
 			h, _ := startFileHost(t)
 			pid := h.PIDs()["local"]
 			require.NotZero(t, pid)
-			stopProcess(t, pid)
+			proctest.Stop(t, pid)
 			tc.await(t, h)
 
 			start := time.Now()
@@ -196,7 +151,7 @@ func TestHostCloseWithStoppedPlugin(t *testing.T) {
 				t.Fatalf("Close with a SIGSTOPped plugin still running after %s", limit)
 			}
 			t.Logf("Close with a SIGSTOPped plugin took %s", time.Since(start).Round(time.Millisecond))
-			require.Eventually(t, func() bool { return !processAlive(pid) }, time.Second, 10*time.Millisecond,
+			require.Eventually(t, func() bool { return !proctest.Alive(pid) }, time.Second, 10*time.Millisecond,
 				"the stopped plugin must not outlive Close")
 			_, err := h.Backend("local")
 			require.ErrorIs(t, err, sdk.ErrUnavailable)

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/proctest"
 	"github.com/secretgate/secretgate/internal/testenv"
 )
 
@@ -29,29 +27,6 @@ const (
 	// SIGTERM: the gateway must end within it, plugins included.
 	documentedDrain = 20 * time.Second
 )
-
-// sigstop stops a plugin and waits until every thread of it has stopped
-// (the stop is asynchronous). Its cleanup ends the process whatever the
-// test did: a failing test leaves no stopped plugin behind.
-func sigstop(t *testing.T, pid int) {
-	t.Helper()
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	require.Eventually(t, func() bool {
-		stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		if err != nil || len(stats) == 0 {
-			return false
-		}
-		for _, f := range stats {
-			stat, err := os.ReadFile(f)
-			i := bytes.LastIndexByte(stat, ')') // the state follows the command name
-			if err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
-				return false
-			}
-		}
-		return true
-	}, 5*time.Second, time.Millisecond, "plugin %d did not stop", pid)
-}
 
 // stormResult is one write of a writeStorm.
 type stormResult struct {
@@ -138,7 +113,7 @@ func TestHungPluginIsReplacedAndShutdownIsBounded(t *testing.T) {
 	require.Eventually(t, func() bool { return len(storm.snapshot()) >= 40 }, 10*time.Second, 10*time.Millisecond, "the storm must be under way")
 
 	// A hung plugin is replaced.
-	sigstop(t, first)
+	proctest.Stop(t, first)
 	stopped := time.Now()
 	var ok stormResult
 	require.Eventually(t, func() bool {
@@ -166,7 +141,7 @@ func TestHungPluginIsReplacedAndShutdownIsBounded(t *testing.T) {
 		recovery.Round(time.Millisecond), slowest.Round(time.Millisecond), unavailable)
 
 	// SIGTERM with a hung plugin and writes in flight ends within the drain.
-	sigstop(t, second)
+	proctest.Stop(t, second)
 	time.Sleep(200 * time.Millisecond) // writes now wait on the stopped plugin
 	require.NoError(t, srv.Signal(syscall.SIGTERM))
 	term := time.Now()
@@ -207,7 +182,7 @@ func TestSIGTERMWithStuckClientAndHungPlugin(t *testing.T) {
 	// part of the documented 20 s the drain of requests is given.
 	time.Sleep(documentedDrain - 6*time.Second)
 	require.False(t, srv.Exited(), "the stuck client holds the drain open")
-	sigstop(t, pid)
+	proctest.Stop(t, pid)
 
 	code := srv.Wait(t, documentedDrain+10*time.Second)
 	shutdown := time.Since(term)

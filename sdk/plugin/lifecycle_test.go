@@ -4,7 +4,6 @@ package plugin_test
 // calls fail promptly and typed, and nothing it started outlives it.
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/secretgate/secretgate/internal/proctest"
 	"github.com/secretgate/secretgate/sdk"
 	"github.com/secretgate/secretgate/sdk/plugin"
 	"github.com/secretgate/secretgate/sdk/plugintest"
@@ -97,7 +97,7 @@ func TestPluginKillStoppedIsBounded(t *testing.T) {
 			// Registered after StartPlugin's Kill, so it runs first: a test
 			// that fails must not leave a stopped plugin behind.
 			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-			sigstop(t, pid)
+			proctest.Stop(t, pid)
 
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -118,7 +118,7 @@ func TestPluginKillStoppedIsBounded(t *testing.T) {
 			took := time.Since(start)
 			t.Logf("%s of a SIGSTOPped plugin returned after %s", tc.name, took.Round(time.Millisecond))
 			require.Less(t, took, tc.limit)
-			require.False(t, alive(pid), "the plugin must be gone, not left stopped")
+			require.False(t, proctest.Alive(pid), "the plugin must be gone, not left stopped")
 			require.True(t, p.Exited())
 			require.ErrorIs(t, p.Backend().Ping(bg(t)), sdk.ErrUnavailable)
 
@@ -128,27 +128,6 @@ func TestPluginKillStoppedIsBounded(t *testing.T) {
 			require.Less(t, time.Since(again), slack, "killing a dead plugin again returns at once")
 		})
 	}
-}
-
-// sigstop stops pid and waits until every thread of it has stopped: the
-// stop is asynchronous, and a thread still running could yet answer a call.
-func sigstop(t *testing.T, pid int) {
-	t.Helper()
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	require.Eventually(t, func() bool {
-		stats, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
-		if err != nil || len(stats) == 0 {
-			return false
-		}
-		for _, f := range stats {
-			stat, err := os.ReadFile(f)
-			i := bytes.LastIndexByte(stat, ')') // the state follows the command name
-			if err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
-				return false
-			}
-		}
-		return true
-	}, hangLimit, time.Millisecond, "process %d did not stop", pid)
 }
 
 // TestPluginKillLeavesNoOrphans: what the plugin started dies with it.
@@ -162,24 +141,10 @@ func TestPluginKillLeavesNoOrphans(t *testing.T) {
 	require.NoError(t, err)
 	child, err := strconv.Atoi(string(raw))
 	require.NoError(t, err)
-	require.True(t, alive(child), "the plugin's child should run before Kill")
+	require.True(t, proctest.Alive(child), "the plugin's child should run before Kill")
 	plugin := p.Pid()
 
 	p.Kill()
-	require.Eventually(t, func() bool { return !alive(plugin) && !alive(child) }, hangLimit, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return !proctest.Alive(plugin) && !proctest.Alive(child) }, hangLimit, 10*time.Millisecond,
 		"plugin %d or its child %d outlived Kill", plugin, child)
-}
-
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
