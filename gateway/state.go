@@ -62,6 +62,14 @@ type sharedState struct {
 	events  chan sharedEvent
 	lost    sync.Map // project -> struct{}: events dropped, resync owed
 
+	// listening is closed once the first LISTEN is in place; run waits
+	// for it. late: run stopped waiting first, so that connection owes
+	// watchers a resync like a reconnection. Both under listenMu.
+	listenMu  sync.Mutex
+	listening chan struct{}
+	listened  bool
+	late      bool
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -98,7 +106,7 @@ func openShared(ctx context.Context, s *Server, cfg *PostgresStateConfig) (*shar
 		return nil, fmt.Errorf("state.postgres: %w", err)
 	}
 	st := &sharedState{s: s, store: store, id: replicaID(), lease: cfg.LeaseDuration(), base: time.Now(),
-		kick: make(chan struct{}, 1), events: make(chan sharedEvent, sharedEventQueue)}
+		kick: make(chan struct{}, 1), events: make(chan sharedEvent, sharedEventQueue), listening: make(chan struct{})}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	key, err := store.PageKey(ctx)
 	if err == nil {
@@ -115,12 +123,37 @@ func openShared(ctx context.Context, s *Server, cfg *PostgresStateConfig) (*shar
 	return st, nil
 }
 
-// run starts the heartbeat, listener and event sender.
+// run starts the heartbeat, listener and event sender, and returns once
+// the listener is in place: events other replicas send before it listens
+// never reach this one (NOTIFY keeps nothing), so a watcher or read cache
+// of a replica that serves earlier could miss a change. Past freshFor it
+// returns anyway, and the late first connection sends watchers a resync.
 func (st *sharedState) run() {
 	st.wg.Add(3)
 	go st.heartbeats()
 	go st.listen()
 	go st.sendEvents()
+	select {
+	case <-st.listening:
+	case <-time.After(st.freshFor()):
+		st.listenMu.Lock()
+		st.late = !st.listened
+		st.listenMu.Unlock()
+		st.s.log.Warn("shared state: not listening for other replicas' changes yet; serving anyway, watchers get a resync once it is")
+	}
+}
+
+// noteListening notes a LISTEN in place; it says whether this connection owes
+// watchers a resync (a reconnection, or a first connection run gave up on).
+func (st *sharedState) noteListening() (resync bool) {
+	st.listenMu.Lock()
+	defer st.listenMu.Unlock()
+	resync = st.listened || st.late
+	if !st.listened {
+		st.listened = true
+		close(st.listening)
+	}
+	return resync
 }
 
 // stopLoops ends the heartbeat, listener and event sender: no migration
@@ -348,17 +381,15 @@ func (st *sharedState) poke() {
 func (st *sharedState) listen() {
 	defer st.wg.Done()
 	backoff := 100 * time.Millisecond
-	first := true
 	for st.ctx.Err() == nil {
 		err := st.store.Listen(st.ctx, func() {
 			backoff = 100 * time.Millisecond
 			st.poke()
-			if !first {
+			if st.noteListening() {
 				for _, p := range st.s.config().Projects {
 					st.s.events().publish(p.Name, EventResync, sdk.Meta{})
 				}
 			}
-			first = false
 		}, func(epoch int64) {
 			if epoch > st.applied.Load() {
 				st.poke()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -161,6 +162,24 @@ func TestSharedStateEventsAndPageTokens(t *testing.T) {
 	require.NotEmpty(t, page.NextPageToken)
 	w = b.h.do(t, "GET", "/v1/projects/payments/secrets?page_size=1&page_token="+page.NextPageToken, "t-admin", nil)
 	require.Equal(t, http.StatusOK, w.code, "a page token from replica A is refused by B: %s", w.body)
+}
+
+// A replica serves only once it listens: a write on another replica right
+// after it started reaches its event log (NOTIFY keeps nothing for a
+// replica not listening yet).
+func TestSharedStateListensBeforeServing(t *testing.T) {
+	e := newSharedEnv(t, 1)
+	a := e.replicas[0]
+	for i := range 5 {
+		b := e.add(t)
+		require.Equal(t, http.StatusCreated, putSecret(t, a, "payments", fmt.Sprintf("s%d", i), "v").code)
+		pl := b.srv.events().project("payments")
+		require.Eventually(t, func() bool {
+			pl.mu.Lock()
+			defer pl.mu.Unlock()
+			return pl.last >= 1
+		}, 5*time.Second, 10*time.Millisecond, "replica %d missed a write made right after it started", i+2)
+	}
 }
 
 func TestSharedStateDatabaseDown(t *testing.T) {
