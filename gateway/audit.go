@@ -71,13 +71,19 @@ const (
 )
 
 // FileAuditor appends JSON lines to a file opened O_APPEND with mode 0600.
-// Writes are serialized, each record is one write(2) call.
+// Records are written in the order they are handed in, each as a whole
+// line in one write(2) call.
 //
 // Group commit (audit_group.go): fsyncs are not made under the write lock.
 // A record that must be synced waits until an fsync that started after its
-// write has returned; one fsync serves every record written while the
+// write has returned; one fsync serves every record handed in while the
 // previous one ran, so concurrent mutations share their syncs instead of
-// queueing for one each, and a writer alone syncs at once.
+// queueing for one each, and a writer alone syncs at once. Records handed
+// in while a sync runs are held in memory and written together, in one
+// write(2) with one check of the path, just before the next sync starts
+// (or sooner, ahead of any other record): their Write has not returned, so
+// no request has gone on on their strength. A record that is not synced at
+// once (a read) is written before its Write returns, so before the answer.
 //
 // The file never ends in a partial record, so the trail always parses line
 // by line. A write that fails or is short (a full filesystem) is undone by
@@ -109,6 +115,10 @@ type FileAuditor struct {
 	closed bool
 	// pending holds the records written to f since the last sync started.
 	pending *syncBatch
+	// queue holds the records to be synced that were handed in while a
+	// sync ran, not yet written; queued is their lines.
+	queue  *syncBatch
+	queued []byte
 	// syncBusy: a writer leads a sync (of a batch that is no longer pending).
 	syncBusy bool
 	// syncing is held through every fsync, so that a file is not closed
@@ -141,7 +151,7 @@ func openFileAuditor(path string, policy FsyncPolicy, syncEvery time.Duration) (
 	}
 	a := &FileAuditor{
 		path: path, policy: policy, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
-		syncFile: syncIfRegular, truncate: (*os.File).Truncate,
+		syncFile: syncIfRegular, truncate: (*os.File).Truncate, queue: newSyncBatch(),
 	}
 	if err := a.open(); err != nil {
 		return nil, fmt.Errorf("audit.path: %w", err)
@@ -256,11 +266,12 @@ func (a *FileAuditor) Write(rec AuditRecord) error {
 		return fmt.Errorf("audit: encode record: %w", err)
 	}
 	line = append(line, '\n')
-	batch, err := a.append(line)
+	synced := a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec)
+	batch, err := a.append(line, synced)
 	if err != nil {
 		return err
 	}
-	if a.policy == FsyncInterval || a.policy == FsyncMutations && !syncedUnderMutations(rec) {
+	if !synced {
 		return nil // synced by the next sync, whatever starts it
 	}
 	if err := a.waitSynced(batch); err != nil {
@@ -269,22 +280,57 @@ func (a *FileAuditor) Write(rec AuditRecord) error {
 	return nil
 }
 
-// append writes line to the current file and returns the batch of
-// records that the next sync of that file covers.
-func (a *FileAuditor) append(line []byte) (*syncBatch, error) {
+// append hands line in and returns the batch the caller waits for when
+// the record must be synced. A record to be synced that comes while a sync
+// runs joins the queue; any other is written to the current file at once,
+// after the queued records.
+func (a *FileAuditor) append(line []byte, synced bool) (*syncBatch, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil, errors.New("audit: log is closed")
 	}
-	if err := a.prepare(); err != nil {
-		return nil, fmt.Errorf("audit: record not written: %w", err)
+	if synced && a.syncBusy {
+		a.queued = append(a.queued, line...)
+		a.queue.records++
+		return a.queue, nil
 	}
-	if _, err := a.f.Write(line); err != nil {
-		return nil, a.unwind(err)
+	if err := a.writeLocked(line); err != nil {
+		return nil, err
 	}
 	a.pending.records++
 	return a.pending, nil
+}
+
+// writeLocked writes the queued records and then line (which may be nil)
+// to the current file in one write. The queued records then ride with the
+// pending batch: the next sync covers them. When the write fails, they
+// fail with it. The caller holds mu.
+func (a *FileAuditor) writeLocked(line []byte) error {
+	buf := line
+	if a.queue.records > 0 {
+		buf = append(a.queued, line...)
+	}
+	err := a.prepare()
+	if err != nil {
+		err = fmt.Errorf("audit: record not written: %w", err)
+	} else if _, werr := a.f.Write(buf); werr != nil {
+		err = a.unwind(werr)
+	}
+	if a.queue.records == 0 {
+		return err
+	}
+	queue := a.queue
+	a.queue = newSyncBatch()
+	if a.queued = a.queued[:0]; cap(a.queued) > maxKeptQueueBuffer {
+		a.queued = nil // a burst's buffer is not kept for good
+	}
+	if err != nil {
+		queue.finish(err)
+		return err
+	}
+	a.pending.ride(queue)
+	return nil
 }
 
 // prepare makes sure the next record goes to the file the path names now

@@ -115,34 +115,70 @@ func intentRecord(id string) AuditRecord {
 	return AuditRecord{RequestID: id, Subject: "alice", Project: "p", Action: ActionUpdate, Secret: "db", Phase: PhaseIntent, Backend: "local"}
 }
 
-// Records of mutations are written while an fsync runs, one fsync serves
-// every record written meanwhile, and no Write returns before an fsync
-// that started after its record was written has returned, whatever
-// happens while the first fsync runs: nothing, its failure, a rotation or
-// Close.
+// queuedRecords is how many records wait in a's queue.
+func queuedRecords(a *FileAuditor) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.queue.records
+}
+
+// ids is r0 ... r(n-1).
+func ids(from, n int) []string {
+	out := make([]string, 0, n)
+	for i := from; i < from+n; i++ {
+		out = append(out, fmt.Sprint("r", i))
+	}
+	return out
+}
+
+// Records of mutations handed in while an fsync runs are held, then written
+// in the order they came and all synced by one fsync; no Write returns
+// before an fsync that started after its record was written has returned,
+// whatever happens while the first fsync runs: nothing, its failure, a
+// rotation, a record that is not synced, or Close.
 func TestAuditGroupCommit(t *testing.T) {
 	const writers = 32
 	errSync := errors.New("fsync failed (test)")
 	tests := []struct {
 		name     string
 		firstErr error
-		// during runs while the first sync is held and every record is
-		// written; it releases the sync with release.
-		during   func(t *testing.T, a *FileAuditor, path, rotated string, release func())
-		wantErr  error // of every writer; nil: all succeed
-		syncs    int   // when every writer returned
-		rotated  bool  // the records are in the rotated file
+		// during runs while the first sync is held and every later record
+		// is queued; it releases the sync with release.
+		during func(t *testing.T, a *FileAuditor, path, rotated string, release func())
+		// Every writer succeeds but the first when firstErr is set: the
+		// queued records were not in the file when that sync failed.
+		syncs    int      // when every writer returned
+		first    string   // the file r0 is in: "path" or "rotated"
+		rest     []string // the ids of the file the queued records went to, in order
+		restIn   string
 		afterErr string
 	}{
-		{name: "nothing", during: func(_ *testing.T, _ *FileAuditor, _, _ string, release func()) { release() }, syncs: 2},
 		{
-			// The records written while a sync failed are failed too: a
-			// later successful sync would not prove them on disk.
-			name: "the sync fails", firstErr: errSync, wantErr: errSync, syncs: 1,
+			name: "nothing", syncs: 2, first: "path", restIn: "path", rest: append([]string{"r0"}, ids(1, writers-1)...),
 			during: func(_ *testing.T, _ *FileAuditor, _, _ string, release func()) { release() },
 		},
 		{
-			name: "rotated and reopened", syncs: 2, rotated: true,
+			name: "the sync fails", firstErr: errSync, syncs: 2, first: "path", restIn: "path", rest: append([]string{"r0"}, ids(1, writers-1)...),
+			during: func(_ *testing.T, _ *FileAuditor, _, _ string, release func()) { release() },
+		},
+		{
+			// A record that is not synced is written before its Write
+			// returns, after the queued records: lines stay in the order
+			// records came. The queued ones then ride with it: the next
+			// sync covers them.
+			name: "a read record comes", syncs: 2, first: "path", restIn: "path",
+			rest: append(append([]string{"r0"}, ids(1, writers-1)...), "read"),
+			during: func(t *testing.T, a *FileAuditor, path, _ string, release func()) {
+				require.NoError(t, a.Write(readRecord("read")))
+				require.Equal(t, append(append([]string{"r0"}, ids(1, writers-1)...), "read"), requestIDs(auditLines(t, path)))
+				require.Zero(t, queuedRecords(a))
+				release()
+			},
+		},
+		{
+			// The queued records go to the file the path names when they
+			// are written.
+			name: "rotated and reopened", syncs: 2, first: "rotated", restIn: "path", rest: ids(1, writers-1),
 			during: func(t *testing.T, a *FileAuditor, path, rotated string, release func()) {
 				require.NoError(t, os.Rename(path, rotated))
 				reopened := make(chan error, 1)
@@ -153,21 +189,20 @@ func TestAuditGroupCommit(t *testing.T) {
 			},
 		},
 		{
-			// The next record finds the file renamed and reopens it; the
-			// records of the old file get their sync first (2), "next" its own (3).
-			name: "rotated, seen by the next record", syncs: 3, rotated: true,
+			// The write of the queue finds the file renamed and reopens it.
+			name: "rotated, seen by the next record", syncs: 2, first: "rotated", restIn: "path",
+			rest: append(ids(1, writers-1), "next"),
 			during: func(t *testing.T, a *FileAuditor, path, rotated string, release func()) {
 				require.NoError(t, os.Rename(path, rotated))
 				next := make(chan error, 1)
 				go func() { next <- a.Write(intentRecord("next")) }()
-				time.Sleep(20 * time.Millisecond)
+				require.Eventually(t, func() bool { return queuedRecords(a) == writers }, 10*time.Second, time.Millisecond)
 				release()
 				require.NoError(t, within(t, next, "the next record"))
-				require.Equal(t, []string{"next"}, requestIDs(auditLines(t, path)))
 			},
 		},
 		{
-			name: "closed", syncs: 2, afterErr: "closed",
+			name: "closed", syncs: 2, afterErr: "closed", first: "path", restIn: "path", rest: append([]string{"r0"}, ids(1, writers-1)...),
 			during: func(t *testing.T, a *FileAuditor, _, _ string, release func()) {
 				closed := make(chan error, 1)
 				go func() { closed <- a.Close() }()
@@ -181,6 +216,7 @@ func TestAuditGroupCommit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path, rotated := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.log.1")
+			files := map[string]string{"path": path, "rotated": rotated}
 			a, err := openFileAuditor(path, FsyncMutations, time.Hour)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = a.Close() })
@@ -207,17 +243,12 @@ func TestAuditGroupCommit(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the first record's sync did not start")
 			}
+			// One at a time, so that the queue's order is known.
 			for i := 1; i < writers; i++ {
 				write(i)
+				require.Eventually(t, func() bool { return queuedRecords(a) == i }, 10*time.Second, time.Millisecond)
 			}
-			require.Eventually(t, func() bool {
-				f, err := os.Open(path)
-				if err != nil {
-					return false
-				}
-				defer f.Close()
-				return len(recordIDs(f)) == writers
-			}, 10*time.Second, time.Millisecond, "records must be written while a sync runs")
+			require.Equal(t, []string{"r0"}, requestIDs(auditLines(t, path)), "records to be synced that come while a sync runs wait in memory")
 			tc.during(t, a, path, rotated, g.open)
 			returned := make(chan struct{})
 			go func() { wg.Wait(); close(returned) }()
@@ -228,19 +259,16 @@ func TestAuditGroupCommit(t *testing.T) {
 			}
 
 			for i, err := range errs {
-				if tc.wantErr != nil {
-					require.ErrorIs(t, err, tc.wantErr, "writer %d", i)
+				if i == 0 && tc.firstErr != nil {
+					require.ErrorIs(t, err, tc.firstErr)
 					continue
 				}
 				require.NoError(t, err, "writer %d", i)
 				require.True(t, covered[i], "writer %d returned before a sync that started after its write returned", i)
 			}
-			require.Equal(t, tc.syncs, g.syncs(), "one sync for the first record, one for all written while it ran")
-			file := path
-			if tc.rotated {
-				file = rotated
-			}
-			require.Len(t, auditLines(t, file), writers)
+			require.Equal(t, tc.syncs, g.syncs(), "one sync for the first record, one for all handed in while it ran")
+			require.Contains(t, requestIDs(auditLines(t, files[tc.first])), "r0")
+			require.Equal(t, tc.rest, requestIDs(auditLines(t, files[tc.restIn])))
 
 			err = a.Write(intentRecord("after"))
 			if tc.afterErr != "" {
@@ -251,4 +279,38 @@ func TestAuditGroupCommit(t *testing.T) {
 			require.True(t, g.coveredBySync("after"))
 		})
 	}
+}
+
+// When the queue cannot be written, its records fail, and only they: the
+// log still ends on a complete record, and later records are written.
+func TestAuditQueueWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log", "audit.log")
+	a, err := openFileAuditor(path, FsyncMutations, time.Hour)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	g := newSyncGate()
+	t.Cleanup(g.open)
+	a.mu.Lock()
+	a.syncFile = g.sync
+	a.mu.Unlock()
+
+	first := make(chan error, 1)
+	go func() { first <- a.Write(intentRecord("r0")) }()
+	<-g.started
+	queued := make(chan error, 1)
+	go func() { queued <- a.Write(intentRecord("r1")) }()
+	require.Eventually(t, func() bool { return queuedRecords(a) == 1 }, 10*time.Second, time.Millisecond)
+	// The path can be neither found nor made again: the queue's write is
+	// refused (fail closed), as a record's own would be.
+	require.NoError(t, os.Rename(filepath.Join(dir, "log"), filepath.Join(dir, "moved")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "log"), nil, 0o600))
+	g.open()
+	require.NoError(t, within(t, first, "the first record"), "r0 was written and synced before the path went")
+	require.ErrorContains(t, within(t, queued, "the queued record"), "record not written")
+	require.Equal(t, []string{"r0"}, requestIDs(auditLines(t, filepath.Join(dir, "moved", "audit.log"))))
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "log")))
+	require.NoError(t, a.Write(intentRecord("r2")), "the log recovers once its path can be opened again")
+	require.Equal(t, []string{"r2"}, requestIDs(auditLines(t, path)))
 }

@@ -145,10 +145,16 @@ func (s *Server) metadata(c *gin.Context) {
 	}
 	setETag(c, m.Version)
 	staleHeader(c)
-	if buf, ok := appendMetadata(nil, &m); ok {
-		c.Render(http.StatusOK, encodedJSON(buf))
+	renderMetadata(c, http.StatusOK, &m)
+}
+
+// renderMetadata answers status with the JSON of toMetadata(*m), written
+// directly (wirejson.go).
+func renderMetadata(c *gin.Context, status int, m *sdk.Meta) {
+	if buf, ok := appendMetadata(nil, m); ok {
+		c.Render(status, encodedJSON(buf))
 	} else {
-		c.JSON(http.StatusOK, toMetadata(m)) // fails as encoding/json does
+		c.JSON(status, toMetadata(*m)) // fails as encoding/json does
 	}
 }
 
@@ -207,7 +213,7 @@ func (r *request) written(m sdk.Meta, status int) {
 	if status == http.StatusCreated {
 		r.c.Header("Location", "/v1/projects/"+m.Project+"/secrets/"+m.Name)
 	}
-	r.c.JSON(status, toMetadata(m))
+	renderMetadata(r.c, status, &m)
 }
 
 func (s *Server) create(c *gin.Context) {
