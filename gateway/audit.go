@@ -151,7 +151,7 @@ func openFileAuditor(path string, policy FsyncPolicy, syncEvery time.Duration) (
 	}
 	a := &FileAuditor{
 		path: path, policy: policy, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
-		syncFile: syncIfRegular, truncate: (*os.File).Truncate, queue: newSyncBatch(),
+		syncFile: (*os.File).Sync, truncate: (*os.File).Truncate, queue: newSyncBatch(),
 	}
 	if err := a.open(); err != nil {
 		return nil, fmt.Errorf("audit.path: %w", err)
@@ -214,7 +214,7 @@ func (a *FileAuditor) open() error {
 // before the file is closed: they were written before the rotation, and
 // their writers hear whether this sync succeeded.
 func (a *FileAuditor) reopen() (retired, err error) {
-	old, oldTorn, oldPending := a.f, a.torn, a.pending
+	old, oldRegular, oldTorn, oldPending := a.f, a.regular, a.torn, a.pending
 	if err := a.open(); err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func (a *FileAuditor) reopen() (retired, err error) {
 	a.syncing.Lock()
 	var serr error
 	if oldPending.records > 0 {
-		serr = a.syncFile(old)
+		serr = syncRegular(a.syncFile, old, oldRegular)
 	}
 	a.syncing.Unlock()
 	oldPending.finish(serr)
@@ -422,12 +422,14 @@ func isMutation(action string) bool {
 	return false
 }
 
-// syncIfRegular fsyncs f. A pipe, a terminal or a device (audit.path
-// /dev/stdout in a container) keeps nothing to make durable, and fsync
-// answers EINVAL there: every audited mutation would fail with 503.
-func syncIfRegular(f *os.File) error {
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+// syncRegular fsyncs f with sync when it is a regular file. A pipe, a
+// terminal or a device (audit.path /dev/stdout in a container) keeps
+// nothing to make durable, and fsync answers EINVAL there: every audited
+// mutation would fail with 503. (Known when the file was opened: no
+// fstat per sync.)
+func syncRegular(sync func(*os.File) error, f *os.File, regular bool) error {
+	if !regular {
 		return nil
 	}
-	return f.Sync()
+	return sync(f)
 }

@@ -127,13 +127,13 @@ func (a *FileAuditor) leadSync() {
 		a.mu.Unlock()
 		return
 	}
-	batch, f, syncFile := a.pending, a.f, a.syncFile
+	batch, f, regular, syncFile := a.pending, a.f, a.regular, a.syncFile
 	a.pending = newSyncBatch()
 	a.syncBusy = true
 	// Taken before mu is let go, so that a rotation cannot close f first.
 	a.syncing.Lock()
 	a.mu.Unlock()
-	err := syncFile(f)
+	err := syncRegular(syncFile, f, regular)
 	a.syncing.Unlock()
 
 	a.mu.Lock()
@@ -226,7 +226,7 @@ func (a *FileAuditor) Close() error {
 	defer a.syncing.Unlock()
 	var serr error
 	if a.pending.records > 0 {
-		serr = a.syncFile(a.f)
+		serr = syncRegular(a.syncFile, a.f, a.regular)
 	}
 	a.pending.finish(serr)
 	return errors.Join(serr, a.f.Close())

@@ -60,14 +60,58 @@ func ValidateData(data map[string]string) error {
 			return Invalid("data."+k, "value must be valid UTF-8")
 		}
 	}
-	enc, err := EncodeData(data)
-	if err != nil {
-		return Invalid("data", "cannot be encoded as JSON: %v", err)
-	}
-	if len(enc) > MaxPayloadBytes {
-		return Invalid("data", "encodes to %d bytes of JSON, at most %d are allowed", len(enc), MaxPayloadBytes)
+	if n := encodedDataLen(data); n > MaxPayloadBytes {
+		return Invalid("data", "encodes to %d bytes of JSON, at most %d are allowed", n, MaxPayloadBytes)
 	}
 	return nil
+}
+
+// encodedDataLen is len(EncodeData(data)), counted without writing it:
+// validation makes no copy of the values (and this was most of what
+// validating a write cost).
+func encodedDataLen(data map[string]string) int {
+	if data == nil {
+		return len("null")
+	}
+	n := 2 // {}
+	for k, v := range data {
+		n += encodedStringLen(k) + 1 + encodedStringLen(v) + 1 // : and ,
+	}
+	if len(data) > 0 {
+		n-- // no comma after the last member
+	}
+	return n
+}
+
+// encodedStringLen is the length of s as encoding/json writes it without
+// HTML escaping (EncodeData): quoted; \\, \", \b, \f, \n, \r and \t as two
+// bytes; other control bytes, each invalid UTF-8 byte (as \ufffd) and
+// U+2028 and U+2029 as six.
+func encodedStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			switch {
+			case b == '\\' || b == '"' || b == '\b' || b == '\f' || b == '\n' || b == '\r' || b == '\t':
+				n += 2
+			case b < 0x20:
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1, c == '\u2028', c == '\u2029':
+			n += 6
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
 }
 
 // ValidateLabels checks labels; nil and empty are valid.
