@@ -17,6 +17,9 @@ type memBackend struct {
 	secrets map[string]*memSecret
 	writes  int
 	down    bool
+	// listGate, when set, holds every List's page (read when it was
+	// called) until it is closed.
+	listGate chan struct{}
 }
 
 type memSecret struct {
@@ -43,6 +46,14 @@ func (m *memBackend) Ping(context.Context) error {
 }
 
 func (m *memBackend) List(_ context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
+	page, gate := m.list(req)
+	if gate != nil {
+		<-gate // the page is read; it is returned when the gate opens
+	}
+	return page, nil
+}
+
+func (m *memBackend) list(req sdk.ListRequest) (sdk.ListPage, chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var names []string
@@ -61,7 +72,7 @@ func (m *memBackend) List(_ context.Context, req sdk.ListRequest) (sdk.ListPage,
 		}
 		page.Secrets = append(page.Secrets, m.secrets[key(req.Project, n)].meta)
 	}
-	return page, nil
+	return page, m.listGate
 }
 
 func (m *memBackend) Describe(_ context.Context, ref sdk.Ref) (sdk.Meta, error) {

@@ -26,8 +26,10 @@ package gateway
 //     own dates say the secret was created again. A name missing from a
 //     listing is announced as deleted only once a Describe confirms it.
 //   - The first listing is a baseline and announces nothing. Changes made
-//     while nobody watched were not seen: if the log holds events a watcher
-//     could resume from, the baseline appends a resync so that it re-lists.
+//     while nobody watched were not seen: if the log held events a watcher
+//     could resume from when the poller started (or the baseline comes late),
+//     the baseline appends a resync so that it re-lists. Writes through the
+//     gateway while the baseline lists are noted in it afterwards.
 
 import (
 	"context"
@@ -55,6 +57,10 @@ const (
 type pollState struct {
 	running   bool
 	idleSince time.Time // when the last watcher left; zero while watched
+	// since is the log's last index when the poller started; rounds counts
+	// the rounds it began. They tell a late baseline from a first one.
+	since  uint64
+	rounds int
 	// known is nil until the first listing (the baseline).
 	known   map[string]knownSecret
 	prefix  string // the name prefix known covers
@@ -112,7 +118,7 @@ func (s *Server) startPoller(project string, pl *projectLog) {
 	if pl.poll.running {
 		return
 	}
-	pl.poll.running = true
+	pl.poll.running, pl.poll.since = true, pl.last
 	h := s.events()
 	h.pollers.Add(1)
 	go func() {
@@ -199,6 +205,7 @@ func (s *Server) pollOnce(ctx context.Context, rt Route, pl *projectLog) error {
 	}
 	pl.mu.Lock()
 	prefix, start := pl.watchPrefix(), pl.last
+	pl.poll.rounds++
 	pl.mu.Unlock()
 
 	listed, err := s.listAll(ctx, b, rt.Project, prefix)
@@ -264,14 +271,33 @@ func (pl *projectLog) reconcile(backend, prefix string, start uint64, listed map
 	ps := &pl.poll
 	baseline := ps.known == nil || ps.backend != backend
 	if baseline {
-		// The resync first: noting it forgets any previous baseline.
-		if pl.last > 0 && pl.ring[pl.last%eventLogSize].kind != EventResync {
+		// The resync first: noting it forgets any previous baseline. It is
+		// owed when a watcher could resume from an event across a time
+		// nobody polled: events logged before this poller started, or
+		// before a baseline that comes late (earlier rounds failed, or the
+		// project moved to another backend). Events of writes through the
+		// gateway while the first round lists are delivered as they are:
+		// nothing was unpolled between them and the listing.
+		end := pl.last // events logged while the listing ran: (start, end]
+		late := ps.since > 0 || ps.rounds > 1 || ps.backend != "" && ps.backend != backend || end-start >= eventLogSize
+		if late && pl.last > 0 && pl.ring[pl.last%eventLogSize].kind != EventResync {
 			pl.append(EventResync, sdk.Meta{})
 		}
 		ps.known = make(map[string]knownSecret, len(listed))
 		ps.backend, ps.prefix = backend, prefix
 		for name, m := range listed {
 			ps.known[name] = knownSecret{version: m.Version, createdAt: m.CreatedAt}
+		}
+		// Writes through the gateway while the listing ran were announced,
+		// but found no baseline to note them in, and the listing may not
+		// show them: note them now, or the next round announces them again.
+		for i := max(start+1, end-min(end, eventLogSize-1)); i <= end && i > 0; i++ {
+			ev := pl.ring[i%eventLogSize]
+			if ev.kind == EventResync {
+				ps.known = nil // a migration switch: the listing may be of the old backend
+				return nil
+			}
+			ps.note(ev.kind, sdk.Meta{Name: ev.name, Version: ev.version}, ev.index)
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,6 +193,29 @@ func TestPollerBaselineAfterGapResyncs(t *testing.T) {
 	expect(t, r.next(t), 2, EventResync, "", 0)
 	p.direct(t, "db", "v3")
 	expect(t, r.next(t), 3, EventSecretUpdated, "db", 3)
+}
+
+// Writes through the gateway while the first round lists are delivered as
+// they are and never again: no resync, since nothing went unpolled between
+// them and the listing (a watcher that connected, then saw writes before
+// the slow first listing ended, was told to re-list for nothing), and the
+// baseline notes them though the listing, read before them, does not show
+// them (the next round announced them a second time).
+func TestPollerFirstBaselineAfterGatewayWritesDoesNotResync(t *testing.T) {
+	p := newPollEnv(t, "100ms")
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	t.Cleanup(open) // before the server's shutdown waits for the poller
+	p.mu(func() { p.mem.listGate = gate })
+	s := p.watch(t, "", "t-admin")
+	require.Eventually(t, func() bool { return p.lists() >= 1 }, 5*time.Second, 10*time.Millisecond, "no baseline listing")
+	p.write(t, http.MethodPost, "payments/secrets", secretBody("db"), http.StatusCreated)
+	open() // the baseline listing, read before the write, ends after it
+	expect(t, s.next(t), 1, EventSecretCreated, "db", 1)
+	require.Eventually(t, func() bool { return p.lists() >= 2 }, 5*time.Second, 10*time.Millisecond, "no round after the baseline")
+	p.direct(t, "db", eventsSecret+"2")
+	expect(t, s.next(t), 2, EventSecretUpdated, "db", 2)
 }
 
 // Backends without polling (file, or watch_poll_interval 0) are never
