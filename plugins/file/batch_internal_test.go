@@ -89,14 +89,13 @@ func queued(g *groupCommitter) int {
 	return len(g.pending.calls)
 }
 
-// handOff waits until n writes are queued in g's pending batch, then hands
-// the batch to one of its writers, as the end of a commit does.
+// handOff waits until n writes are queued in g's pending batch, then wakes
+// one of its writers to take and commit it, as the end of a commit does.
 func handOff(t *testing.T, g *groupCommitter, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return queued(g) == n }, 10*time.Second, time.Millisecond)
 	g.mu.Lock()
 	batch := g.pending
-	g.pending = nil
 	g.mu.Unlock()
 	batch.lead <- struct{}{}
 }
