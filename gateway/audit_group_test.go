@@ -146,7 +146,9 @@ func TestAuditGroupCommit(t *testing.T) {
 		// is queued; it releases the sync with release.
 		during func(t *testing.T, a *FileAuditor, path, rotated string, release func())
 		// Every writer succeeds but the first when firstErr is set: the
-		// queued records were not in the file when that sync failed.
+		// queued records were not in the file when that sync failed;
+		// unless allFail: they were written while it ran.
+		allFail  bool
 		syncs    int      // when every writer returned
 		first    string   // the file r0 is in: "path" or "rotated"
 		rest     []string // the ids of the file the queued records went to, in order
@@ -160,6 +162,17 @@ func TestAuditGroupCommit(t *testing.T) {
 		{
 			name: "the sync fails", firstErr: errSync, syncs: 2, first: "path", restIn: "path", rest: append([]string{"r0"}, ids(1, writers-1)...),
 			during: func(_ *testing.T, _ *FileAuditor, _, _ string, release func()) { release() },
+		},
+		{
+			// Held records written (by a read record) while the sync runs
+			// fail with it: a failed fsync may have dropped their pages,
+			// and a later fsync that succeeds would not prove them.
+			name: "the sync fails after a read record wrote the held ones", firstErr: errSync, allFail: true, syncs: 1,
+			first: "path", restIn: "path", rest: append(append([]string{"r0"}, ids(1, writers-1)...), "read"),
+			during: func(t *testing.T, a *FileAuditor, _, _ string, release func()) {
+				require.NoError(t, a.Write(readRecord("read")))
+				release()
+			},
 		},
 		{
 			// A record that is not synced is written before its Write
@@ -259,7 +272,7 @@ func TestAuditGroupCommit(t *testing.T) {
 			}
 
 			for i, err := range errs {
-				if i == 0 && tc.firstErr != nil {
+				if (i == 0 || tc.allFail) && tc.firstErr != nil {
 					require.ErrorIs(t, err, tc.firstErr)
 					continue
 				}
