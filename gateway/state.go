@@ -64,10 +64,10 @@ type sharedState struct {
 
 	// listening is closed once the first LISTEN is in place; run waits
 	// for it. late: run stopped waiting first, so that connection owes
-	// watchers a resync like a reconnection. Both under listenMu.
+	// watchers a resync like a reconnection. Closing and late are under
+	// listenMu.
 	listenMu  sync.Mutex
 	listening chan struct{}
-	listened  bool
 	late      bool
 
 	ctx    context.Context
@@ -137,7 +137,7 @@ func (st *sharedState) run() {
 	case <-st.listening:
 	case <-time.After(st.freshFor()):
 		st.listenMu.Lock()
-		st.late = !st.listened
+		st.late = !isClosed(st.listening)
 		st.listenMu.Unlock()
 		st.s.log.Warn("shared state: not listening for other replicas' changes yet; serving anyway, watchers get a resync once it is")
 	}
@@ -148,12 +148,20 @@ func (st *sharedState) run() {
 func (st *sharedState) noteListening() (resync bool) {
 	st.listenMu.Lock()
 	defer st.listenMu.Unlock()
-	resync = st.listened || st.late
-	if !st.listened {
-		st.listened = true
-		close(st.listening)
+	if isClosed(st.listening) {
+		return true
 	}
-	return resync
+	close(st.listening)
+	return st.late
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // stopLoops ends the heartbeat, listener and event sender: no migration

@@ -299,3 +299,24 @@ func TestSharedStateFreshnessCountsFromTheRoundStart(t *testing.T) {
 	require.NoError(t, <-errc)
 	require.Less(t, time.Duration(st.lastOK.Load()-began), held/2, "the view is dated from the end of a slow round")
 }
+
+// A LISTEN owes watchers a resync when it is a reconnection (events sent
+// while it was down are lost) or when the replica stopped waiting for its
+// first one and served without it; the first, awaited one does not.
+func TestSharedStateListenResync(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		late  bool
+		first bool
+	}{
+		{"awaited first LISTEN", false, false},
+		{"first LISTEN after run gave up waiting", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &sharedState{listening: make(chan struct{}), late: tc.late}
+			require.Equal(t, tc.first, st.noteListening())
+			require.True(t, isClosed(st.listening), "run stops waiting once listening")
+			require.True(t, st.noteListening(), "a reconnection owes a resync")
+		})
+	}
+}
