@@ -18,7 +18,8 @@ type memBackend struct {
 	writes  int
 	down    bool
 	// listGate, when set, holds every List's page (read when it was
-	// called) until it is closed.
+	// called) until it is closed; listErr, when set, fails every List.
+	listErr  error
 	listGate chan struct{}
 }
 
@@ -46,16 +47,22 @@ func (m *memBackend) Ping(context.Context) error {
 }
 
 func (m *memBackend) List(_ context.Context, req sdk.ListRequest) (sdk.ListPage, error) {
-	page, gate := m.list(req)
+	page, gate, err := m.list(req)
+	if err != nil {
+		return sdk.ListPage{}, err
+	}
 	if gate != nil {
 		<-gate // the page is read; it is returned when the gate opens
 	}
 	return page, nil
 }
 
-func (m *memBackend) list(req sdk.ListRequest) (sdk.ListPage, chan struct{}) {
+func (m *memBackend) list(req sdk.ListRequest) (sdk.ListPage, chan struct{}, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.listErr != nil {
+		return sdk.ListPage{}, nil, m.listErr
+	}
 	var names []string
 	for _, s := range m.secrets {
 		if s.meta.Project == req.Project && strings.HasPrefix(s.meta.Name, req.Prefix) && s.meta.Name > req.PageToken {
@@ -72,7 +79,7 @@ func (m *memBackend) list(req sdk.ListRequest) (sdk.ListPage, chan struct{}) {
 		}
 		page.Secrets = append(page.Secrets, m.secrets[key(req.Project, n)].meta)
 	}
-	return page, m.listGate
+	return page, m.listGate, nil
 }
 
 func (m *memBackend) Describe(_ context.Context, ref sdk.Ref) (sdk.Meta, error) {

@@ -279,7 +279,8 @@ func (pl *projectLog) reconcile(backend, prefix string, start uint64, listed map
 		// gateway while the first round lists are delivered as they are:
 		// nothing was unpolled between them and the listing.
 		end := pl.last // events logged while the listing ran: (start, end]
-		late := ps.since > 0 || ps.rounds > 1 || ps.backend != "" && ps.backend != backend || end-start >= eventLogSize
+		// (A baseline for another backend follows an earlier round: rounds > 1.)
+		late := ps.since > 0 || ps.rounds > 1 || end-start >= eventLogSize
 		if late && pl.last > 0 && pl.ring[pl.last%eventLogSize].kind != EventResync {
 			pl.append(EventResync, sdk.Meta{})
 		}

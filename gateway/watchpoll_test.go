@@ -218,6 +218,21 @@ func TestPollerFirstBaselineAfterGatewayWritesDoesNotResync(t *testing.T) {
 	expect(t, s.next(t), 2, EventSecretUpdated, "db", 2)
 }
 
+// A baseline that comes late, after failed rounds, owes a resync: changes
+// made behind the gateway's back between the watcher's start and the
+// listing that finally worked are in the baseline, never announced.
+func TestPollerLateBaselineResyncs(t *testing.T) {
+	p := newPollEnv(t, "100ms")
+	p.mu(func() { p.mem.listErr = sdk.ErrUnavailable })
+	s := p.watch(t, "", "t-admin")
+	require.Eventually(t, func() bool { return p.lists() >= 1 }, 5*time.Second, 10*time.Millisecond, "no first round")
+	p.direct(t, "db", eventsSecret) // unseen: no baseline yet
+	p.write(t, http.MethodPost, "payments/secrets", secretBody("gw"), http.StatusCreated)
+	expect(t, s.next(t), 1, EventSecretCreated, "gw", 1)
+	p.mu(func() { p.mem.listErr = nil })
+	expect(t, s.next(t), 2, EventResync, "", 0)
+}
+
 // Backends without polling (file, or watch_poll_interval 0) are never
 // listed for watchers.
 func TestPollerOff(t *testing.T) {
