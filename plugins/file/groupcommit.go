@@ -89,13 +89,12 @@ func (g *groupCommitter) commit(db *bolt.DB, refused *error, fn func(*bolt.Tx) e
 		select {
 		case <-batch.done:
 		case <-batch.lead:
-			// The previous leader left busy set and the batch pending:
-			// writes runnable now join it before it is taken.
+			// The previous leader left busy set and this batch pending (no
+			// one else takes a pending batch while busy is set): writes
+			// runnable now join it before it is taken.
 			runtime.Gosched()
 			g.mu.Lock()
-			if g.pending == batch {
-				g.pending = nil
-			}
+			g.pending = nil
 			g.mu.Unlock()
 			g.run(db, batch)
 		}
