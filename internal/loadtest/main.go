@@ -132,6 +132,7 @@ type result struct {
 	requests      uint64
 	statusCodes   map[string]int
 	firstErrorMsg string
+	roundRPS      []float64 // each slice's req/s, when run interleaved with others (interleave.go)
 }
 
 // scenarios holds the settings of the scenarios that have their own.
@@ -280,46 +281,81 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 
 	type step struct {
 		want bool
-		run  func() (result, error)
+		run  func() ([]result, error)
 	}
-	load := func(sc scenario, vs string) func() (result, error) {
-		return func() (result, error) {
+	load := func(sc scenario, vs string) func() ([]result, error) {
+		return func() ([]result, error) {
 			r := attack(sc, duration, workers, "")
 			r.vs = vs
-			return r, nil
+			return []result{r}, nil
 		}
 	}
-	var steps []step
-	if vault != nil {
-		steps = append(steps, step{true, load(scenario{vaultGetName, vault.gets}, "")})
+	one := func(run func() (result, error)) func() ([]result, error) {
+		return func() ([]result, error) {
+			r, err := run()
+			return []result{r}, err
+		}
 	}
-	steps = append(steps,
-		step{want("get"), load(scenario{getName, gets}, vaultGetName)},
-		step{getsNoCache != nil, load(scenario{getNoCacheName, getsNoCache}, vaultGetName)},
-		step{pg != nil, pg.load(pgGetName, duration, workers)}, // each postgres row right after its file row
-		step{want("bare"), func() (result, error) { return runBare(duration, workers) }},
-		step{want("list"), load(scenario{listName, list}, "")},
-		step{pg != nil, pg.load(pgListName, duration, workers)},
-		step{want("put"), load(scenario{putName, puts}, vaultPutName)},
-		step{pg != nil, pg.load(pgPutName, duration, workers)},
-	)
+	// compared runs a gateway group and its Vault counterpart interleaved
+	// (interleave.go), or the group alone when there is no Vault.
+	compared := func(vaultSc scenario, scs ...scenario) func() ([]result, error) {
+		return func() ([]result, error) {
+			if vault == nil {
+				var out []result
+				for _, sc := range scs {
+					out = append(out, attack(sc, duration, workers, ""))
+				}
+				return out, nil
+			}
+			out := attackInterleaved(append(scs, vaultSc), duration, workers)
+			for i := range scs {
+				out[i].vs = vaultSc.name
+			}
+			return out, nil
+		}
+	}
+	var vaultGets, vaultPuts scenario
 	if vault != nil {
-		steps = append(steps, step{true, load(scenario{vaultPutName, vault.puts}, "")})
+		vaultGets, vaultPuts = scenario{vaultGetName, vault.gets}, scenario{vaultPutName, vault.puts}
+	}
+	getGroup := []scenario{}
+	if want("get") {
+		getGroup = append(getGroup, scenario{getName, gets})
+	}
+	if getsNoCache != nil {
+		getGroup = append(getGroup, scenario{getNoCacheName, getsNoCache})
+	}
+	steps := []step{
+		{len(getGroup) > 0 || vault != nil, compared(vaultGets, getGroup...)},
+		{pg != nil, one(pg.load(pgGetName, duration, workers))}, // each postgres row right after its file row
+		{want("bare"), one(func() (result, error) { return runBare(duration, workers) })},
+		{want("list"), load(scenario{listName, list}, "")},
+		{pg != nil, one(pg.load(pgListName, duration, workers))},
+		{want("put") || vault != nil, compared(vaultPuts, putScenarios(want("put"), puts)...)},
+		{pg != nil, one(pg.load(pgPutName, duration, workers))},
 	}
 	var results []result
 	for _, s := range steps {
 		if !s.want {
 			continue
 		}
-		r, err := s.run()
+		rs, err := s.run()
 		if err != nil {
 			return err
 		}
-		results = append(results, r)
+		results = append(results, rs...)
 	}
 	report(w, results, workers, duration, nSecrets)
 	fmt.Fprintf(w, "load average (1 min) after the load run: %s\n", loadAverage())
 	return checkResults(results)
+}
+
+// putScenarios is the PUT group's gateway scenario, if wanted.
+func putScenarios(want bool, puts []vegeta.Target) []scenario {
+	if !want {
+		return nil
+	}
+	return []scenario{{putName, puts}}
 }
 
 // startSeeded starts a gateway with args and creates every secret of
@@ -371,6 +407,14 @@ func runBare(duration time.Duration, workers uint64) (result, error) {
 }
 
 func attack(sc scenario, duration time.Duration, workers uint64, _ string) result {
+	var m vegeta.Metrics
+	runAttack(sc, duration, workers, func(res *vegeta.Result) { m.Add(res) })
+	m.Close()
+	return resultOf(sc.name, &m)
+}
+
+// runAttack sends sc's requests for duration and hands each result to add.
+func runAttack(sc scenario, duration time.Duration, workers uint64, add func(*vegeta.Result)) {
 	targeter := vegeta.NewStaticTargeter(sc.targets...)
 	attacker := vegeta.NewAttacker(
 		vegeta.Workers(workers),
@@ -379,15 +423,17 @@ func attack(sc scenario, duration time.Duration, workers uint64, _ string) resul
 		vegeta.KeepAlive(true),
 		vegeta.Timeout(30*time.Second),
 	)
-	var m vegeta.Metrics
 	// Rate 0 with a fixed worker pool: each of the clients sends its next
 	// request as soon as the previous one answered (closed-loop load).
 	for res := range attacker.Attack(targeter, vegeta.Rate{Freq: 0}, duration, sc.name) {
-		m.Add(res)
+		add(res)
 	}
-	m.Close()
+}
+
+// resultOf summarises closed metrics.
+func resultOf(name string, m *vegeta.Metrics) result {
 	r := result{
-		name: sc.name, rps: m.Throughput, p50: m.Latencies.P50, p99: m.Latencies.P99,
+		name: name, rps: m.Throughput, p50: m.Latencies.P50, p99: m.Latencies.P99,
 		success: m.Success, requests: m.Requests, statusCodes: m.StatusCodes,
 	}
 	if len(m.Errors) > 0 {
@@ -400,16 +446,17 @@ func attack(sc scenario, duration time.Duration, workers uint64, _ string) resul
 // gin's req/s and, for a gateway scenario with a Vault counterpart, as a
 // multiple of Vault's; a postgres row as a multiple of the file backend's.
 func report(w io.Writer, results []result, workers uint64, duration time.Duration, nSecrets int) {
-	fmt.Fprintf(w, "\nload run: %d concurrent clients, %s per scenario, vegeta over HTTP/1.1 keep-alive on 127.0.0.1, in the order run\n", workers, duration)
+	fmt.Fprintf(w, "\nload run: %d concurrent clients, %s per scenario, vegeta over HTTP/1.1 keep-alive on 127.0.0.1, in the order run;\n"+
+		"a row compared with Vault dev ran interleaved with it in %d slices (A B, B A, ...), the range of the per-slice ratios in brackets\n", workers, duration, interleaveRounds)
 	cycle := fmt.Sprintf("cycle through %d secrets", nSecrets)
 	if nSecrets == 1 {
 		cycle = "all go to one secret"
 	}
 	fmt.Fprintf(w, "GETs and PUTs %s of two keys on each side (a PUT replaces it with a new version)\n\n", cycle)
-	rps := map[string]float64{}
+	byName := map[string]result{}
 	var baseline float64
 	for _, r := range results {
-		rps[r.name] = r.rps
+		byName[r.name] = r
 		if strings.HasPrefix(r.name, "bare") {
 			baseline = r.rps
 		}
@@ -421,8 +468,12 @@ func report(w io.Writer, results []result, workers uint64, duration time.Duratio
 		if baseline > 0 {
 			ofBare = fmt.Sprintf("%.1f%%", 100*r.rps/baseline)
 		}
+		vsVault := multiple(r.rps, byName[r.vs].rps)
+		if vsVault != "-" {
+			vsVault += roundSpread(r, byName[r.vs])
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f%%\t%s\t%s\t%s\t\n", r.name, r.requests, r.rps,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ofBare, multiple(r.rps, rps[r.vs]), multiple(r.rps, rps[r.vsFile]))
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.success*100, ofBare, vsVault, multiple(r.rps, byName[r.vsFile].rps))
 	}
 	tw.Flush()
 }
