@@ -234,7 +234,7 @@ func (s *Server) create(c *gin.Context) {
 	if !r.validateWrite(body) || !r.allowed(ActionCreate) || !r.writable() {
 		return
 	}
-	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteCreate})
+	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteCreate}, nil)
 	if !ok {
 		return
 	}
@@ -259,7 +259,7 @@ func (s *Server) replace(c *gin.Context) {
 	if !ok || !r.validateWrite(body) || !r.allowed(ActionUpdate) || !r.writable() {
 		return
 	}
-	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: expected})
+	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: expected}, nil)
 	if !ok {
 		return
 	}

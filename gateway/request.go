@@ -199,8 +199,9 @@ func (r *request) writeBackend() (sdk.Backend, context.Context, context.CancelFu
 // lets it land once told that the record is on disk (sdk.StagedWriter: the
 // file backend holds its commit for it; a backend without staged writes is
 // written after the sync, as before). ok false: the answer is written (503:
-// no backend or no intent record; or the backend's error).
-func (r *request) stagedWrite(req sdk.WriteRequest) (sdk.Meta, bool) {
+// no backend or no intent record; or the backend's error, through mapErr
+// when the API has its own reading of it).
+func (r *request) stagedWrite(req sdk.WriteRequest, mapErr func(error) error) (sdk.Meta, bool) {
 	b, ok := r.backend()
 	if !ok {
 		return sdk.Meta{}, false
@@ -226,6 +227,9 @@ func (r *request) stagedWrite(req sdk.WriteRequest) (sdk.Meta, bool) {
 		return sdk.Meta{}, false
 	}
 	if err != nil {
+		if mapErr != nil {
+			err = mapErr(err)
+		}
 		r.backendErr(err)
 		return sdk.Meta{}, false
 	}

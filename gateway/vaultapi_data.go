@@ -148,19 +148,15 @@ func (s *Server) vaultDataWrite(c *gin.Context) {
 	if !ok || !r.writable() {
 		return
 	}
-	b, ctx, cancel, ok := r.writeBackend()
-	if !ok {
-		return
-	}
-	defer cancel()
-	m, err := b.Write(ctx, req)
-	if err != nil {
+	m, ok := r.stagedWrite(req, func(err error) error {
 		if hasCAS && cas > 0 && errors.Is(err, sdk.ErrNotFound) {
 			// Vault: a check-and-set against a secret that does not exist
 			// failed its check.
-			err = sdk.VersionMismatch(r.route.Project, r.secret, cas, 0)
+			return sdk.VersionMismatch(r.route.Project, r.secret, cas, 0)
 		}
-		r.backendErr(err)
+		return err
+	})
+	if !ok {
 		return
 	}
 	kind := EventSecretUpdated
