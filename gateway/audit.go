@@ -258,52 +258,26 @@ func (a *FileAuditor) Reopen() error {
 // Write appends rec as one line. Time is filled in when empty. A record
 // the policy syncs is on stable storage when Write returns nil.
 func (a *FileAuditor) Write(rec AuditRecord) error {
-	wait, err := a.Begin(rec)
-	if err != nil {
-		return err
-	}
-	return wait()
-}
-
-// Begin hands rec in as Write does, without waiting for it to be synced:
-// wait returns once it is, with Write's error. A staged write sends its
-// change to the backend between the two (request.go, stagedWrite).
-func (a *FileAuditor) Begin(rec AuditRecord) (wait func() error, err error) {
 	if rec.Time == "" {
 		rec.Time = a.now().UTC().Format(time.RFC3339Nano)
 	}
 	line, err := json.Marshal(rec)
 	if err != nil {
-		return nil, fmt.Errorf("audit: encode record: %w", err)
+		return fmt.Errorf("audit: encode record: %w", err)
 	}
 	line = append(line, '\n')
 	synced := a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec)
 	batch, err := a.append(line, synced)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !synced {
-		return noWait, nil // synced by the next sync, whatever starts it
+		return nil // synced by the next sync, whatever starts it
 	}
-	return func() error {
-		if err := a.waitSynced(batch); err != nil {
-			return fmt.Errorf("audit: sync: %w", err)
-		}
-		return nil
-	}, nil
-}
-
-func noWait() error { return nil }
-
-// beginAudit is a.Begin when a has one; otherwise the whole of a.Write
-// happens in wait.
-func beginAudit(a Auditor, rec AuditRecord) (wait func() error, err error) {
-	if b, ok := a.(interface {
-		Begin(AuditRecord) (func() error, error)
-	}); ok {
-		return b.Begin(rec)
+	if err := a.waitSynced(batch); err != nil {
+		return fmt.Errorf("audit: sync: %w", err)
 	}
-	return func() error { return a.Write(rec) }, nil
+	return nil
 }
 
 // append hands line in and returns the batch the caller waits for when

@@ -119,11 +119,6 @@ func (c countedBackend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Me
 	return c.b.Write(ctx, req)
 }
 
-func (c countedBackend) WriteStaged(ctx context.Context, req sdk.WriteRequest, ready func() error) (sdk.Meta, error) {
-	c.n[callWrite].Add(1)
-	return sdk.WriteStaged(ctx, c.b, req, ready)
-}
-
 func (c countedBackend) Delete(ctx context.Context, ref sdk.Ref) error {
 	c.n[callDelete].Add(1)
 	return c.b.Delete(ctx, ref)

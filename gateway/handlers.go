@@ -234,8 +234,14 @@ func (s *Server) create(c *gin.Context) {
 	if !r.validateWrite(body) || !r.allowed(ActionCreate) || !r.writable() {
 		return
 	}
-	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteCreate}, nil)
+	b, ctx, cancel, ok := r.writeBackend()
 	if !ok {
+		return
+	}
+	defer cancel()
+	m, err := b.Write(ctx, sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteCreate})
+	if err != nil {
+		r.backendErr(err)
 		return
 	}
 	s.publish(r.route.Project, EventSecretCreated, m)
@@ -259,8 +265,14 @@ func (s *Server) replace(c *gin.Context) {
 	if !ok || !r.validateWrite(body) || !r.allowed(ActionUpdate) || !r.writable() {
 		return
 	}
-	m, ok := r.stagedWrite(sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: expected}, nil)
+	b, ctx, cancel, ok := r.writeBackend()
 	if !ok {
+		return
+	}
+	defer cancel()
+	m, err := b.Write(ctx, sdk.WriteRequest{Project: r.route.Project, Name: r.secret, Data: body.Data, Labels: body.Labels, Mode: sdk.WriteReplace, ExpectedVersion: expected})
+	if err != nil {
+		r.backendErr(err)
 		return
 	}
 	s.publish(r.route.Project, EventSecretUpdated, m)

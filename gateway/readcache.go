@@ -188,18 +188,9 @@ func (cb cachedBackend) Describe(ctx context.Context, ref sdk.Ref) (sdk.Meta, er
 // Write is write-through: when it returns, the new version is cached and
 // is the latest.
 func (cb cachedBackend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
-	return cb.writeThrough(req, func() (sdk.Meta, error) { return cb.Backend.Write(ctx, req) })
-}
-
-// WriteStaged is Write's write-through for a staged write.
-func (cb cachedBackend) WriteStaged(ctx context.Context, req sdk.WriteRequest, ready func() error) (sdk.Meta, error) {
-	return cb.writeThrough(req, func() (sdk.Meta, error) { return sdk.WriteStaged(ctx, cb.Backend, req, ready) })
-}
-
-func (cb cachedBackend) writeThrough(req sdk.WriteRequest, write func() (sdk.Meta, error)) (sdk.Meta, error) {
 	c, k := cb.c, secretKey{req.Project, req.Name}
 	start := c.now()
-	m, err := write()
+	m, err := cb.Backend.Write(ctx, req)
 	if err != nil {
 		c.mutationFailed(k, err)
 		return m, err

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -71,16 +70,11 @@ func (r *request) auditSuccess() bool {
 // request ends with 503 and the backend is never called.
 func (r *request) auditIntent() bool {
 	if err := r.s.audit.Write(r.record(PhaseIntent, "")); err != nil {
-		r.intentFailed(err)
+		r.s.log.Error("audit write failed, refusing the change", "request_id", requestID(r.c), "error", err)
+		abortWith(r.c, auditUnavailable(err))
 		return false
 	}
 	return true
-}
-
-// intentFailed answers a mutation whose intent record could not be written.
-func (r *request) intentFailed(err error) {
-	r.s.log.Error("audit write failed, refusing the change", "request_id", requestID(r.c), "error", err)
-	abortWith(r.c, auditUnavailable(err))
 }
 
 func auditUnavailable(err error) *apiError {
@@ -190,50 +184,6 @@ func (r *request) writeBackend() (sdk.Backend, context.Context, context.CancelFu
 	}
 	ctx, cancel := r.writeCtx()
 	return b, ctx, cancel, true
-}
-
-// stagedWrite is writeBackend and the backend's Write in one, with the
-// same promise: no change lands before its intent record is on stable
-// storage. But the record is only handed to the audit log before the write
-// goes to the backend, which prepares it while the record is synced and
-// lets it land once told that the record is on disk (sdk.StagedWriter: the
-// file backend holds its commit for it; a backend without staged writes is
-// written after the sync, as before). ok false: the answer is written (503:
-// no backend or no intent record; or the backend's error, through mapErr
-// when the API has its own reading of it).
-func (r *request) stagedWrite(req sdk.WriteRequest, mapErr func(error) error) (sdk.Meta, bool) {
-	b, ok := r.backend()
-	if !ok {
-		return sdk.Meta{}, false
-	}
-	wait, err := beginAudit(r.s.audit, r.record(PhaseIntent, ""))
-	if err != nil {
-		r.intentFailed(err)
-		return sdk.Meta{}, false
-	}
-	var once sync.Once
-	var intentErr error
-	ready := func() error {
-		once.Do(func() { intentErr = wait() })
-		return intentErr
-	}
-	ctx, cancel := r.writeCtx()
-	defer cancel()
-	m, err := sdk.WriteStaged(ctx, b, req, ready)
-	// A refusal, or a call that failed before it went out, leaves ready
-	// unasked: the outcome record still follows a synced intent record.
-	if ready() != nil {
-		r.intentFailed(intentErr)
-		return sdk.Meta{}, false
-	}
-	if err != nil {
-		if mapErr != nil {
-			err = mapErr(err)
-		}
-		r.backendErr(err)
-		return sdk.Meta{}, false
-	}
-	return m, true
 }
 
 // readCtx bounds a read; it ends with the client's request.

@@ -148,15 +148,19 @@ func (s *Server) vaultDataWrite(c *gin.Context) {
 	if !ok || !r.writable() {
 		return
 	}
-	m, ok := r.stagedWrite(req, func(err error) error {
+	b, ctx, cancel, ok := r.writeBackend()
+	if !ok {
+		return
+	}
+	defer cancel()
+	m, err := b.Write(ctx, req)
+	if err != nil {
 		if hasCAS && cas > 0 && errors.Is(err, sdk.ErrNotFound) {
 			// Vault: a check-and-set against a secret that does not exist
 			// failed its check.
-			return sdk.VersionMismatch(r.route.Project, r.secret, cas, 0)
+			err = sdk.VersionMismatch(r.route.Project, r.secret, cas, 0)
 		}
-		return err
-	})
-	if !ok {
+		r.backendErr(err)
 		return
 	}
 	kind := EventSecretUpdated

@@ -21,21 +21,9 @@ import (
 // test's own that fails, so that bbolt rolls the batch back and runs the
 // others again.
 type batchOp struct {
-	write  *sdk.WriteRequest
-	staged *stagedOp // write is staged (WriteStaged) with this ready
-	del    *sdk.Ref
-	fail   bool
-}
-
-// stagedOp is a staged write's ready: it counts its calls and returns err.
-type stagedOp struct {
-	err   error
-	asked atomic.Int32
-}
-
-func staged(op batchOp, s *stagedOp) batchOp {
-	op.staged = s
-	return op
+	write *sdk.WriteRequest
+	del   *sdk.Ref
+	fail  bool
 }
 
 // committedTx is the id of the last committed write transaction.
@@ -65,25 +53,20 @@ func runOneBatch(t *testing.T, b *Backend, ops []batchOp) (errs []error, metas [
 	var counterErr, noRefusal error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		counterErr = g.commit(b.db, &noRefusal, nil, func(*bolt.Tx) error { counted.Add(1); return nil })
+		counterErr = g.commit(b.db, &noRefusal, func(*bolt.Tx) error { counted.Add(1); return nil })
 	})
 	require.Eventually(t, func() bool { return queued(g) == 1 }, 10*time.Second, time.Millisecond)
 	ctx := context.Background()
 	for i, op := range ops {
 		wg.Go(func() {
 			switch {
-			case op.write != nil && op.staged != nil:
-				metas[i], errs[i] = b.WriteStaged(ctx, *op.write, func() error {
-					op.staged.asked.Add(1)
-					return op.staged.err
-				})
 			case op.write != nil:
 				metas[i], errs[i] = b.Write(ctx, *op.write)
 			case op.del != nil:
 				errs[i] = b.Delete(ctx, *op.del)
 			case op.fail:
 				var refused error
-				errs[i] = g.commit(b.db, &refused, nil, func(*bolt.Tx) error { return errors.New("failed by the test") })
+				errs[i] = g.commit(b.db, &refused, func(*bolt.Tx) error { return errors.New("failed by the test") })
 			}
 		})
 	}
@@ -131,7 +114,7 @@ func TestFailedCommitFailsEveryWrite(t *testing.T) {
 	for i := range writers {
 		wg.Go(func() {
 			var refused error
-			errs[i] = g.commit(db, &refused, nil, func(*bolt.Tx) error { return nil })
+			errs[i] = g.commit(db, &refused, func(*bolt.Tx) error { return nil })
 		})
 	}
 	handOff(t, &g, writers)
@@ -164,8 +147,6 @@ func TestBatchedWritesKeepCheckAndSetExact(t *testing.T) {
 		}
 		return ops
 	}
-	withdrawn := errors.New("withdrawn by the test")
-	goA, goC, withdrawB, goRefused := &stagedOp{}, &stagedOp{}, &stagedOp{err: withdrawn}, &stagedOp{}
 	tests := []struct {
 		name  string
 		setup []string // secrets of project p written (v1) before the batch
@@ -237,28 +218,6 @@ func TestBatchedWritesKeepCheckAndSetExact(t *testing.T) {
 				require.ElementsMatch(t, []int64{1, 2, 3, 4}, versions)
 				requireVersion(t, b, "s", 4)
 				requireData(t, b, "t", 1, "t")
-			},
-		},
-		{
-			// Each staged write is asked for its go-ahead once, before the
-			// commit; the one withdrawn is rolled back out of the batch,
-			// which runs again and commits the others, staged or not. A
-			// staged write refused by its own checks is not asked.
-			name: "staged writes, one withdrawn", setup: []string{"existing"},
-			ops: []batchOp{
-				staged(upsert("a", "a"), goA), staged(upsert("b", "b"), withdrawB), upsert("c", "c"), staged(upsert("c", "c2"), goC),
-				staged(batchOp{write: &sdk.WriteRequest{Project: "p", Name: "existing", Data: map[string]string{"k": "x"}, Mode: sdk.WriteCreate}}, goRefused),
-			},
-			want: []error{nil, withdrawn, nil, nil, sdk.ErrAlreadyExists},
-			check: func(t *testing.T, b *Backend, _ []error, metas []sdk.Meta) {
-				require.Equal(t, []int32{1, 1, 1, 0}, []int32{goA.asked.Load(), withdrawB.asked.Load(), goC.asked.Load(), goRefused.asked.Load()})
-				requireData(t, b, "a", 1, "a")
-				requireData(t, b, "c", metas[2].Version, "c")
-				requireData(t, b, "c", metas[3].Version, "c2")
-				requireVersion(t, b, "c", 2)
-				_, err := b.Describe(context.Background(), sdk.Ref{Project: "p", Name: "b"})
-				require.ErrorIs(t, err, sdk.ErrNotFound, "the withdrawn write did not land")
-				requireVersion(t, b, "existing", 1)
 			},
 		},
 	}

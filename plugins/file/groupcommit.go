@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,22 +39,6 @@ type commitCall struct {
 	fn      func(*bolt.Tx) error
 	refused *error // set by fn when its own checks refuse the write
 	err     error  // of the commit; errTrySolo: run fn again alone
-	// ready, of a staged write (sdk.StagedWriter), says whether the write
-	// may land; it is asked once, after fn ran and before the commit.
-	ready    func() error
-	asked    bool
-	readyErr error
-}
-
-// mayLand asks c's ready, once: false means c's write must not land.
-func (c *commitCall) mayLand() bool {
-	if c.ready == nil {
-		return true
-	}
-	if !c.asked {
-		c.asked, c.readyErr = true, c.ready()
-	}
-	return c.readyErr == nil
 }
 
 // groupCommitter batches the writes of one database.
@@ -74,19 +57,12 @@ var errTrySolo = errors.New("file backend: write failed in a batch; run it alone
 // nothing.
 var errAllRefused = errors.New("file backend: every write of the batch was refused")
 
-// errWithdrawn rolls back a transaction in which a staged write was
-// withdrawn by its caller; it runs again without that write.
-var errWithdrawn = errors.New("file backend: a staged write of the batch was withdrawn")
-
 // commit runs fn in a transaction shared with the writes in flight and
 // returns once that transaction is committed (and so synced) or rolled
 // back. fn records a refusal in *refused instead of returning it (see
 // write.go); an error it returns rolls back the transaction, and fn is then
-// run again alone so that the others commit without it. A write with a
-// ready (staged) commits only if ready, asked after fn ran, returns nil;
-// otherwise the transaction runs again without it, and commit returns
-// ready's error.
-func (g *groupCommitter) commit(db *bolt.DB, refused *error, ready func() error, fn func(*bolt.Tx) error) error {
+// run again alone so that the others commit without it.
+func (g *groupCommitter) commit(db *bolt.DB, refused *error, fn func(*bolt.Tx) error) error {
 	g.mu.Lock()
 	batch := g.pending
 	if batch == nil {
@@ -94,7 +70,7 @@ func (g *groupCommitter) commit(db *bolt.DB, refused *error, ready func() error,
 		g.pending = batch
 	}
 	i := len(batch.calls)
-	batch.calls = append(batch.calls, commitCall{fn: fn, refused: refused, ready: ready})
+	batch.calls = append(batch.calls, commitCall{fn: fn, refused: refused})
 	if !g.busy {
 		// Lead, but yield the processor once first: writes that arrived
 		// with this one (the gateway sends them in bursts, as its own
@@ -123,20 +99,13 @@ func (g *groupCommitter) commit(db *bolt.DB, refused *error, ready func() error,
 			g.run(db, batch)
 		}
 	}
-	call := &batch.calls[i] // the batch is done: nobody else touches it
-	err := call.err
+	err := batch.calls[i].err
 	if errors.Is(err, errTrySolo) {
 		err = db.Update(func(tx *bolt.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}
-			if *refused != nil {
-				return *refused // alone, a refusal commits nothing
-			}
-			if !call.mayLand() {
-				return call.readyErr
-			}
-			return nil
+			return *refused // alone, a refusal commits nothing
 		})
 		if *refused != nil && err == *refused {
 			err = nil // the caller reports the refusal itself
@@ -154,7 +123,6 @@ func (g *groupCommitter) run(db *bolt.DB, batch *commitBatch) {
 	}
 	for len(calls) > 0 {
 		failed := -1
-		withdrawn := false
 		err := db.Update(func(tx *bolt.Tx) error {
 			changed := false
 			for i, c := range calls {
@@ -167,32 +135,11 @@ func (g *groupCommitter) run(db *bolt.DB, batch *commitBatch) {
 			if !changed {
 				return errAllRefused
 			}
-			// Staged writes land only with their callers' go-ahead; the
-			// batch waits for it here, with everything but the commit
-			// done, while the next batch gathers.
-			for _, c := range calls {
-				if *c.refused == nil && !c.mayLand() {
-					withdrawn = true
-				}
-			}
-			if withdrawn {
-				return errWithdrawn
-			}
 			return nil
 		})
 		if failed >= 0 {
 			calls[failed].err = errTrySolo
 			calls = append(calls[:failed], calls[failed+1:]...)
-			continue
-		}
-		if withdrawn {
-			calls = slices.DeleteFunc(calls, func(c *commitCall) bool {
-				if c.asked && c.readyErr != nil {
-					c.err = c.readyErr
-					return true
-				}
-				return false
-			})
 			continue
 		}
 		if errors.Is(err, errAllRefused) {

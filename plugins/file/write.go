@@ -37,17 +37,6 @@ import (
 // check-and-set checks, the data key's creation for a new project, the
 // ciphertext, pruning and the metadata commit together or not at all.
 func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
-	return b.write(ctx, req, nil)
-}
-
-// WriteStaged is Write, committed only once ready returned nil: the
-// transaction, with this write's changes made, waits for it
-// (groupcommit.go), so nothing of the write is on disk or visible before.
-func (b *Backend) WriteStaged(ctx context.Context, req sdk.WriteRequest, ready func() error) (sdk.Meta, error) {
-	return b.write(ctx, req, ready)
-}
-
-func (b *Backend) write(ctx context.Context, req sdk.WriteRequest, ready func() error) (sdk.Meta, error) {
 	if err := sdk.ValidateWrite(req); err != nil {
 		return sdk.Meta{}, err
 	}
@@ -69,7 +58,7 @@ func (b *Backend) write(ctx context.Context, req sdk.WriteRequest, ready func() 
 	var refused error
 	var stored []byte           // the record as committed
 	var storedRec *secretRecord // and its decoding
-	err = b.group.commit(b.db, &refused, ready, func(tx *bolt.Tx) error {
+	err = b.commit(&refused, func(tx *bolt.Tx) error {
 		m, fresh, refused, stored, storedRec = sdk.Meta{}, nil, nil, nil, nil
 		// Read-only checks first, so that a refusal leaves the transaction
 		// as it found it. The writer lock (or the batch) may have taken a
@@ -234,5 +223,5 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 // it, in a transaction shared with the writes in flight (see groupcommit.go);
 // a transaction in which every write was refused commits nothing.
 func (b *Backend) commit(refused *error, fn func(*bolt.Tx) error) error {
-	return b.group.commit(b.db, refused, nil, fn)
+	return b.group.commit(b.db, refused, fn)
 }

@@ -31,7 +31,7 @@ var _ grpc.ClientConnInterface = (*hopConn)(nil)
 
 func (h *hopConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	if d := h.direct.Load(); d != nil {
-		if sent, err := d.invoke(ctx, method, args, reply, nil); sent {
+		if sent, err := d.invoke(ctx, method, args, reply); sent {
 			return err
 		}
 	}
@@ -53,7 +53,7 @@ func (h *hopConn) openDirect(ctx context.Context, dir string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("opening the direct channel: %w", err)
 	}
-	d := &directClient{addr: resp.GetAddress(), token: resp.GetToken(), staged: resp.GetStagedWrites(), pid: pid, hop: h, all: map[*clientConn]struct{}{}}
+	d := &directClient{addr: resp.GetAddress(), token: resp.GetToken(), pid: pid, hop: h, all: map[*clientConn]struct{}{}}
 	// One connection now, so that a channel that cannot work is known at
 	// launch rather than found out by a call.
 	c, err := d.dial(ctx)
@@ -77,11 +77,10 @@ func (h *hopConn) closeDirect() {
 // directClient is the host's side of the direct channel: a pool of
 // connections, each carrying one call at a time.
 type directClient struct {
-	addr   string
-	token  []byte
-	staged bool // the plugin takes staged writes (invoke's ready)
-	pid    int  // the plugin's; every connection must reach it
-	hop    *hopConn
+	addr  string
+	token []byte
+	pid   int // the plugin's; every connection must reach it
+	hop   *hopConn
 
 	nextConn atomic.Uint64
 
@@ -107,14 +106,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // not send the call (no connection to spare, or the channel is gone): the
 // caller then takes gRPC. Once a call is sent it is never sent again, so
 // a Write is not made twice.
-//
-// With ready, the call is staged (a Write to a plugin whose direct channel
-// says staged): once the call is sent, ready runs on this goroutine, and
-// its outcome goes to the plugin as a DirectProceed before the reply is
-// read: abort when ready failed or ctx ended meanwhile (the caller is told
-// the write failed, so it must not land). ready does not run when the call
-// could not be sent.
-func (d *directClient) invoke(ctx context.Context, method string, args, reply any, ready func() error) (sent bool, err error) {
+func (d *directClient) invoke(ctx context.Context, method string, args, reply any) (sent bool, err error) {
 	in, ok1 := args.(proto.Message)
 	out, ok2 := reply.(proto.Message)
 	if !ok1 || !ok2 {
@@ -137,7 +129,7 @@ func (d *directClient) invoke(ctx context.Context, method string, args, reply an
 		return false, nil
 	}
 	c.call++
-	call := &backendpb.DirectCall{Call: c.call, Method: method, Request: req, Staged: ready != nil}
+	call := &backendpb.DirectCall{Call: c.call, Method: method, Request: req}
 	if dl, ok := ctx.Deadline(); ok {
 		call.TimeoutNanos = max(int64(time.Until(dl)), 1)
 	}
@@ -152,11 +144,7 @@ func (d *directClient) invoke(ctx context.Context, method string, args, reply an
 		})
 	}
 	var rep backendpb.DirectReply
-	var proceed func() bool
-	if ready != nil {
-		proceed = func() bool { return ready() == nil && ctx.Err() == nil }
-	}
-	err = c.roundTrip(call, &rep, proceed)
+	err = c.roundTrip(call, &rep)
 	defer clear(rep.Response)
 	interrupted := stop != nil && !stop()
 	switch {
@@ -184,17 +172,10 @@ func (d *directClient) invoke(ctx context.Context, method string, args, reply an
 	return true, nil
 }
 
-// roundTrip sends call and reads its reply; for a staged call, proceed
-// says, between the two, whether the write may land.
-func (c *clientConn) roundTrip(call *backendpb.DirectCall, rep *backendpb.DirectReply, proceed func() bool) error {
+func (c *clientConn) roundTrip(call *backendpb.DirectCall, rep *backendpb.DirectReply) error {
 	var err error
 	if c.buf, err = writeFrame(c.c, c.buf, call); err != nil {
 		return err
-	}
-	if proceed != nil {
-		if c.buf, err = writeFrame(c.c, c.buf, &backendpb.DirectProceed{Abort: !proceed()}); err != nil {
-			return err
-		}
 	}
 	c.buf, err = readFrame(c.r, c.buf, rep)
 	return err

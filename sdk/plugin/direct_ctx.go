@@ -20,8 +20,7 @@ import (
 // (context.WithCancel, WithTimeout, AfterFunc) follow it without a
 // goroutine each, as they follow the standard library's contexts.
 type callCtx struct {
-	deadline time.Time    // zero: none
-	ready    func() error // a staged Write's (direct_staged.go); nil otherwise
+	deadline time.Time // zero: none
 
 	mu    sync.Mutex
 	done  chan struct{} // made on first use
@@ -37,13 +36,8 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
 
 // Value: the call carries no values, like a gRPC call's context without
-// metadata, but for a staged Write's ready (readyOf).
-func (c *callCtx) Value(key any) any {
-	if _, ok := key.(stagedReadyKey); ok && c.ready != nil {
-		return c.ready
-	}
-	return nil
-}
+// metadata.
+func (c *callCtx) Value(any) any { return nil }
 
 func (c *callCtx) Done() <-chan struct{} {
 	c.mu.Lock()

@@ -178,15 +178,8 @@ func (s *directServer) serveConn(c *net.UnixConn) {
 		if rbuf, err = readFrame(r, rbuf, &call); err != nil {
 			return // the host closed the connection, or the plugin is stopping
 		}
-		var st *stagedCall
-		if call.GetStaged() {
-			st = &stagedCall{c: c, r: r, deadline: callDeadline(&call)}
-		}
-		reply := s.handle(sc, &call, st)
+		reply := s.handle(sc, &call)
 		clear(call.Request)
-		if st != nil && st.ready() != nil && st.broken {
-			return // the host hung up, or its DirectProceed was cut short
-		}
 		wbuf, err = writeFrame(c, wbuf, reply)
 		clear(reply.Response)
 		if err != nil {
@@ -230,24 +223,16 @@ func (s *directServer) cancelCall(id, call uint64, err error) {
 // handle runs one call through the method's gRPC handler and the server's
 // interceptors, exactly as the gRPC server would, and turns the outcome
 // into a reply.
-// A staged call (st) gives its context st's ready; of the backend's
-// methods, only Write knows what to do with it, so any other waits for the
-// go-ahead before it runs.
-func (s *directServer) handle(sc *serverConn, call *backendpb.DirectCall, st *stagedCall) *backendpb.DirectReply {
+func (s *directServer) handle(sc *serverConn, call *backendpb.DirectCall) *backendpb.DirectReply {
 	h, ok := s.handlers[call.GetMethod()]
 	if !ok {
 		return statusReply(status.Newf(codes.Unimplemented, "unknown method %s on the direct channel", call.GetMethod()))
 	}
-	if st != nil && call.GetMethod() != backendpb.Backend_Write_FullMethodName {
-		if err := st.ready(); err != nil {
-			return statusReply(status.New(codes.Unavailable, err.Error()))
-		}
-		st = nil
+	var deadline time.Time
+	if t := call.GetTimeoutNanos(); t > 0 {
+		deadline = time.Now().Add(time.Duration(t))
 	}
-	ctx := sc.begin(call.GetCall(), callDeadline(call))
-	if st != nil {
-		ctx.ready = st.ready
-	}
+	ctx := sc.begin(call.GetCall(), deadline)
 	// Like a gRPC handler's context, it ends when the handler returns, for
 	// anything the backend left running on it.
 	defer ctx.cancel(context.Canceled)
@@ -271,14 +256,6 @@ func (s *directServer) handle(sc *serverConn, call *backendpb.DirectCall, st *st
 			"grpc: received message larger than max (%d vs. %d)", len(b), maxMessageBytes))
 	}
 	return &backendpb.DirectReply{Response: b}
-}
-
-// callDeadline is when the host's deadline for call passes; zero: none.
-func callDeadline(call *backendpb.DirectCall) time.Time {
-	if t := call.GetTimeoutNanos(); t > 0 {
-		return time.Now().Add(time.Duration(t))
-	}
-	return time.Time{}
 }
 
 func statusReply(st *status.Status) *backendpb.DirectReply {

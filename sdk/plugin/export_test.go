@@ -39,7 +39,7 @@ func DirectPing(ctx context.Context, addr string, token []byte, pluginPid int) e
 	}
 	defer c.c.Close()
 	var rep backendpb.DirectReply
-	if err := c.roundTrip(&backendpb.DirectCall{Call: 1, Method: backendpb.Backend_Ping_FullMethodName}, &rep, nil); err != nil {
+	if err := c.roundTrip(&backendpb.DirectCall{Call: 1, Method: backendpb.Backend_Ping_FullMethodName}, &rep); err != nil {
 		return err
 	}
 	if rep.GetStatus() != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/secretgate/secretgate/sdk"
 
@@ -20,10 +19,7 @@ type grpcClient struct {
 	exited func() bool
 }
 
-var (
-	_ sdk.Backend      = (*grpcClient)(nil)
-	_ sdk.StagedWriter = (*grpcClient)(nil)
-)
+var _ sdk.Backend = (*grpcClient)(nil)
 
 func (c *grpcClient) err(ctx context.Context, err error) error {
 	return fromStatus(ctx, err, c.exited)
@@ -95,41 +91,6 @@ func (c *grpcClient) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta,
 		return sdk.Meta{}, c.err(ctx, err)
 	}
 	return fromPBMeta(resp.GetMeta()), nil
-}
-
-// WriteStaged sends a staged Write on the direct channel when the plugin
-// takes them: the plugin prepares the write while ready runs here, and
-// lets it land only once ready returned nil. Otherwise (a plugin built
-// before staged writes, no direct connection to spare, gRPC) ready runs
-// first and the Write follows, as sdk.WriteStaged does.
-func (c *grpcClient) WriteStaged(ctx context.Context, req sdk.WriteRequest, ready func() error) (sdk.Meta, error) {
-	if err := wireWrite(req); err != nil {
-		return sdk.Meta{}, err
-	}
-	if d := c.hop.direct.Load(); d != nil && d.staged {
-		var readyErr error
-		var resp backendpb.WriteResponse
-		sent, err := d.invoke(ctx, backendpb.Backend_Write_FullMethodName, toPBWrite(req), &resp, func() error {
-			readyErr = ready()
-			return readyErr
-		})
-		switch {
-		case readyErr != nil:
-			return sdk.Meta{}, readyErr // the plugin was told to drop the write
-		case sent && err != nil && ctx.Err() != nil:
-			// Told to drop the write because ctx ended: say so, whatever
-			// the plugin answered.
-			return sdk.Meta{}, c.err(ctx, status.FromContextError(ctx.Err()).Err())
-		case sent && err != nil:
-			return sdk.Meta{}, c.err(ctx, err)
-		case sent:
-			return fromPBMeta(resp.GetMeta()), nil
-		}
-	}
-	if err := ready(); err != nil {
-		return sdk.Meta{}, err
-	}
-	return c.Write(ctx, req)
 }
 
 func (c *grpcClient) Delete(ctx context.Context, ref sdk.Ref) error {

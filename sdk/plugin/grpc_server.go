@@ -103,13 +103,7 @@ func (s *grpcServer) Read(ctx context.Context, req *backendpb.ReadRequest) (*bac
 }
 
 func (s *grpcServer) Write(ctx context.Context, req *backendpb.WriteRequest) (*backendpb.WriteResponse, error) {
-	var m sdk.Meta
-	var err error
-	if ready := readyOf(ctx); ready != nil {
-		m, err = sdk.WriteStaged(ctx, s.impl, fromPBWrite(req), ready)
-	} else {
-		m, err = s.impl.Write(ctx, fromPBWrite(req))
-	}
+	m, err := s.impl.Write(ctx, fromPBWrite(req))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -152,7 +146,7 @@ func (s *grpcServer) OpenDirect(_ context.Context, req *backendpb.OpenDirectRequ
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
-	return &backendpb.OpenDirectResponse{Address: addr, Token: token, StagedWrites: true}, nil
+	return &backendpb.OpenDirectResponse{Address: addr, Token: token}, nil
 }
 
 func (s *grpcServer) CancelDirect(_ context.Context, req *backendpb.CancelDirectRequest) (*backendpb.CancelDirectResponse, error) {

@@ -1332,10 +1332,7 @@ type OpenDirectResponse struct {
 	// The socket's path.
 	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// 32 random bytes that every connection must present first (DirectHello).
-	Token []byte `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	// The plugin takes staged writes (DirectCall.staged). A plugin built
-	// before them leaves it false, and the host does not stage.
-	StagedWrites  bool `protobuf:"varint,3,opt,name=staged_writes,json=stagedWrites,proto3" json:"staged_writes,omitempty"`
+	Token         []byte `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1382,13 +1379,6 @@ func (x *OpenDirectResponse) GetToken() []byte {
 		return x.Token
 	}
 	return nil
-}
-
-func (x *OpenDirectResponse) GetStagedWrites() bool {
-	if x != nil {
-		return x.StagedWrites
-	}
-	return false
 }
 
 type CancelDirectRequest struct {
@@ -1492,9 +1482,7 @@ func (*CancelDirectResponse) Descriptor() ([]byte, []int) {
 // The direct channel's frames: each is a 4-byte big-endian length followed
 // by one of these messages. A connection starts with DirectHello, answered
 // by an empty DirectReply; then each DirectCall is answered by one
-// DirectReply before the next is sent. A staged DirectCall is followed by
-// one DirectProceed from the host, sent once the host lets the call's
-// write land (or withdraws it); the reply comes after it.
+// DirectReply before the next is sent.
 type DirectHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -1548,14 +1536,11 @@ func (x *DirectHello) GetConn() uint64 {
 }
 
 type DirectCall struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Call         uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`                                     // increases with each call on a connection
-	Method       string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`                                  // gRPC method name, e.g. /secretgate.backend.v1.Backend/Read
-	TimeoutNanos int64                  `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"` // what is left of the host's deadline; 0 = none
-	Request      []byte                 `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`                                // the method's request message
-	// A staged Write: nothing of it may become durable or visible before a
-	// DirectProceed without abort arrives (sdk.StagedWriter).
-	Staged        bool `protobuf:"varint,5,opt,name=staged,proto3" json:"staged,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Call          uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`                                     // increases with each call on a connection
+	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`                                  // gRPC method name, e.g. /secretgate.backend.v1.Backend/Read
+	TimeoutNanos  int64                  `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"` // what is left of the host's deadline; 0 = none
+	Request       []byte                 `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`                                // the method's request message
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1618,58 +1603,6 @@ func (x *DirectCall) GetRequest() []byte {
 	return nil
 }
 
-func (x *DirectCall) GetStaged() bool {
-	if x != nil {
-		return x.Staged
-	}
-	return false
-}
-
-type DirectProceed struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The host withdraws the staged write: it must not happen.
-	Abort         bool `protobuf:"varint,1,opt,name=abort,proto3" json:"abort,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DirectProceed) Reset() {
-	*x = DirectProceed{}
-	mi := &file_backend_proto_msgTypes[29]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DirectProceed) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DirectProceed) ProtoMessage() {}
-
-func (x *DirectProceed) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[29]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DirectProceed.ProtoReflect.Descriptor instead.
-func (*DirectProceed) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{29}
-}
-
-func (x *DirectProceed) GetAbort() bool {
-	if x != nil {
-		return x.Abort
-	}
-	return false
-}
-
 type DirectReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Response      []byte                 `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"` // the method's response message, unless status is set
@@ -1680,7 +1613,7 @@ type DirectReply struct {
 
 func (x *DirectReply) Reset() {
 	*x = DirectReply{}
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1625,7 @@ func (x *DirectReply) String() string {
 func (*DirectReply) ProtoMessage() {}
 
 func (x *DirectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1638,7 @@ func (x *DirectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectReply.ProtoReflect.Descriptor instead.
 func (*DirectReply) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{30}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DirectReply) GetResponse() []byte {
@@ -1734,7 +1667,7 @@ type DirectStatus struct {
 
 func (x *DirectStatus) Reset() {
 	*x = DirectStatus{}
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1679,7 @@ func (x *DirectStatus) String() string {
 func (*DirectStatus) ProtoMessage() {}
 
 func (x *DirectStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1692,7 @@ func (x *DirectStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectStatus.ProtoReflect.Descriptor instead.
 func (*DirectStatus) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{31}
+	return file_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DirectStatus) GetCode() int32 {
@@ -1878,11 +1811,10 @@ const file_backend_proto_rawDesc = "" +
 	"\vPingRequest\"\x0e\n" +
 	"\fPingResponse\"%\n" +
 	"\x11OpenDirectRequest\x12\x10\n" +
-	"\x03dir\x18\x01 \x01(\tR\x03dir\"i\n" +
+	"\x03dir\x18\x01 \x01(\tR\x03dir\"D\n" +
 	"\x12OpenDirectResponse\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\fR\x05token\x12#\n" +
-	"\rstaged_writes\x18\x03 \x01(\bR\fstagedWrites\"j\n" +
+	"\x05token\x18\x02 \x01(\fR\x05token\"j\n" +
 	"\x13CancelDirectRequest\x12\x12\n" +
 	"\x04conn\x18\x01 \x01(\x04R\x04conn\x12\x12\n" +
 	"\x04call\x18\x02 \x01(\x04R\x04call\x12+\n" +
@@ -1890,16 +1822,13 @@ const file_backend_proto_rawDesc = "" +
 	"\x14CancelDirectResponse\"7\n" +
 	"\vDirectHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x12\n" +
-	"\x04conn\x18\x02 \x01(\x04R\x04conn\"\x8f\x01\n" +
+	"\x04conn\x18\x02 \x01(\x04R\x04conn\"w\n" +
 	"\n" +
 	"DirectCall\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12#\n" +
 	"\rtimeout_nanos\x18\x03 \x01(\x03R\ftimeoutNanos\x12\x18\n" +
-	"\arequest\x18\x04 \x01(\fR\arequest\x12\x16\n" +
-	"\x06staged\x18\x05 \x01(\bR\x06staged\"%\n" +
-	"\rDirectProceed\x12\x14\n" +
-	"\x05abort\x18\x01 \x01(\bR\x05abort\"f\n" +
+	"\arequest\x18\x04 \x01(\fR\arequest\"f\n" +
 	"\vDirectReply\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12;\n" +
 	"\x06status\x18\x02 \x01(\v2#.secretgate.backend.v1.DirectStatusR\x06status\"l\n" +
@@ -1939,7 +1868,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_backend_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: secretgate.backend.v1.WriteMode
 	(*Ref)(nil),                   // 1: secretgate.backend.v1.Ref
@@ -1971,39 +1900,38 @@ var file_backend_proto_goTypes = []any{
 	(*CancelDirectResponse)(nil),  // 27: secretgate.backend.v1.CancelDirectResponse
 	(*DirectHello)(nil),           // 28: secretgate.backend.v1.DirectHello
 	(*DirectCall)(nil),            // 29: secretgate.backend.v1.DirectCall
-	(*DirectProceed)(nil),         // 30: secretgate.backend.v1.DirectProceed
-	(*DirectReply)(nil),           // 31: secretgate.backend.v1.DirectReply
-	(*DirectStatus)(nil),          // 32: secretgate.backend.v1.DirectStatus
-	nil,                           // 33: secretgate.backend.v1.Meta.LabelsEntry
-	nil,                           // 34: secretgate.backend.v1.ConfigureRequest.SettingsEntry
-	nil,                           // 35: secretgate.backend.v1.ReadResponse.DataEntry
-	nil,                           // 36: secretgate.backend.v1.WriteRequest.DataEntry
-	nil,                           // 37: secretgate.backend.v1.WriteRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 39: google.protobuf.Any
+	(*DirectReply)(nil),           // 30: secretgate.backend.v1.DirectReply
+	(*DirectStatus)(nil),          // 31: secretgate.backend.v1.DirectStatus
+	nil,                           // 32: secretgate.backend.v1.Meta.LabelsEntry
+	nil,                           // 33: secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	nil,                           // 34: secretgate.backend.v1.ReadResponse.DataEntry
+	nil,                           // 35: secretgate.backend.v1.WriteRequest.DataEntry
+	nil,                           // 36: secretgate.backend.v1.WriteRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 38: google.protobuf.Any
 }
 var file_backend_proto_depIdxs = []int32{
-	33, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
-	38, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	38, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	38, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
-	34, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	32, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
+	37, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	37, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
+	33, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
 	4,  // 5: secretgate.backend.v1.CapabilitiesResponse.capabilities:type_name -> secretgate.backend.v1.Capabilities
 	2,  // 6: secretgate.backend.v1.ListResponse.secrets:type_name -> secretgate.backend.v1.Meta
 	1,  // 7: secretgate.backend.v1.DescribeRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 8: secretgate.backend.v1.DescribeResponse.meta:type_name -> secretgate.backend.v1.Meta
 	1,  // 9: secretgate.backend.v1.ReadRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 10: secretgate.backend.v1.ReadResponse.meta:type_name -> secretgate.backend.v1.Meta
-	35, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
-	36, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
-	37, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
+	34, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
+	35, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
+	36, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
 	0,  // 14: secretgate.backend.v1.WriteRequest.mode:type_name -> secretgate.backend.v1.WriteMode
 	2,  // 15: secretgate.backend.v1.WriteResponse.meta:type_name -> secretgate.backend.v1.Meta
 	1,  // 16: secretgate.backend.v1.DeleteRequest.ref:type_name -> secretgate.backend.v1.Ref
 	1,  // 17: secretgate.backend.v1.VersionsRequest.ref:type_name -> secretgate.backend.v1.Ref
 	3,  // 18: secretgate.backend.v1.VersionsResponse.versions:type_name -> secretgate.backend.v1.VersionMeta
-	32, // 19: secretgate.backend.v1.DirectReply.status:type_name -> secretgate.backend.v1.DirectStatus
-	39, // 20: secretgate.backend.v1.DirectStatus.details:type_name -> google.protobuf.Any
+	31, // 19: secretgate.backend.v1.DirectReply.status:type_name -> secretgate.backend.v1.DirectStatus
+	38, // 20: secretgate.backend.v1.DirectStatus.details:type_name -> google.protobuf.Any
 	6,  // 21: secretgate.backend.v1.Backend.Configure:input_type -> secretgate.backend.v1.ConfigureRequest
 	8,  // 22: secretgate.backend.v1.Backend.Capabilities:input_type -> secretgate.backend.v1.CapabilitiesRequest
 	10, // 23: secretgate.backend.v1.Backend.List:input_type -> secretgate.backend.v1.ListRequest
@@ -2044,7 +1972,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
