@@ -5,7 +5,9 @@
 // req/s and latency percentiles per scenario, and each gateway figure as a
 // ratio of the bare gin baseline measured in the same run. The vault scenario
 // (vaultload.go) runs the same GET and PUT load against a Vault dev server,
-// and the gateway's GET and PUT are printed as multiples of Vault's too.
+// and the gateway's GET and PUT are printed as multiples of Vault's too;
+// each pair runs interleaved in alternating slices (interleave.go), so that
+// both sides see the same machine.
 //
 // The migrate scenario (migrate.go) times migrations of -migrate-secrets
 // secrets from a file backend to another and to a real Vault dev server.
