@@ -146,7 +146,7 @@ func openDB(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("%s: %w", SettingPath, err)
 	}
 	// NoSync stays false: every committed transaction is fsync'd.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, PageSize: newDatabasePageSize})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: database %s is locked by another process (another secretgate server or plugin has it open): %w",
 			SettingPath, path, sdk.ErrUnavailable)
@@ -156,6 +156,15 @@ func openDB(path string) (*bolt.DB, error) {
 	}
 	return db, nil
 }
+
+// newDatabasePageSize is the page size of a database this backend creates;
+// one that exists keeps the page size it was made with (bbolt reads it from
+// the file), so nothing needs migrating. bbolt writes each dirty page with
+// a call of its own, and with 16 KiB pages instead of the system's 4 KiB a
+// commit of a batch of writes touches fewer of them: 1.1 instead of 2.4
+// pwrite calls per PUT at 32 clients, and about a tenth less of the
+// plugin's processor per PUT (docs/benchmarks.md).
+const newDatabasePageSize = 16 << 10
 
 // CreatedKeyFile returns the key file's path when the last Configure
 // created it, so that a caller in the same process can say so; "" otherwise.
