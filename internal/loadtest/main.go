@@ -309,7 +309,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 				}
 				return out, nil
 			}
-			out := attackInterleaved(append(scs, vaultSc), duration, workers)
+			out := attackInterleaved(append(scs[:len(scs):len(scs)], vaultSc), duration, workers)
 			for i := range scs {
 				out[i].vs = vaultSc.name
 			}
