@@ -320,12 +320,15 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	if vault != nil {
 		vaultGets, vaultPuts = scenario{vaultGetName, vault.gets}, scenario{vaultPutName, vault.puts}
 	}
-	getGroup := []scenario{}
+	var getGroup, putGroup []scenario
 	if want("get") {
 		getGroup = append(getGroup, scenario{getName, gets})
 	}
 	if getsNoCache != nil {
 		getGroup = append(getGroup, scenario{getNoCacheName, getsNoCache})
+	}
+	if want("put") {
+		putGroup = append(putGroup, scenario{putName, puts})
 	}
 	steps := []step{
 		{len(getGroup) > 0 || vault != nil, compared(vaultGets, getGroup...)},
@@ -333,7 +336,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 		{want("bare"), one(func() (result, error) { return runBare(duration, workers) })},
 		{want("list"), load(scenario{listName, list}, "")},
 		{pg != nil, one(pg.load(pgListName, duration, workers))},
-		{want("put") || vault != nil, compared(vaultPuts, putScenarios(want("put"), puts)...)},
+		{len(putGroup) > 0 || vault != nil, compared(vaultPuts, putGroup...)},
 		{pg != nil, one(pg.load(pgPutName, duration, workers))},
 	}
 	var results []result
@@ -350,14 +353,6 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 	report(w, results, workers, duration, nSecrets)
 	fmt.Fprintf(w, "load average (1 min) after the load run: %s\n", loadAverage())
 	return checkResults(results)
-}
-
-// putScenarios is the PUT group's gateway scenario, if wanted.
-func putScenarios(want bool, puts []vegeta.Target) []scenario {
-	if !want {
-		return nil
-	}
-	return []scenario{{putName, puts}}
 }
 
 // startSeeded starts a gateway with args and creates every secret of
