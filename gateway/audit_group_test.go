@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -326,4 +328,49 @@ func TestAuditQueueWriteFails(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(dir, "log")))
 	require.NoError(t, a.Write(intentRecord("r2")), "the log recovers once its path can be opened again")
 	require.Equal(t, []string{"r2"}, requestIDs(auditLines(t, path)))
+}
+
+// The queue's buffer is kept for the next burst, unless a burst made it
+// larger than maxKeptQueueBuffer: then it goes, so that one burst does not
+// pin its memory for good.
+func TestAuditQueueBufferKeptUpToALimit(t *testing.T) {
+	tests := []struct {
+		name   string
+		secret int  // bytes of each queued record's secret name
+		kept   bool // the buffer is kept after the queue is written
+	}{
+		{"a small burst", 10, true},
+		{"a burst past the limit", maxKeptQueueBuffer / 8, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := openFileAuditor(filepath.Join(t.TempDir(), "audit.log"), FsyncMutations, time.Hour)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = a.Close() })
+			g := newSyncGate()
+			t.Cleanup(g.open)
+			a.mu.Lock()
+			a.syncFile = g.sync
+			a.mu.Unlock()
+
+			var wg sync.WaitGroup
+			wg.Go(func() { assert.NoError(t, a.Write(intentRecord("r0"))) })
+			<-g.started
+			const queued = 10
+			for i := range queued {
+				wg.Go(func() {
+					rec := intentRecord(fmt.Sprint("q", i))
+					rec.Secret = strings.Repeat("s", tc.secret)
+					assert.NoError(t, a.Write(rec))
+				})
+			}
+			require.Eventually(t, func() bool { return queuedRecords(a) == queued }, 10*time.Second, time.Millisecond)
+			g.open()
+			wg.Wait()
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			require.Equal(t, tc.kept, cap(a.queued) > 0)
+			require.Empty(t, a.queued)
+		})
+	}
 }
