@@ -292,12 +292,10 @@ func (pl *projectLog) reconcile(backend, prefix string, start uint64, listed map
 		// Writes through the gateway while the listing ran were announced,
 		// but found no baseline to note them in, and the listing may not
 		// show them: note them now, or the next round announces them again.
+		// (A migration switch among them drops the baseline, as note does
+		// for every resync.)
 		for i := max(start+1, end-min(end, eventLogSize-1)); i <= end && i > 0; i++ {
 			ev := pl.ring[i%eventLogSize]
-			if ev.kind == EventResync {
-				ps.known = nil // a migration switch: the listing may be of the old backend
-				return nil
-			}
 			ps.note(ev.kind, sdk.Meta{Name: ev.name, Version: ev.version}, ev.index)
 		}
 		return nil
