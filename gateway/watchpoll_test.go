@@ -323,3 +323,40 @@ func (h hidingListBackend) List(ctx context.Context, req sdk.ListRequest) (sdk.L
 	page.Secrets = kept
 	return page, nil
 }
+
+// Which first baselines owe watchers a resync: the rule of reconcile,
+// term by term, on the event log alone.
+func TestPollerBaselineResyncRule(t *testing.T) {
+	tests := []struct {
+		name   string
+		since  uint64 // the log's last index when the poller started
+		rounds int    // rounds begun, this one included
+		during int    // gateway writes logged while the baseline listed
+		resync bool
+	}{
+		{"first round, writes while it listed", 0, 1, 3, false},
+		{"events before the poller started", 2, 1, 3, true},
+		{"a late baseline after failed rounds", 0, 2, 3, true},
+		// A watcher may have missed writes the log no longer holds, and
+		// the replay cannot note them in the baseline.
+		{"more writes while it listed than the log holds", 0, 1, eventLogSize, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := &projectLog{subs: map[*subscriber]struct{}{}}
+			for range tc.since {
+				pl.append(EventSecretCreated, sdk.Meta{Name: "old", Version: 1})
+			}
+			pl.poll.since, pl.poll.rounds = tc.since, tc.rounds
+			start := pl.last
+			for i := range tc.during {
+				pl.append(EventSecretUpdated, sdk.Meta{Name: "db", Version: int64(i + 2)})
+			}
+			pl.reconcile("mem", "", start, map[string]sdk.Meta{"db": {Name: "db", Version: 1}})
+			require.Equal(t, tc.resync, pl.ring[pl.last%eventLogSize].kind == EventResync)
+			if !tc.resync {
+				require.Equal(t, int64(tc.during+1), pl.poll.known["db"].version, "the writes while it listed are noted in the baseline")
+			}
+		})
+	}
+}
