@@ -72,31 +72,17 @@ func (g *groupCommitter) commit(db *bolt.DB, refused *error, fn func(*bolt.Tx) e
 	i := len(batch.calls)
 	batch.calls = append(batch.calls, commitCall{fn: fn, refused: refused})
 	if !g.busy {
-		// Lead, but yield the processor once first: writes that arrived
-		// with this one (the gateway sends them in bursts, as its own
-		// group commit releases them) are runnable now and join this
-		// commit instead of waiting for the next. Alone, nothing else
-		// runs and the commit starts at once.
 		g.busy = true
 		g.mu.Unlock()
-		runtime.Gosched()
-		g.mu.Lock()
-		g.pending = nil
-		g.mu.Unlock()
-		g.run(db, batch)
+		g.lead(db, batch)
 	} else {
 		g.mu.Unlock()
 		select {
 		case <-batch.done:
 		case <-batch.lead:
 			// The previous leader left busy set and this batch pending (no
-			// one else takes a pending batch while busy is set): writes
-			// runnable now join it before it is taken.
-			runtime.Gosched()
-			g.mu.Lock()
-			g.pending = nil
-			g.mu.Unlock()
-			g.run(db, batch)
+			// one else takes a pending batch while busy is set).
+			g.lead(db, batch)
 		}
 	}
 	err := batch.calls[i].err
@@ -112,6 +98,20 @@ func (g *groupCommitter) commit(db *bolt.DB, refused *error, fn func(*bolt.Tx) e
 		}
 	}
 	return err
+}
+
+// lead takes the pending batch, which the caller leads (busy is set for
+// it), and commits it. It yields the processor once first: writes that
+// arrived with the caller's (the gateway sends them in bursts, as its own
+// group commit releases them) are runnable now and join this commit
+// instead of waiting for the next. Alone, nothing else runs and the commit
+// starts at once.
+func (g *groupCommitter) lead(db *bolt.DB, batch *commitBatch) {
+	runtime.Gosched()
+	g.mu.Lock()
+	g.pending = nil
+	g.mu.Unlock()
+	g.run(db, batch)
 }
 
 // run commits batch, whose leader the caller is, then hands the batch that
