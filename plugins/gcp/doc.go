@@ -212,7 +212,10 @@
 // within the caller's deadline; the client library's own retries are turned
 // off) and then ErrUnavailable; PERMISSION_DENIED → ErrPermission naming the
 // IAM permission the call needs; UNAUTHENTICATED → ErrPermission;
-// INVALID_ARGUMENT → ErrInvalid. No error carries a secret value.
+// INVALID_ARGUMENT → ErrInvalid. No error carries a secret value. A delete
+// retried after an UNAVAILABLE that then answers NOT_FOUND is a success (the
+// lost attempt deleted); after only quota refusals it is ErrNotFound, since
+// a refused call never ran.
 //
 // Quotas. RESOURCE_EXHAUSTED becomes sdk.Throttled(limit, retryAfter), which
 // the gateway answers 429 backend_throttled with Retry-After. The limit is

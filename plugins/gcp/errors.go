@@ -128,22 +128,29 @@ func etagFailure(err error) bool {
 }
 
 // retry runs fn until it succeeds, fails with a non-transient error, or
-// maxAttempts is reached. It reports whether fn was called more than once,
-// which matters for calls that are not idempotent (a retried delete that
-// answers NOT_FOUND probably deleted on the first try).
-func retry(ctx context.Context, fn func(ctx context.Context) error) (retried bool, err error) {
+// maxAttempts is reached. mayHaveRun reports whether an earlier, failed
+// attempt may have taken effect all the same, which matters for calls that
+// are not idempotent (a retried delete that answers NOT_FOUND probably
+// deleted on the first try). Only UNAVAILABLE leaves that open: the answer
+// may have been lost after the service acted. RESOURCE_EXHAUSTED is a quota
+// refusal given before the call runs, so a delete refused by the quota and
+// then answered NOT_FOUND found nothing to delete.
+func retry(ctx context.Context, fn func(ctx context.Context) error) (mayHaveRun bool, err error) {
 	backoff := baseBackoff
 	for attempt := 1; ; attempt++ {
 		err = fn(ctx)
 		if err == nil || !transient(err) || attempt == maxAttempts {
-			return attempt > 1, err
+			return mayHaveRun, err
+		}
+		if status.Code(err) == codes.Unavailable {
+			mayHaveRun = true
 		}
 		wait := sdk.Jitter(backoff)
 		if d, ok := retryDelay(err); ok && d > wait {
 			wait = d
 		}
 		if serr := sdk.Sleep(ctx, wait); serr != nil {
-			return true, err
+			return mayHaveRun, err
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}

@@ -311,6 +311,15 @@ func TestErrorMapping(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 2, m.Version)
 
+	// A delete the quota refused never ran: retried, NOT_FOUND still means
+	// the secret was not there. After an UNAVAILABLE it may have run, so
+	// NOT_FOUND is its own success.
+	missing := sdk.Ref{Project: ref.Project, Name: "never-created"}
+	srv.FailNext("DeleteSecret", codes.ResourceExhausted, 1)
+	require.ErrorIs(t, b.Delete(ctx, missing), sdk.ErrNotFound, "delete of a missing secret after a quota refusal")
+	srv.FailNext("DeleteSecret", codes.Unavailable, 1)
+	require.NoError(t, b.Delete(ctx, missing), "delete whose first attempt went unanswered")
+
 	cases := []struct {
 		name   string
 		method string

@@ -510,14 +510,14 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 	key := b.secretName(ref.Project, ref.Name)
 	if ref.Version == 0 {
 		req := &secretmanagerpb.DeleteSecretRequest{Name: key}
-		retried, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
 		switch {
 		case err == nil:
 			b.cache.deleted(key)
 			return nil
 		case status.Code(err) == codes.NotFound:
 			b.cache.deleted(key)
-			if retried { // the first, unanswered, attempt did it
+			if mayHaveRun { // an earlier, unanswered, attempt did it
 				return nil
 			}
 			return sdk.NotFound(ref.Project, ref.Name)
@@ -563,14 +563,14 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 			continue
 		}
 		req := &secretmanagerpb.DeleteSecretRequest{Name: key, Etag: st.secret.GetEtag()}
-		retried, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
 		switch {
 		case err == nil:
 			b.cache.deleted(key)
 			return nil
 		case status.Code(err) == codes.NotFound:
 			b.cache.deleted(key)
-			if retried {
+			if mayHaveRun {
 				return nil
 			}
 			return sdk.NotFound(ref.Project, ref.Name)
