@@ -349,3 +349,95 @@ func (w *writer) add(ctx context.Context, st state, next int64) (sdk.Meta, error
 		UpdatedAt: created,
 	}, nil
 }
+
+// Delete removes a whole secret (ref.Version 0) or, with ref.Version set,
+// only while that version is the current one and no write is in flight.
+func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
+	if err := b.ready(); err != nil {
+		return err
+	}
+	if err := sdk.ValidateRef(ref); err != nil {
+		return err
+	}
+	key := b.secretName(ref.Project, ref.Name)
+	if ref.Version == 0 {
+		req := &secretmanagerpb.DeleteSecretRequest{Name: key}
+		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+		switch {
+		case err == nil:
+			b.cache.deleted(key)
+			return nil
+		case status.Code(err) == codes.NotFound:
+			b.cache.deleted(key)
+			if mayHaveRun { // an earlier, unanswered, attempt did it
+				return nil
+			}
+			return sdk.NotFound(ref.Project, ref.Name)
+		}
+		return mapErr(ctx, "DeleteSecret", what(ref.Project, ref.Name), err)
+	}
+	// Check-and-set: the current version must be ref.Version with no write
+	// in flight, judged on a view whose etag then guards the delete: if
+	// anything changed the secret since (a claim, a lagging view), the
+	// delete fails and we look again.
+	useCache, backoff := true, baseBackoff
+	for round := 0; ; round++ {
+		st, _, err := b.view(ctx, ref.Project, ref.Name, useCache)
+		if err != nil {
+			return err
+		}
+		h, err := b.head(ctx, ref.Project, ref.Name, st, false)
+		if err != nil {
+			return err
+		}
+		switch {
+		case h.n == 0:
+			return sdk.NotFound(ref.Project, ref.Name)
+		case h.inFlight:
+			return fmt.Errorf("%w (a write of version %d is in flight)", sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, h.n), st.claim)
+		case ref.Version < h.n:
+			return sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, h.n)
+		case ref.Version > h.n:
+			// Newer than what we see: either it does not exist (a mismatch)
+			// or our view lags.
+			there, err := b.exists(ctx, ref.Project, ref.Name, ref.Version)
+			if err != nil {
+				return err
+			}
+			if !there || round >= lagRounds {
+				return sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, h.n)
+			}
+			useCache = false
+			if err := sdk.Sleep(ctx, sdk.Jitter(backoff)); err != nil {
+				return mapErr(ctx, "GetSecret", what(ref.Project, ref.Name), err)
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		req := &secretmanagerpb.DeleteSecretRequest{Name: key, Etag: st.secret.GetEtag()}
+		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+		switch {
+		case err == nil:
+			b.cache.deleted(key)
+			return nil
+		case status.Code(err) == codes.NotFound:
+			b.cache.deleted(key)
+			if mayHaveRun {
+				return nil
+			}
+			return sdk.NotFound(ref.Project, ref.Name)
+		case etagFailure(err):
+			b.cache.staleEtag(key, st.secret.GetEtag())
+			if round >= lagRounds {
+				return sdk.VersionMismatch(ref.Project, ref.Name, ref.Version, 0)
+			}
+			useCache = false
+			if err := sdk.Sleep(ctx, sdk.Jitter(backoff)); err != nil {
+				return mapErr(ctx, "DeleteSecret", what(ref.Project, ref.Name), err)
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		return mapErr(ctx, "DeleteSecret", what(ref.Project, ref.Name), err)
+	}
+}
