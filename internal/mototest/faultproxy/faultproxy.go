@@ -15,7 +15,11 @@
 //     a value write becoming visible and a tag write made right after it, so
 //     a new version may show with the tags of the previous one (the
 //     duration is an assumption). Visibility stays in write order: a write
-//     is visible once it and every earlier write of the secret are.
+//     is visible once it and every earlier write of the secret are. Nothing
+//     of a write is visible while it is in flight (moto may have applied it
+//     before it answers), so what a reader has seen never disappears again:
+//     reads are monotonic (an assumption, and the kind one: AWS documents
+//     no such guarantee across its replicas).
 //   - DeleteHold: after DeleteSecret, CreateSecret of the same name fails with
 //     InvalidRequestException "already scheduled for deletion" for that
 //     long. Documented: DeleteSecret "there might be a short delay before the
@@ -215,37 +219,65 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lk := p.lock(name)
 	lk.Lock()
 	defer lk.Unlock()
-	var snap snapshot
 	lag := p.cfg.Lag
 	if p.cfg.TagLag > 0 && (op == "TagResource" || op == "UntagResource") {
 		lag = p.cfg.TagLag
 	}
-	if lag > 0 && delayedWrites[op] {
-		snap.describe = p.call("DescribeSecret", fmt.Sprintf(`{"SecretId":%q}`, name), r)
-		snap.versions = p.call("ListSecretVersionIds", fmt.Sprintf(`{"SecretId":%q,"IncludeDeprecated":true,"MaxResults":100}`, name), r)
+	delayed := lag > 0 && delayedWrites[op]
+	if delayed {
+		// The snapshot is pending before the write reaches moto: a read
+		// that moto answers after applying the write, but before the write
+		// returned, must see the old state too. Registered only once the
+		// write had returned, it let such a read see the new state and the
+		// next read the old one again, a create undone, which no
+		// eventually consistent service shows once a reader saw it.
+		snap := snapshot{
+			visibleAt: time.Now().Add(inFlight),
+			describe:  p.call("DescribeSecret", fmt.Sprintf(`{"SecretId":%q}`, name), r),
+			versions:  p.call("ListSecretVersionIds", fmt.Sprintf(`{"SecretId":%q,"IncludeDeprecated":true,"MaxResults":100}`, name), r),
+		}
+		p.mu.Lock()
+		p.pending[name] = append(p.pending[name], snap)
+		p.mu.Unlock()
 	}
 	a := p.call(op, string(body), r)
-	reply(w, a)
-	if a.status != http.StatusOK {
-		return
-	}
 	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	switch {
+	case a.status != http.StatusOK:
+		if delayed {
+			p.dropLast(name) // the write did not happen: nothing to lag
+		}
 	case op == "DeleteSecret":
 		delete(p.pending, name)
 		delete(p.versions, name)
 		if p.cfg.DeleteHold > 0 {
 			p.held[name] = now.Add(p.cfg.DeleteHold)
 		}
-	case lag > 0:
-		snap.visibleAt = now.Add(lag)
-		p.pending[name] = append(p.pending[name], snap)
+	case delayed:
+		// Writes of name are serialized: its in-flight snapshot is the last.
+		snaps := p.pending[name]
+		snaps[len(snaps)-1].visibleAt = now.Add(lag)
 	}
-	if valueWrite {
+	if valueWrite && a.status == http.StatusOK {
 		p.versions[name] = append(p.versions[name], now)
 	}
+	p.mu.Unlock()
+	reply(w, a)
+}
+
+// inFlight stands for "not visible before the write returns": the write
+// sets the snapshot's real visibleAt when it does.
+const inFlight = 24 * time.Hour
+
+// dropLast removes the in-flight snapshot of name, under p.mu.
+func (p *Proxy) dropLast(name string) {
+	snaps := p.pending[name]
+	if len(snaps) <= 1 {
+		delete(p.pending, name)
+		return
+	}
+	p.pending[name] = snaps[:len(snaps)-1]
 }
 
 // tagsAfter counts the tags a secret would have after TagResource, aws:
