@@ -161,7 +161,7 @@ func TestReadCacheAWS(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(time.Second) // the poller's baseline
+		waitPolled(t, a, "cloud") // the poller's baseline
 		require.Equal(t, `"1"`, a.Do(t, "GET", base+"/db", ta, nil).Header.Get("ETag"))
 		r = b.Do(t, "PUT", base+"/db", tb, map[string]any{"data": map[string]string{"v": "2"}})
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestWatchSeesAnotherGatewaysWrites(t *testing.T) {
 				}
 				return client.Event{}
 			}
-			time.Sleep(time.Second) // the baseline round
+			waitPolled(t, a, "cloud") // the baseline round
 
 			const base = "/v1/projects/payments/secrets"
 			r := b.Do(t, "POST", base, b.Token("admin"), map[string]any{"name": "db", "data": map[string]string{"password": canary}})
@@ -112,5 +113,25 @@ func TestWatchSeesAnotherGatewaysWrites(t *testing.T) {
 				require.False(t, strings.Contains(text, canary), "gateway A's %s holds the value", what)
 			}
 		})
+	}
+}
+
+// waitPolled waits until srv's watch poller has finished a round on backend
+// (its baseline, for a first watcher): a write made before then could be
+// part of the baseline and announce nothing.
+func waitPolled(t *testing.T, srv *testenv.Server, backend string) {
+	t.Helper()
+	line := fmt.Sprintf("secretgate_watch_polls_total{backend=%q,outcome=\"ok\"} ", backend)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for l := range strings.Lines(metrics(t, srv)) {
+			if n, ok := strings.CutPrefix(strings.TrimSpace(l), line); ok && n != "0" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway's poller of %s finished no round within 20s", backend)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
