@@ -24,7 +24,11 @@ package gateway
 //   - Cloud listings are eventually consistent: an older version, or a
 //     deleted secret still listed, is a stale listing unless the backend's
 //     own dates say the secret was created again. A name missing from a
-//     listing is announced as deleted only once a Describe confirms it.
+//     listing is announced as deleted only once a Describe confirms it, in
+//     deleteRounds rounds in a row: reads of an eventually consistent
+//     service need not be monotonic (a replica that has not seen a create
+//     may answer the next listing and Describe both), and a watcher told of
+//     a delete acts on it (drops its copy, alerts someone).
 //   - The first listing is a baseline and announces nothing. Changes made
 //     while nobody watched were not seen: if the log held events a watcher
 //     could resume from when the poller started (or the baseline comes late),
@@ -51,6 +55,11 @@ const (
 	// tombstoneTTL is how long a deleted name is remembered, so that a
 	// lagging listing that still shows it is not taken for a re-creation.
 	tombstoneTTL = 10 * time.Minute
+	// deleteRounds is how many rounds in a row must miss a name, each
+	// with a Describe that does not find it, before its delete is
+	// announced: a delete made behind the gateway's back is announced one
+	// poll interval later than it is seen.
+	deleteRounds = 2
 )
 
 // pollState is a project's poller state, guarded by its projectLog's mu.
@@ -73,6 +82,9 @@ type knownSecret struct {
 	createdAt time.Time // zero when unknown
 	deleted   bool
 	deletedAt time.Time
+	// absent counts the rounds in a row that missed the name and could
+	// not describe it (deleteRounds announces the delete).
+	absent int
 	// setAt is the log index of the event that set this entry, 0 when a
 	// listing did; a listing that started before it cannot override it.
 	setAt uint64
@@ -319,6 +331,10 @@ func (pl *projectLog) reconcile(backend, prefix string, start uint64, listed map
 	now := time.Now()
 	for name, m := range listed {
 		k, ok := ps.known[name]
+		if ok && k.absent > 0 {
+			k.absent = 0 // listed again: what made it look deleted was a lagging read
+			ps.known[name] = k
+		}
 		switch {
 		case ok && k.setAt > start:
 			// The gateway wrote it while the listing ran: newer news.
@@ -358,16 +374,24 @@ func (pl *projectLog) reconcile(backend, prefix string, start uint64, listed map
 	return missing
 }
 
-// confirmDeleted announces the deletes Describe confirmed, unless the
-// gateway wrote the name meanwhile. Under pl.mu.
+// confirmDeleted counts a round that missed each of names and whose
+// Describe did not find it, and announces the deletes confirmed by
+// deleteRounds such rounds in a row, unless the gateway wrote the name
+// meanwhile. Under pl.mu.
 func (pl *projectLog) confirmDeleted(backend string, start uint64, names []string) {
 	ps := &pl.poll
 	if ps.known == nil || ps.backend != backend {
 		return
 	}
 	for _, name := range names {
-		if k, ok := ps.known[name]; ok && !k.deleted && k.setAt <= start {
-			pl.append(EventSecretDeleted, sdk.Meta{Name: name})
+		k, ok := ps.known[name]
+		if !ok || k.deleted || k.setAt > start {
+			continue
 		}
+		if k.absent++; k.absent < deleteRounds {
+			ps.known[name] = k
+			continue
+		}
+		pl.append(EventSecretDeleted, sdk.Meta{Name: name})
 	}
 }

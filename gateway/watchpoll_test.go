@@ -178,6 +178,37 @@ func TestPollerToleratesStaleListings(t *testing.T) {
 	})
 }
 
+// One round whose listing and Describe both miss a secret (a replica that
+// has not seen it yet) announces nothing; deleteRounds rounds in a row do,
+// and a listing that shows the name again in between starts the count over.
+func TestPollerDeleteNeedsRoundsInARow(t *testing.T) {
+	created := time.Now().Add(-time.Hour)
+	db := map[string]sdk.Meta{"db": {Name: "db", Version: 1, CreatedAt: created, UpdatedAt: created}}
+	pl := &projectLog{subs: map[*subscriber]struct{}{}}
+	pl.reconcile("mem", "", 0, db) // the baseline
+	round := func(listed map[string]sdk.Meta) {
+		t.Helper()
+		start := pl.last
+		if missing := pl.reconcile("mem", "", start, listed); len(missing) > 0 {
+			require.Equal(t, []string{"db"}, missing)
+			pl.confirmDeleted("mem", start, missing) // Describe: not found
+		}
+	}
+	round(map[string]sdk.Meta{})
+	require.Zero(t, pl.last, "one round that missed db announced its delete")
+	round(db) // listed again
+	for range deleteRounds - 1 {
+		round(map[string]sdk.Meta{})
+	}
+	require.Zero(t, pl.last, "the rounds before the listing that showed db counted")
+	round(map[string]sdk.Meta{})
+	require.EqualValues(t, 1, pl.last, "no delete after %d rounds in a row", deleteRounds)
+	require.Equal(t, EventSecretDeleted, pl.ring[1].kind)
+	require.Equal(t, "db", pl.ring[1].name)
+	round(map[string]sdk.Meta{})
+	require.EqualValues(t, 1, pl.last, "a delete announced twice")
+}
+
 // Changes made while nobody watched were not seen: a watcher resuming
 // across that gap is told to re-list.
 func TestPollerBaselineAfterGapResyncs(t *testing.T) {
