@@ -34,7 +34,8 @@
 //     make the gateway write, and the Prometheus metrics.
 //   - host.go: starting, supervising and stopping plugin processes.
 //   - migrate*.go: migrations between backends (API, run, copy, journal).
-//   - config.go, config_auth.go, authz.go, routing.go: configuration (auth.jwt
+//   - config.go (its shape), config_load.go (reading and checking it),
+//     config_auth.go, authz.go, routing.go: configuration (auth.jwt
 //     issuers too), the policy adapter, and the project -> backend table.
 //   - live.go, reload.go: the snapshot a reload replaces (policy, issuers,
 //     config), and SIGHUP reloads (Host.Apply for the plugins).
