@@ -32,7 +32,8 @@
 //   - audit.go, audit_reopen.go: the append-only audit log.
 //   - limiter.go, metrics.go: bounds on what unauthenticated clients can
 //     make the gateway write, and the Prometheus metrics.
-//   - host.go: starting, supervising and stopping plugin processes.
+//   - host.go, host_supervise.go: starting, supervising and stopping plugin
+//     processes (the set of them; one process's life).
 //   - migrate*.go: migrations between backends (API, run, copy, journal).
 //   - config.go (its shape), config_load.go (reading and checking it),
 //     config_auth.go, authz.go, routing.go: configuration (auth.jwt
