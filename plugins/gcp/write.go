@@ -361,18 +361,9 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 	}
 	key := b.secretName(ref.Project, ref.Name)
 	if ref.Version == 0 {
-		req := &secretmanagerpb.DeleteSecretRequest{Name: key}
-		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
-		switch {
-		case err == nil:
-			b.cache.deleted(key)
-			return nil
-		case status.Code(err) == codes.NotFound:
-			b.cache.deleted(key)
-			if mayHaveRun { // an earlier, unanswered, attempt did it
-				return nil
-			}
-			return sdk.NotFound(ref.Project, ref.Name)
+		handled, err := b.deleteSecret(ctx, ref, &secretmanagerpb.DeleteSecretRequest{Name: key})
+		if handled {
+			return err
 		}
 		return mapErr(ctx, "DeleteSecret", what(ref.Project, ref.Name), err)
 	}
@@ -414,18 +405,10 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		req := &secretmanagerpb.DeleteSecretRequest{Name: key, Etag: st.secret.GetEtag()}
-		mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+		handled, err := b.deleteSecret(ctx, ref, &secretmanagerpb.DeleteSecretRequest{Name: key, Etag: st.secret.GetEtag()})
 		switch {
-		case err == nil:
-			b.cache.deleted(key)
-			return nil
-		case status.Code(err) == codes.NotFound:
-			b.cache.deleted(key)
-			if mayHaveRun {
-				return nil
-			}
-			return sdk.NotFound(ref.Project, ref.Name)
+		case handled:
+			return err
 		case etagFailure(err):
 			b.cache.staleEtag(key, st.secret.GetEtag())
 			if round >= lagRounds {
@@ -440,4 +423,24 @@ func (b *Backend) Delete(ctx context.Context, ref sdk.Ref) error {
 		}
 		return mapErr(ctx, "DeleteSecret", what(ref.Project, ref.Name), err)
 	}
+}
+
+// deleteSecret sends req, retried, and settles the answers every delete
+// shares: success, and NOT_FOUND, which is a success too when an earlier,
+// unanswered attempt may have deleted (see retry). Any other error comes
+// back as the service sent it, with handled false, for the caller's cases.
+func (b *Backend) deleteSecret(ctx context.Context, ref sdk.Ref, req *secretmanagerpb.DeleteSecretRequest) (handled bool, err error) {
+	mayHaveRun, err := retry(ctx, func(ctx context.Context) error { return b.client.DeleteSecret(ctx, req) })
+	switch {
+	case err == nil:
+		b.cache.deleted(req.GetName())
+		return true, nil
+	case status.Code(err) == codes.NotFound:
+		b.cache.deleted(req.GetName())
+		if mayHaveRun {
+			return true, nil
+		}
+		return true, sdk.NotFound(ref.Project, ref.Name)
+	}
+	return false, err
 }
