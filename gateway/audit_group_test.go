@@ -41,6 +41,24 @@ func newSyncGate() *syncGate {
 
 func (g *syncGate) open() { g.releaseMu.Do(func() { close(g.release) }) }
 
+// gatedAuditor opens an auditor at path whose fsyncs go through a new
+// syncGate, its first sync failing with firstErr when that is not nil.
+// Both are closed when the test ends, the gate first, so that no writer is
+// left blocked.
+func gatedAuditor(t *testing.T, path string, firstErr error) (*FileAuditor, *syncGate) {
+	t.Helper()
+	a, err := openFileAuditor(path, FsyncMutations, time.Hour)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	g := newSyncGate()
+	g.firstErr = firstErr
+	t.Cleanup(g.open)
+	a.mu.Lock()
+	a.syncFile = g.sync
+	a.mu.Unlock()
+	return a, g
+}
+
 func (g *syncGate) sync(f *os.File) error {
 	ids := recordIDs(f)
 	g.mu.Lock()
@@ -232,15 +250,7 @@ func TestAuditGroupCommit(t *testing.T) {
 			dir := t.TempDir()
 			path, rotated := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.log.1")
 			files := map[string]string{"path": path, "rotated": rotated}
-			a, err := openFileAuditor(path, FsyncMutations, time.Hour)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = a.Close() })
-			g := newSyncGate()
-			g.firstErr = tc.firstErr
-			t.Cleanup(g.open) // never leave a writer blocked
-			a.mu.Lock()
-			a.syncFile = g.sync
-			a.mu.Unlock()
+			a, g := gatedAuditor(t, path, tc.firstErr)
 
 			errs := make([]error, writers)
 			covered := make([]bool, writers)
@@ -285,7 +295,7 @@ func TestAuditGroupCommit(t *testing.T) {
 			require.Contains(t, requestIDs(auditLines(t, files[tc.first])), "r0")
 			require.Equal(t, tc.rest, requestIDs(auditLines(t, files[tc.restIn])))
 
-			err = a.Write(intentRecord("after"))
+			err := a.Write(intentRecord("after"))
 			if tc.afterErr != "" {
 				require.ErrorContains(t, err, tc.afterErr)
 				return
@@ -301,14 +311,7 @@ func TestAuditGroupCommit(t *testing.T) {
 func TestAuditQueueWriteFails(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "log", "audit.log")
-	a, err := openFileAuditor(path, FsyncMutations, time.Hour)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	g := newSyncGate()
-	t.Cleanup(g.open)
-	a.mu.Lock()
-	a.syncFile = g.sync
-	a.mu.Unlock()
+	a, g := gatedAuditor(t, path, nil)
 
 	first := make(chan error, 1)
 	go func() { first <- a.Write(intentRecord("r0")) }()
@@ -344,14 +347,7 @@ func TestAuditQueueBufferKeptUpToALimit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := openFileAuditor(filepath.Join(t.TempDir(), "audit.log"), FsyncMutations, time.Hour)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = a.Close() })
-			g := newSyncGate()
-			t.Cleanup(g.open)
-			a.mu.Lock()
-			a.syncFile = g.sync
-			a.mu.Unlock()
+			a, g := gatedAuditor(t, filepath.Join(t.TempDir(), "audit.log"), nil)
 
 			var wg sync.WaitGroup
 			wg.Go(func() { assert.NoError(t, a.Write(intentRecord("r0"))) })
