@@ -285,13 +285,6 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 		want bool
 		run  func() ([]result, error)
 	}
-	load := func(sc scenario, vs string) func() ([]result, error) {
-		return func() ([]result, error) {
-			r := attack(sc, duration, workers, "")
-			r.vs = vs
-			return []result{r}, nil
-		}
-	}
 	one := func(run func() (result, error)) func() ([]result, error) {
 		return func() ([]result, error) {
 			r, err := run()
@@ -305,7 +298,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 			if vault == nil {
 				var out []result
 				for _, sc := range scs {
-					out = append(out, attack(sc, duration, workers, ""))
+					out = append(out, attack(sc, duration, workers))
 				}
 				return out, nil
 			}
@@ -334,7 +327,7 @@ func runLoad(w io.Writer, bin, dir, configPath, token, project string, duration 
 		{len(getGroup) > 0 || vault != nil, compared(vaultGets, getGroup...)},
 		{pg != nil, one(pg.load(pgGetName, duration, workers))}, // each postgres row right after its file row
 		{want("bare"), one(func() (result, error) { return runBare(duration, workers) })},
-		{want("list"), load(scenario{listName, list}, "")},
+		{want("list"), one(func() (result, error) { return attack(scenario{listName, list}, duration, workers), nil })},
 		{pg != nil, one(pg.load(pgListName, duration, workers))},
 		{len(putGroup) > 0 || vault != nil, compared(vaultPuts, putGroup...)},
 		{pg != nil, one(pg.load(pgPutName, duration, workers))},
@@ -400,10 +393,10 @@ func runBare(duration time.Duration, workers uint64) (result, error) {
 	if err := waitHTTP("http://"+bareAddr+"/bare", 10*time.Second); err != nil {
 		return result{}, fmt.Errorf("bare gin: %w", err)
 	}
-	return attack(scenario{"bare gin (fixed JSON)", []vegeta.Target{{Method: "GET", URL: "http://" + bareAddr + "/bare"}}}, duration, workers, ""), nil
+	return attack(scenario{"bare gin (fixed JSON)", []vegeta.Target{{Method: "GET", URL: "http://" + bareAddr + "/bare"}}}, duration, workers), nil
 }
 
-func attack(sc scenario, duration time.Duration, workers uint64, _ string) result {
+func attack(sc scenario, duration time.Duration, workers uint64) result {
 	var m vegeta.Metrics
 	runAttack(sc, duration, workers, func(res *vegeta.Result) { m.Add(res) })
 	m.Close()

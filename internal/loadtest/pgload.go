@@ -200,7 +200,7 @@ func (l *pgLoad) load(name string, duration time.Duration, workers uint64) func(
 		targets, vsFile = l.puts, putName
 	}
 	return func() (result, error) {
-		r := attack(scenario{name, targets}, duration, workers, "")
+		r := attack(scenario{name, targets}, duration, workers)
 		r.vsFile = vsFile
 		return r, nil
 	}

@@ -81,7 +81,7 @@ func runReplicas(w io.Writer, bin, dir string, duration time.Duration, workers u
 			name    string
 			targets []vegeta.Target
 		}{{"GET", spreadTargets(gets)}, {"PUT", spreadTargets(puts)}} {
-			r := attack(scenario{fmt.Sprintf("%s over %d replicas", op.name, n), op.targets}, duration, workers, "")
+			r := attack(scenario{fmt.Sprintf("%s over %d replicas", op.name, n), op.targets}, duration, workers)
 			if err := checkResults([]result{r}); err != nil {
 				return fmt.Errorf("replicas scenario: %w", err)
 			}

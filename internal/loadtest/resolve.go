@@ -59,8 +59,8 @@ func runResolve(w io.Writer, bin, dir string, duration time.Duration, workers ui
 		return fmt.Errorf("resolve: %d values for %d references", len(out.Values), resolveRefs)
 	}
 
-	res := attack(scenario{fmt.Sprintf("POST /v1/resolve (%d refs)", resolveRefs), []vegeta.Target{{Method: "POST", URL: g.base + "/v1/resolve", Header: auth, Body: body}}}, duration, workers, "")
-	get := attack(scenario{"GET of one secret", gets}, duration, workers, "")
+	res := attack(scenario{fmt.Sprintf("POST /v1/resolve (%d refs)", resolveRefs), []vegeta.Target{{Method: "POST", URL: g.base + "/v1/resolve", Header: auth, Body: body}}}, duration, workers)
+	get := attack(scenario{"GET of one secret", gets}, duration, workers)
 	reportResolve(w, res, get, workers, duration)
 	return checkResults([]result{res, get})
 }

@@ -105,7 +105,7 @@ func TestVaultLoad(t *testing.T) {
 		require.Equal(t, 1, version, s.name)
 	}
 	for _, sc := range []scenario{{vaultGetName, vl.gets}, {vaultPutName, vl.puts}} {
-		r := attack(sc, 500*time.Millisecond, 4, "")
+		r := attack(sc, 500*time.Millisecond, 4)
 		require.Positive(t, r.requests, sc.name)
 		require.Equal(t, 1.0, r.success, "%s: codes %v, first error %q", sc.name, r.statusCodes, r.firstErrorMsg)
 	}
