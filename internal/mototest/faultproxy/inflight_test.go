@@ -99,3 +99,23 @@ func TestNothingVisibleBeforeTheWriteReturns(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, l.SecretList, 1, "and listed")
 }
+
+// TestFailedWriteLeavesNoLag: a write moto refuses changed nothing, so it
+// holds back nothing: a value written after it is described once its own
+// lag has passed. (Its snapshot, pending while it was in flight, is gone.)
+func TestFailedWriteLeavesNoLag(t *testing.T) {
+	const lag = 200 * time.Millisecond
+	p := faultproxy.StartMoto(t, faultproxy.Config{Lag: lag})
+	c, ctx := client(t, p), t.Context()
+	_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: awsv2.String("failed/a"), SecretString: awsv2.String("1"), ClientRequestToken: awsv2.String("00000000-0000-4000-8000-000000000001")})
+	require.NoError(t, err)
+	time.Sleep(2 * lag)
+	_, err = c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: awsv2.String("failed/a"), SecretString: awsv2.String("other")})
+	require.Equal(t, "ResourceExistsException", code(err), "a second create of the name is refused")
+	_, err = c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: awsv2.String("failed/a"), SecretString: awsv2.String("2"), ClientRequestToken: awsv2.String("00000000-0000-4000-8000-000000000002")})
+	require.NoError(t, err)
+	time.Sleep(2 * lag)
+	d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: awsv2.String("failed/a")})
+	require.NoError(t, err)
+	require.Len(t, d.VersionIdsToStages, 2, "the new version is described after its lag, not held back by the refused create")
+}
