@@ -42,6 +42,9 @@ func TestAttackInterleaved(t *testing.T) {
 		require.Len(t, r.roundRPS, interleaveRounds)
 		require.Equal(t, 1.0, r.success)
 		require.Positive(t, r.rps)
+		// Throughput over its own six 200ms slices, not the 2.4s that
+		// they span with the other scenario's.
+		require.InDelta(t, 1.2, float64(r.requests)/r.rps, 0.3, "%s: seconds its requests took at its throughput", r.name)
 	}
 	require.Greater(t, rs[0].rps, 1.5*rs[1].rps)
 	require.Equal(t, []string{"a", "b", "a", "b", "a", "b", "a"}, seen, "slices alternate A B, B A, ...")
