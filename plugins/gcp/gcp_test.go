@@ -351,6 +351,25 @@ func TestErrorMapping(t *testing.T) {
 	require.NoError(t, b.Ping(ctx))
 }
 
+// A delete answered NOT_FOUND tells this replica the secret is gone: its
+// metadata cache forgets it at once rather than describe it until
+// metadata_ttl runs out.
+func TestDeleteNotFoundForgetsCachedSecret(t *testing.T) {
+	srv := gcptest.Start(t)
+	a := inProcess(t, srv.Addr, "metadata_ttl", "1h")
+	b := inProcess(t, srv.Addr, "metadata_ttl", "1h")
+	ctx := context.Background()
+	ref := sdk.Ref{Project: "gone", Name: "s"}
+	_, err := a.Write(ctx, sdk.WriteRequest{Project: ref.Project, Name: ref.Name, Data: data("v"), Mode: sdk.WriteCreate})
+	require.NoError(t, err)
+	_, err = a.Describe(ctx, ref) // cached by a
+	require.NoError(t, err)
+	require.NoError(t, b.Delete(ctx, ref), "deleted through another replica")
+	require.ErrorIs(t, a.Delete(ctx, ref), sdk.ErrNotFound)
+	_, err = a.Describe(ctx, ref)
+	require.ErrorIs(t, err, sdk.ErrNotFound, "described from a cache the NOT_FOUND should have cleared")
+}
+
 func TestConfigure(t *testing.T) {
 	cases := []struct {
 		name     string
