@@ -43,6 +43,9 @@ type AuditRecord struct {
 	Outcome string `json:"outcome,omitempty"`
 	Backend string `json:"backend,omitempty"`
 	Version int64  `json:"version,omitempty"`
+	// Recovered: moved into the log from a backend's audit receipt when
+	// its plugin started (receipts.go); the log may hold it already.
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // Auditor writes audit records. Write must not return before the record is
@@ -119,8 +122,10 @@ type FileAuditor struct {
 	// sync ran, not yet written; queued is their lines.
 	queue  *syncBatch
 	queued []byte
-	// syncBusy: a writer leads a sync (of a batch that is no longer pending).
+	// syncBusy: a writer leads a sync (of a batch that is no longer pending);
+	// running is that batch.
 	syncBusy bool
+	running  *syncBatch
 	// syncing is held through every fsync, so that a file is not closed
 	// under one that is still running. Lock order: mu, then syncing.
 	syncing sync.Mutex
@@ -258,26 +263,44 @@ func (a *FileAuditor) Reopen() error {
 // Write appends rec as one line. Time is filled in when empty. A record
 // the policy syncs is on stable storage when Write returns nil.
 func (a *FileAuditor) Write(rec AuditRecord) error {
+	_, err := a.write(rec, a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec))
+	return err
+}
+
+// WriteDeferred appends rec like Write but never waits for its sync: for
+// the records of a write whose receipt the backend commits with it
+// (receipts.go). The batch returned says when, and whether, the sync that
+// covers rec succeeded; WaitSynced waits for it, and Sync syncs it too.
+func (a *FileAuditor) WriteDeferred(rec AuditRecord) (*syncBatch, error) {
+	return a.write(rec, false)
+}
+
+// WaitSynced returns once batch (from WriteDeferred) is on stable storage,
+// leading its sync when none runs, or with the error of that sync.
+func (a *FileAuditor) WaitSynced(batch *syncBatch) error {
+	if err := a.waitSynced(batch); err != nil {
+		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return nil
+}
+
+func (a *FileAuditor) write(rec AuditRecord, synced bool) (*syncBatch, error) {
 	if rec.Time == "" {
 		rec.Time = a.now().UTC().Format(time.RFC3339Nano)
 	}
 	line, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("audit: encode record: %w", err)
+		return nil, fmt.Errorf("audit: encode record: %w", err)
 	}
 	line = append(line, '\n')
-	synced := a.policy == FsyncAlways || a.policy == FsyncMutations && syncedUnderMutations(rec)
 	batch, err := a.append(line, synced)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !synced {
-		return nil // synced by the next sync, whatever starts it
+		return batch, nil // synced by the next sync, whatever starts it
 	}
-	if err := a.waitSynced(batch); err != nil {
-		return fmt.Errorf("audit: sync: %w", err)
-	}
-	return nil
+	return batch, a.WaitSynced(batch)
 }
 
 // append hands line in and returns the batch the caller waits for when

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"time"
 )
@@ -61,6 +62,17 @@ func (b *syncBatch) ride(q *syncBatch) {
 	b.records += q.records
 	b.riders = append(b.riders, q)
 	q.host = b
+}
+
+// synced reports, without waiting, whether the sync covering b has
+// returned, and its error.
+func (b *syncBatch) synced() (done bool, err error) {
+	select {
+	case <-b.done:
+		return true, b.err
+	default:
+		return false, nil
+	}
 }
 
 // wake asks one writer waiting in b, if any, to lead the next sync.
@@ -130,7 +142,7 @@ func (a *FileAuditor) leadSync() {
 	}
 	batch, f, regular, syncFile := a.pending, a.f, a.regular, a.syncFile
 	a.pending = newSyncBatch()
-	a.syncBusy = true
+	a.syncBusy, a.running = true, batch
 	// Taken before mu is let go, so that a rotation cannot close f first.
 	a.syncing.Lock()
 	a.mu.Unlock()
@@ -138,7 +150,7 @@ func (a *FileAuditor) leadSync() {
 	a.syncing.Unlock()
 
 	a.mu.Lock()
-	a.syncBusy = false
+	a.syncBusy, a.running = false, nil
 	if err != nil && !a.closed && a.f == f && a.pending.records > 0 {
 		// The records written while the failed fsync ran fail too. A failed
 		// fsync may have dropped the dirty pages that held them, and the
@@ -161,6 +173,38 @@ func (a *FileAuditor) leadSync() {
 	for _, b := range wake {
 		b.wake()
 	}
+}
+
+// Sync returns once every record handed in before it is on stable
+// storage: it waits for the sync running, if its batch holds the last of
+// them, or for (or leads) a sync of the pending batch. It shares syncs
+// with the writers in flight like any record to be synced.
+func (a *FileAuditor) Sync() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return errors.New("audit: log is closed")
+	}
+	batch := a.pending
+	if batch.records == 0 && a.queue.records > 0 {
+		batch = a.queue // records to be synced, not written yet: their sync covers the rest
+	}
+	if batch.records > 0 {
+		a.mu.Unlock()
+		if err := a.waitSynced(batch); err != nil {
+			return fmt.Errorf("audit: sync: %w", err)
+		}
+		return nil
+	}
+	running := a.running
+	a.mu.Unlock()
+	if running != nil {
+		<-running.done
+		if running.err != nil {
+			return fmt.Errorf("audit: sync: %w", running.err)
+		}
+	}
+	return nil
 }
 
 // syncLoop syncs, every period, records written that nobody waits for

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -73,6 +74,40 @@ func (t TLSConfig) KeyPair() (tls.Certificate, error) {
 type AuditConfig struct {
 	Path  string      `yaml:"path"`
 	Fsync FsyncPolicy `yaml:"fsync"` // always | mutations (default) | interval
+	// ReceiptSync: under the mutations policy, a write to a backend that
+	// keeps audit receipts (receipts.go) has its records made durable by
+	// the backend's commit, and the log is synced at most this long after
+	// (a Go duration, 10ms to 1h; empty for DefaultReceiptSync), or "off":
+	// the log is synced before the backend is touched and before the answer.
+	ReceiptSync string `yaml:"receipt_sync"`
+}
+
+// DefaultReceiptSync is how long the audit log may lag the receipts of
+// writes when audit.receipt_sync is not set.
+const DefaultReceiptSync = 250 * time.Millisecond
+
+// ReceiptSyncInterval is audit.receipt_sync (validated); on is false when
+// receipts are off, or not used because the policy is not mutations.
+func (a AuditConfig) ReceiptSyncInterval() (every time.Duration, on bool) {
+	if a.Fsync != "" && a.Fsync != FsyncMutations {
+		return 0, false
+	}
+	switch a.ReceiptSync {
+	case "":
+		return DefaultReceiptSync, true
+	case "off":
+		return 0, false
+	}
+	d, err := parseReceiptSync(a.ReceiptSync)
+	return d, err == nil
+}
+
+func parseReceiptSync(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 10*time.Millisecond || d > time.Hour {
+		return 0, errors.New("must be off or a duration from 10ms to 1h, such as 250ms")
+	}
+	return d, nil
 }
 
 // BackendConfig is one storage backend served by a plugin process.

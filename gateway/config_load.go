@@ -230,6 +230,11 @@ func (c *Config) Validate(opts LoadOptions) error {
 	default:
 		add("audit.fsync", "must be always, mutations or interval")
 	}
+	if v := c.Audit.ReceiptSync; v != "" && v != "off" {
+		if _, err := parseReceiptSync(v); err != nil {
+			add("audit.receipt_sync", "%v", err)
+		}
+	}
 	if c.TLS.Enabled() {
 		if c.TLS.CertFile == "" {
 			add("tls.cert_file", "is required when tls.key_file is set")

@@ -13,6 +13,8 @@
 //	  r.allowed(action) request.go: the action on this secret, else 403
 //	  r.writable()      request.go: not while the project migrates, else 409
 //	  r.writeBackend()  request.go: the backend, then the audit intent record
+//	                    (not synced, and sent as a receipt with each write,
+//	                    for a backend that keeps receipts: receipts_request.go)
 //	  backend call      through Backends (host.go: one plugin process each)
 //	  r.auditSuccess()  or r.fail(err): the audit outcome record, then the answer
 //
@@ -29,7 +31,10 @@
 //   - handlers.go, patch.go, copy.go, projects.go, listing.go: the routes;
 //     listing.go seals page tokens and fills pages with visible names.
 //   - strictjson.go: what encoding/json would silently accept, refused.
-//   - audit.go, audit_reopen.go: the append-only audit log.
+//   - audit.go, audit_group.go, audit_reopen.go: the append-only audit log
+//     and its group commit; receipts.go, receipts_request.go: audit receipts
+//     (a write's records committed with it by the backend; recovered at a
+//     plugin's start).
 //   - limiter.go, metrics.go: bounds on what unauthenticated clients can
 //     make the gateway write, and the Prometheus metrics.
 //   - host.go, host_supervise.go: starting, supervising and stopping plugin

@@ -68,9 +68,10 @@ func sdkLaunch(ctx context.Context, cfg plugin.LaunchConfig) (process, error) {
 // While a backend's plugin is down, Backend answers ErrUnavailable at once,
 // so callers get 503 instead of waiting.
 type Host struct {
-	log    *slog.Logger
-	stderr io.Writer
-	launch launchFunc
+	log     *slog.Logger
+	stderr  io.Writer
+	launch  launchFunc
+	started func(ctx context.Context, backend string, b sdk.Backend)
 	// plugins is replaced whole by Apply (a configuration reload) and read
 	// without a lock on every request.
 	plugins atomic.Pointer[map[string]*managed]
@@ -103,7 +104,11 @@ type HostOptions struct {
 	// Stderr receives the plugins' own log lines, each prefixed with the
 	// backend's name; the gateway's stderr when nil.
 	Stderr io.Writer
-	launch launchFunc // tests
+	// Started, when set, is called with each plugin's backend once it is
+	// configured, before it serves (at every start and restart): the
+	// gateway's audit receipts are recovered there (receipts.go).
+	Started func(ctx context.Context, backend string, b sdk.Backend)
+	launch  launchFunc // tests
 }
 
 // StartHost launches and configures every plugin, then supervises them.
@@ -121,7 +126,7 @@ func StartHost(ctx context.Context, specs []PluginSpec, opts HostOptions) (*Host
 		opts.launch = sdkLaunch
 	}
 	hctx, cancel := context.WithCancel(context.Background())
-	h := &Host{log: opts.Logger, stderr: opts.Stderr, launch: opts.launch, ctx: hctx, cancel: cancel}
+	h := &Host{log: opts.Logger, stderr: opts.Stderr, launch: opts.launch, started: opts.Started, ctx: hctx, cancel: cancel}
 	plugins, err := h.startAll(ctx, specs)
 	if err != nil {
 		h.closed.Store(true)

@@ -54,6 +54,9 @@ func (h *Host) startOne(ctx context.Context, m *managed) error {
 		p.Kill()
 		return fmt.Errorf("configure: %w", err)
 	}
+	if h.started != nil {
+		h.started(lctx, m.spec.Backend, b)
+	}
 	m.mu.Lock()
 	old := m.proc
 	m.proc, m.backend = p, b

@@ -28,6 +28,9 @@ type request struct {
 	route   Route
 	secret  string
 	version int64
+	// receipted is set when the mutation's records ride on receipts
+	// (receipts_request.go).
+	receipted *receiptedMutation
 }
 
 func (s *Server) req(c *gin.Context) *request {
@@ -58,6 +61,9 @@ func (r *request) fail(e *apiError) {
 // auditSuccess writes the outcome record of a success; false means the answer was already the
 // 503 of a failed audit write.
 func (r *request) auditSuccess() bool {
+	if r.receipted.covers() {
+		return r.auditReceiptedSuccess()
+	}
 	if err := r.s.audit.Write(r.record(PhaseOutcome, "ok")); err != nil {
 		r.s.log.Error("audit write failed", "request_id", requestID(r.c), "error", err)
 		abortWith(r.c, auditUnavailable(err))
@@ -176,10 +182,20 @@ func (r *request) readBackend() (sdk.Backend, context.Context, context.CancelFun
 
 // writeBackend resolves the project's backend, audits the intent and bounds
 // the mutation that follows; when ok is false the answer is written (503:
-// no backend, or no intent record, so the backend is never touched).
+// no backend, or no intent record, so the backend is never touched). For
+// a backend that keeps audit receipts the intent is written but not yet
+// synced, and the backend returned attaches it to each write
+// (receipts_request.go).
 func (r *request) writeBackend() (sdk.Backend, context.Context, context.CancelFunc, bool) {
 	b, ok := r.backend()
-	if !ok || !r.auditIntent() {
+	if !ok {
+		return nil, nil, nil, false
+	}
+	if l := r.s.receipts.ledger(r.route.Backend); l != nil {
+		if b, ok = r.receiptedIntent(b, l); !ok {
+			return nil, nil, nil, false
+		}
+	} else if !r.auditIntent() {
 		return nil, nil, nil, false
 	}
 	ctx, cancel := r.writeCtx()

@@ -100,6 +100,7 @@ type Server struct {
 	cachesOnce     sync.Once
 	vault          *vaultAPI    // Vault's KV v2 API (vaultapi.go); nil unless vault_api.enabled
 	shared         *sharedState // state.go; nil unless state.postgres is set
+	receipts       *receipts    // audit receipts (receipts.go)
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -162,6 +163,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		}
 		s.audit = a
 	}
+	s.receipts = newReceipts(s.audit, cfg.Audit, s.log, func(name string) (sdk.Backend, error) { return s.backends.Backend(name) })
 	s.backends = opts.Backends
 	if s.backends == nil {
 		specs, err := PluginSpecs(cfg, opts.Executable)
@@ -169,13 +171,14 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 			_ = s.audit.Close()
 			return nil, err
 		}
-		h, err := StartHost(ctx, specs, HostOptions{Logger: opts.Logger, Stderr: opts.PluginStderr})
+		h, err := StartHost(ctx, specs, HostOptions{Logger: opts.Logger, Stderr: opts.PluginStderr, Started: s.receipts.started})
 		if err != nil {
 			_ = s.audit.Close()
 			return nil, err
 		}
 		s.host, s.backends = h, h
 	}
+	s.receipts.start()
 	s.migrator = newMigrator(s)
 	s.migrator.loadOverlay()
 	s.engine = s.newEngine()
@@ -273,6 +276,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shared.close(ctx)
 	s.events().close()
 	s.live.Load().retire(0)
+	// Before the plugins stop: the receipts of answered writes are synced
+	// in the log and forgotten, so that a clean stop recovers none.
+	s.receipts.close()
 	if s.host != nil {
 		s.host.Close()
 	}

@@ -89,6 +89,10 @@ type WriteRequest struct {
 	// the latest version is exactly this one, else ErrVersionMismatch (or
 	// ErrNotFound when the secret does not exist).
 	ExpectedVersion int64
+	// Receipt, when non-nil, is committed atomically with the version
+	// (receipt.go). The gateway sends one only to a backend whose
+	// Capabilities.Receipts is true.
+	Receipt *AuditReceipt
 }
 
 // ListRequest asks for one page of metadata in a project.
@@ -118,6 +122,9 @@ type Capabilities struct {
 	// with ErrUnavailable; retrying later helps. 0 means the name is free as
 	// soon as Delete returns.
 	DeletePropagation time.Duration
+	// Receipts: the backend stores WriteRequest.Receipt in the commit of
+	// the write and implements ReceiptKeeper (receipt.go).
+	Receipts bool
 }
 
 // SortedKeys returns the keys of data in ascending order.

@@ -153,6 +153,9 @@ func ValidateWrite(req WriteRequest) error {
 	if err := ValidateData(req.Data); err != nil {
 		return err
 	}
+	if err := validateReceipt(req.Receipt); err != nil {
+		return err
+	}
 	return ValidateLabels(req.Labels)
 }
 

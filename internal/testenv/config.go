@@ -52,6 +52,8 @@ type Options struct {
 	Subjects []Subject
 	// AuditPath defaults to <Dir>/audit.log.
 	AuditPath string
+	// AuditReceiptSync is audit.receipt_sync; the gateway's default when "".
+	AuditReceiptSync string
 	// Env is added to the server's environment (SECRETGATE_* of the test
 	// process are never inherited).
 	Env []string
@@ -110,7 +112,8 @@ type yamlTLS struct {
 }
 
 type yamlAudit struct {
-	Path string `yaml:"path"`
+	Path        string `yaml:"path"`
+	ReceiptSync string `yaml:"receipt_sync,omitempty"`
 }
 
 type yamlBackend struct {
@@ -156,7 +159,7 @@ func WriteConfig(t testing.TB, opts Options) (string, map[string]string) {
 	if opts.AuditPath == "" {
 		opts.AuditPath = filepath.Join(opts.Dir, "audit.log")
 	}
-	cfg := yamlConfig{Listen: "127.0.0.1:0", Audit: yamlAudit{Path: opts.AuditPath}, UI: opts.UI}
+	cfg := yamlConfig{Listen: "127.0.0.1:0", Audit: yamlAudit{Path: opts.AuditPath, ReceiptSync: opts.AuditReceiptSync}, UI: opts.UI}
 	if opts.TLS != nil {
 		cfg.TLS = &yamlTLS{CertFile: opts.TLS.CertFile, KeyFile: opts.TLS.KeyFile}
 	}

@@ -200,8 +200,8 @@ func (b *Backend) Close() error {
 
 var errNotConfigured = fmt.Errorf("file backend is not configured: %w", sdk.ErrUnavailable)
 
-// Capabilities: versions, atomic check-and-set, labels, and the number of
-// versions kept.
+// Capabilities: versions, atomic check-and-set, labels, the number of
+// versions kept, and audit receipts committed with each write.
 func (b *Backend) Capabilities(ctx context.Context) (sdk.Capabilities, error) {
 	if err := ctx.Err(); err != nil {
 		return sdk.Capabilities{}, err
@@ -211,7 +211,7 @@ func (b *Backend) Capabilities(ctx context.Context) (sdk.Capabilities, error) {
 	if b.db == nil {
 		return sdk.Capabilities{}, errNotConfigured
 	}
-	return sdk.Capabilities{Backend: "file", Versions: true, MaxVersions: b.maxVersions, CAS: true, Labels: true}, nil
+	return sdk.Capabilities{Backend: "file", Versions: true, MaxVersions: b.maxVersions, CAS: true, Labels: true, Receipts: true}, nil
 }
 
 // Ping checks that the database answers a read transaction.

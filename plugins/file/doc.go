@@ -8,7 +8,8 @@
 //
 // # Storage layout
 //
-// The bbolt file holds two top-level buckets:
+// The bbolt file holds three top-level buckets (receipts only once a write
+// carried one):
 //
 //	meta/
 //	  format        "1"
@@ -22,6 +23,8 @@
 //	        m       JSON metadata: incarnation id, latest version, keys,
 //	                labels, created/updated times, stored versions and times
 //	        'v' + uint64be(version)    0x01 || nonce(12) || AES-256-GCM(data key, EncodeData(data), AAD below)
+//	receipts/
+//	  <key>         uint64be(version) || the gateway's audit record (receipts.go)
 //
 // The mapping of project+name to storage is injective: the project and the
 // name are each the exact bytes of a bucket key, at different nesting levels,

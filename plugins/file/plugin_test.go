@@ -125,14 +125,16 @@ type ack struct {
 	name    string
 	version int64
 	digest  [32]byte
-	create  bool // a create-only write
+	create  bool   // a create-only write
+	receipt string // the key of its audit receipt
 }
 
 // refusal is a write the backend refused (already exists, version
 // mismatch): its data must never be stored.
 type refusal struct {
-	name   string
-	digest [32]byte
+	name    string
+	digest  [32]byte
+	receipt string
 }
 
 // TestCrashMidWriteStorm: 32 writers, as many as a PUT load through the
@@ -143,7 +145,8 @@ type refusal struct {
 // restart, no refused write may have been stored, and each name has one
 // create only. The page cache outlives a killed process, so this proves
 // what is acknowledged is committed, not that the commit was fsync'd
-// (TestDatabaseSyncsEveryCommit covers that).
+// (TestDatabaseSyncsEveryCommit covers that). Every write carries an audit
+// receipt, which must be kept exactly with the writes that committed.
 func TestCrashMidWriteStorm(t *testing.T) {
 	f := newFixture(t)
 	settings := f.settings(file.SettingMaxVersions, "0") // keep every acknowledged version readable
@@ -161,7 +164,9 @@ func TestCrashMidWriteStorm(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				data := map[string]string{"g": fmt.Sprint(g), "i": fmt.Sprint(i), "pad": strings.Repeat("p", i%300)}
-				req := sdk.WriteRequest{Project: "storm", Data: data, Mode: sdk.WriteUpsert}
+				key := fmt.Sprintf("g%02d-%06d", g, i)
+				req := sdk.WriteRequest{Project: "storm", Data: data, Mode: sdk.WriteUpsert,
+					Receipt: &sdk.AuditReceipt{Key: key, Record: []byte(`{"phase":"intent","request_id":"` + key + `"}`)}}
 				// Mostly writes that succeed, so that the commits can be
 				// compared with the acknowledged writes below.
 				switch i % 8 {
@@ -185,14 +190,14 @@ func TestCrashMidWriteStorm(t *testing.T) {
 				switch {
 				case errors.Is(err, sdk.ErrAlreadyExists) || errors.Is(err, sdk.ErrVersionMismatch):
 					mu.Lock()
-					refused = append(refused, refusal{name: req.Name, digest: sha256.Sum256(enc)})
+					refused = append(refused, refusal{name: req.Name, digest: sha256.Sum256(enc), receipt: key})
 					mu.Unlock()
 					continue
 				case err != nil:
 					return // the plugin is gone: this write was not acknowledged
 				}
 				mu.Lock()
-				acks = append(acks, ack{name: req.Name, version: m.Version, digest: sha256.Sum256(enc), create: req.Mode == sdk.WriteCreate})
+				acks = append(acks, ack{name: req.Name, version: m.Version, digest: sha256.Sum256(enc), create: req.Mode == sdk.WriteCreate, receipt: key})
 				mu.Unlock()
 			}
 		})
@@ -254,6 +259,26 @@ func TestCrashMidWriteStorm(t *testing.T) {
 		}
 		require.False(t, stored[r.name][r.digest], "a refused write to %s was stored", r.name)
 	}
+	// Every write carried an audit receipt, committed with it or not at
+	// all: each acknowledged write's is kept, naming its version; no
+	// refused write's is.
+	kept, err := b2.(sdk.ReceiptKeeper).Receipts(ctx)
+	require.NoError(t, err)
+	receipts := map[string]sdk.KeptReceipt{}
+	for _, r := range kept {
+		receipts[r.Key] = r
+	}
+	for _, a := range acks {
+		r, ok := receipts[a.receipt]
+		require.True(t, ok, "acknowledged write %s v%d lost its receipt", a.name, a.version)
+		require.Equal(t, a.version, r.Version, "receipt %s", a.receipt)
+		require.Contains(t, string(r.Record), a.receipt)
+	}
+	for _, r := range refused {
+		require.NotContains(t, receipts, r.receipt, "a refused write's receipt was kept")
+	}
+	require.LessOrEqual(t, len(kept)-len(acks), writers, "at most one write per writer committed unacknowledged (in flight at the kill)")
+
 	// And it takes writes again.
 	write(t, b2, "storm", "after-crash", map[string]string{"k": "v"})
 	t.Logf("%d acknowledged and %d refused writes from %d writers in %d commits; all survived SIGKILL", len(acks), len(refused), writers, commits)

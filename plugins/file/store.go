@@ -19,6 +19,7 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketProjects = []byte("projects")
 	bucketSecrets  = []byte("secrets")
+	bucketReceipts = []byte("receipts") // audit receipts, receipts.go
 	keyFormat      = []byte("format")
 	keyVerifier    = []byte("kek_verifier")
 	keyKDF         = []byte("kdf")

@@ -35,7 +35,8 @@ import (
 
 // Write stores a new version in one bbolt transaction: the mode and
 // check-and-set checks, the data key's creation for a new project, the
-// ciphertext, pruning and the metadata commit together or not at all.
+// ciphertext, pruning, the metadata and the audit receipt (receipts.go)
+// commit together or not at all.
 func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
 	if err := sdk.ValidateWrite(req); err != nil {
 		return sdk.Meta{}, err
@@ -162,6 +163,9 @@ func (b *Backend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, er
 			return err
 		}
 		if err := sb.Put(keyRecord, enc); err != nil {
+			return err
+		}
+		if err := putReceipt(tx, req.Receipt, v); err != nil {
 			return err
 		}
 		m = rec.meta(req.Project, req.Name)

@@ -30,7 +30,10 @@
 //     (Labels), and pruning (MaxVersions > 0);
 //   - a deleted name is free for a new create at once, or, for a backend
 //     that declares Capabilities.DeletePropagation, a create may fail with
-//     ErrUnavailable for at most that long after the Delete.
+//     ErrUnavailable for at most that long after the Delete;
+//   - a backend that declares Capabilities.Receipts keeps a write's
+//     receipt exactly when it stores the version, and ForgetReceipts
+//     removes it (skipped, with a message, for any other backend).
 package backendtest
 
 import (
@@ -82,6 +85,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
 	tests = append(tests, limitTests()...)
 	tests = append(tests, metadataTests()...)
 	tests = append(tests, invalidTests()...)
+	tests = append(tests, receiptTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

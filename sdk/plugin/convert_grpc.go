@@ -87,6 +87,7 @@ func toPBCapabilities(c sdk.Capabilities) *backendpb.Capabilities {
 		Labels:      c.Labels,
 
 		DeletePropagationMs: c.DeletePropagation.Milliseconds(),
+		Receipts:            c.Receipts,
 	}
 }
 
@@ -102,6 +103,7 @@ func fromPBCapabilities(c *backendpb.Capabilities) sdk.Capabilities {
 		Labels:      c.GetLabels(),
 
 		DeletePropagation: time.Duration(c.GetDeletePropagationMs()) * time.Millisecond,
+		Receipts:          c.GetReceipts(),
 	}
 }
 
@@ -114,7 +116,22 @@ func toPBWrite(req sdk.WriteRequest) *backendpb.WriteRequest {
 		LabelsSet:       req.Labels != nil,
 		Mode:            backendpb.WriteMode(req.Mode),
 		ExpectedVersion: req.ExpectedVersion,
+		Receipt:         toPBReceipt(req.Receipt),
 	}
+}
+
+func toPBReceipt(r *sdk.AuditReceipt) *backendpb.Receipt {
+	if r == nil {
+		return nil
+	}
+	return &backendpb.Receipt{Key: r.Key, Record: r.Record}
+}
+
+func fromPBReceipt(r *backendpb.Receipt) *sdk.AuditReceipt {
+	if r == nil {
+		return nil
+	}
+	return &sdk.AuditReceipt{Key: r.GetKey(), Record: r.GetRecord()}
 }
 
 func fromPBWrite(req *backendpb.WriteRequest) sdk.WriteRequest {
@@ -131,5 +148,6 @@ func fromPBWrite(req *backendpb.WriteRequest) sdk.WriteRequest {
 		Labels:          fromPBLabels(req.GetLabels(), req.GetLabelsSet()),
 		Mode:            sdk.WriteMode(req.GetMode()),
 		ExpectedVersion: req.GetExpectedVersion(),
+		Receipt:         fromPBReceipt(req.GetReceipt()),
 	}
 }

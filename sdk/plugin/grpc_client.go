@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 
@@ -19,7 +20,10 @@ type grpcClient struct {
 	exited func() bool
 }
 
-var _ sdk.Backend = (*grpcClient)(nil)
+var (
+	_ sdk.Backend       = (*grpcClient)(nil)
+	_ sdk.ReceiptKeeper = (*grpcClient)(nil)
+)
 
 func (c *grpcClient) err(ctx context.Context, err error) error {
 	return fromStatus(ctx, err, c.exited)
@@ -118,5 +122,30 @@ func (c *grpcClient) Versions(ctx context.Context, ref sdk.Ref) ([]sdk.VersionMe
 
 func (c *grpcClient) Ping(ctx context.Context) error {
 	_, err := c.c.Ping(ctx, &backendpb.PingRequest{})
+	return c.err(ctx, err)
+}
+
+// Receipts and ForgetReceipts fail against a plugin that keeps no receipts
+// (it answers UNIMPLEMENTED); the host calls them only on plugins whose
+// capabilities say receipts.
+func (c *grpcClient) Receipts(ctx context.Context) ([]sdk.KeptReceipt, error) {
+	resp, err := c.c.Receipts(ctx, &backendpb.ReceiptsRequest{})
+	if err != nil {
+		return nil, c.err(ctx, err)
+	}
+	out := make([]sdk.KeptReceipt, len(resp.GetReceipts()))
+	for i, r := range resp.GetReceipts() {
+		out[i] = sdk.KeptReceipt{Key: r.GetKey(), Record: r.GetRecord(), Version: r.GetVersion()}
+	}
+	return out, nil
+}
+
+func (c *grpcClient) ForgetReceipts(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if !utf8.ValidString(k) {
+			return sdk.Invalid("keys", "must be valid UTF-8")
+		}
+	}
+	_, err := c.c.ForgetReceipts(ctx, &backendpb.ForgetReceiptsRequest{Keys: keys})
 	return c.err(ctx, err)
 }

@@ -158,6 +158,35 @@ func (s *grpcServer) CancelDirect(_ context.Context, req *backendpb.CancelDirect
 	return &backendpb.CancelDirectResponse{}, nil
 }
 
+// Receipts and ForgetReceipts serve a backend that keeps receipts
+// (sdk.ReceiptKeeper); any other answers UNIMPLEMENTED.
+func (s *grpcServer) Receipts(ctx context.Context, _ *backendpb.ReceiptsRequest) (*backendpb.ReceiptsResponse, error) {
+	k, ok := s.impl.(sdk.ReceiptKeeper)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this backend keeps no audit receipts")
+	}
+	kept, err := k.Receipts(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &backendpb.ReceiptsResponse{Receipts: make([]*backendpb.Receipt, len(kept))}
+	for i, r := range kept {
+		out.Receipts[i] = &backendpb.Receipt{Key: r.Key, Record: r.Record, Version: r.Version}
+	}
+	return out, nil
+}
+
+func (s *grpcServer) ForgetReceipts(ctx context.Context, req *backendpb.ForgetReceiptsRequest) (*backendpb.ForgetReceiptsResponse, error) {
+	k, ok := s.impl.(sdk.ReceiptKeeper)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this backend keeps no audit receipts")
+	}
+	if err := k.ForgetReceipts(ctx, req.GetKeys()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendpb.ForgetReceiptsResponse{}, nil
+}
+
 // clampInt converts a wire int64 to int without wrapping around on 32-bit
 // platforms, so that an out-of-range page size still fails validation
 // instead of turning into a small valid one.

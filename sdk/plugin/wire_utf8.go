@@ -40,6 +40,9 @@ func wireWrite(req sdk.WriteRequest) error {
 	if err := wireMap("data", req.Data); err != nil {
 		return err
 	}
+	if req.Receipt != nil && !utf8.ValidString(req.Receipt.Key) {
+		return sdk.Invalid("receipt.key", "must be valid UTF-8")
+	}
 	return wireMap("labels", req.Labels)
 }
 

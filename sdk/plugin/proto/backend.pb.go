@@ -309,8 +309,10 @@ type Capabilities struct {
 	// How long after a Delete the name may still be refused by a create, in
 	// milliseconds (sdk.Capabilities.DeletePropagation); 0 = free at once.
 	DeletePropagationMs int64 `protobuf:"varint,6,opt,name=delete_propagation_ms,json=deletePropagationMs,proto3" json:"delete_propagation_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The plugin commits WriteRequest.receipt with the write (sdk.Capabilities.Receipts).
+	Receipts      bool `protobuf:"varint,7,opt,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -383,6 +385,13 @@ func (x *Capabilities) GetDeletePropagationMs() int64 {
 		return x.DeletePropagationMs
 	}
 	return 0
+}
+
+func (x *Capabilities) GetReceipts() bool {
+	if x != nil {
+		return x.Receipts
+	}
+	return false
 }
 
 // FieldViolation travels as a status detail of an INVALID_ARGUMENT error, so
@@ -914,8 +923,11 @@ type WriteRequest struct {
 	LabelsSet       bool              `protobuf:"varint,5,opt,name=labels_set,json=labelsSet,proto3" json:"labels_set,omitempty"`
 	Mode            WriteMode         `protobuf:"varint,6,opt,name=mode,proto3,enum=secretgate.backend.v1.WriteMode" json:"mode,omitempty"`
 	ExpectedVersion int64             `protobuf:"varint,7,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The write's audit receipt, committed with it (sdk.AuditReceipt); unset
+	// when the write carries none.
+	Receipt       *Receipt `protobuf:"bytes,8,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteRequest) Reset() {
@@ -997,6 +1009,13 @@ func (x *WriteRequest) GetExpectedVersion() int64 {
 	return 0
 }
 
+func (x *WriteRequest) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
 type WriteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Meta          *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -1041,6 +1060,227 @@ func (x *WriteResponse) GetMeta() *Meta {
 	return nil
 }
 
+// Receipt is sdk.AuditReceipt on a write, sdk.KeptReceipt in ReceiptsResponse.
+type Receipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Record        []byte                 `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	Version       int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"` // of the write it was committed with; ReceiptsResponse only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_backend_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Receipt) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Receipt) GetRecord() []byte {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *Receipt) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ReceiptsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptsRequest) Reset() {
+	*x = ReceiptsRequest{}
+	mi := &file_backend_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptsRequest) ProtoMessage() {}
+
+func (x *ReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{18}
+}
+
+type ReceiptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipts      []*Receipt             `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptsResponse) Reset() {
+	*x = ReceiptsResponse{}
+	mi := &file_backend_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptsResponse) ProtoMessage() {}
+
+func (x *ReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReceiptsResponse) GetReceipts() []*Receipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+type ForgetReceiptsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []string               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetReceiptsRequest) Reset() {
+	*x = ForgetReceiptsRequest{}
+	mi := &file_backend_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetReceiptsRequest) ProtoMessage() {}
+
+func (x *ForgetReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ForgetReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ForgetReceiptsRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type ForgetReceiptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetReceiptsResponse) Reset() {
+	*x = ForgetReceiptsResponse{}
+	mi := &file_backend_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetReceiptsResponse) ProtoMessage() {}
+
+func (x *ForgetReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ForgetReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{21}
+}
+
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -1050,7 +1290,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1302,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1315,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteRequest) GetRef() *Ref {
@@ -1093,7 +1333,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1345,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1358,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 type VersionsRequest struct {
@@ -1130,7 +1370,7 @@ type VersionsRequest struct {
 
 func (x *VersionsRequest) Reset() {
 	*x = VersionsRequest{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1382,7 @@ func (x *VersionsRequest) String() string {
 func (*VersionsRequest) ProtoMessage() {}
 
 func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1395,7 @@ func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
 func (*VersionsRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VersionsRequest) GetRef() *Ref {
@@ -1174,7 +1414,7 @@ type VersionsResponse struct {
 
 func (x *VersionsResponse) Reset() {
 	*x = VersionsResponse{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1426,7 @@ func (x *VersionsResponse) String() string {
 func (*VersionsResponse) ProtoMessage() {}
 
 func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1439,7 @@ func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
 func (*VersionsResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VersionsResponse) GetVersions() []*VersionMeta {
@@ -1217,7 +1457,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1469,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1482,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 type PingResponse struct {
@@ -1253,7 +1493,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1505,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1518,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 type OpenDirectRequest struct {
@@ -1292,7 +1532,7 @@ type OpenDirectRequest struct {
 
 func (x *OpenDirectRequest) Reset() {
 	*x = OpenDirectRequest{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1544,7 @@ func (x *OpenDirectRequest) String() string {
 func (*OpenDirectRequest) ProtoMessage() {}
 
 func (x *OpenDirectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1557,7 @@ func (x *OpenDirectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDirectRequest.ProtoReflect.Descriptor instead.
 func (*OpenDirectRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *OpenDirectRequest) GetDir() string {
@@ -1339,7 +1579,7 @@ type OpenDirectResponse struct {
 
 func (x *OpenDirectResponse) Reset() {
 	*x = OpenDirectResponse{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1591,7 @@ func (x *OpenDirectResponse) String() string {
 func (*OpenDirectResponse) ProtoMessage() {}
 
 func (x *OpenDirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1604,7 @@ func (x *OpenDirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDirectResponse.ProtoReflect.Descriptor instead.
 func (*OpenDirectResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OpenDirectResponse) GetAddress() string {
@@ -1394,7 +1634,7 @@ type CancelDirectRequest struct {
 
 func (x *CancelDirectRequest) Reset() {
 	*x = CancelDirectRequest{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1646,7 @@ func (x *CancelDirectRequest) String() string {
 func (*CancelDirectRequest) ProtoMessage() {}
 
 func (x *CancelDirectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1659,7 @@ func (x *CancelDirectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDirectRequest.ProtoReflect.Descriptor instead.
 func (*CancelDirectRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelDirectRequest) GetConn() uint64 {
@@ -1451,7 +1691,7 @@ type CancelDirectResponse struct {
 
 func (x *CancelDirectResponse) Reset() {
 	*x = CancelDirectResponse{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1703,7 @@ func (x *CancelDirectResponse) String() string {
 func (*CancelDirectResponse) ProtoMessage() {}
 
 func (x *CancelDirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1716,7 @@ func (x *CancelDirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDirectResponse.ProtoReflect.Descriptor instead.
 func (*CancelDirectResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{31}
 }
 
 // The direct channel's frames: each is a 4-byte big-endian length followed
@@ -1493,7 +1733,7 @@ type DirectHello struct {
 
 func (x *DirectHello) Reset() {
 	*x = DirectHello{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1745,7 @@ func (x *DirectHello) String() string {
 func (*DirectHello) ProtoMessage() {}
 
 func (x *DirectHello) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1758,7 @@ func (x *DirectHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectHello.ProtoReflect.Descriptor instead.
 func (*DirectHello) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DirectHello) GetToken() []byte {
@@ -1547,7 +1787,7 @@ type DirectCall struct {
 
 func (x *DirectCall) Reset() {
 	*x = DirectCall{}
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1799,7 @@ func (x *DirectCall) String() string {
 func (*DirectCall) ProtoMessage() {}
 
 func (x *DirectCall) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1812,7 @@ func (x *DirectCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectCall.ProtoReflect.Descriptor instead.
 func (*DirectCall) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{28}
+	return file_backend_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DirectCall) GetCall() uint64 {
@@ -1613,7 +1853,7 @@ type DirectReply struct {
 
 func (x *DirectReply) Reset() {
 	*x = DirectReply{}
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1865,7 @@ func (x *DirectReply) String() string {
 func (*DirectReply) ProtoMessage() {}
 
 func (x *DirectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1878,7 @@ func (x *DirectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectReply.ProtoReflect.Descriptor instead.
 func (*DirectReply) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{29}
+	return file_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DirectReply) GetResponse() []byte {
@@ -1667,7 +1907,7 @@ type DirectStatus struct {
 
 func (x *DirectStatus) Reset() {
 	*x = DirectStatus{}
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1919,7 @@ func (x *DirectStatus) String() string {
 func (*DirectStatus) ProtoMessage() {}
 
 func (x *DirectStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1932,7 @@ func (x *DirectStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectStatus.ProtoReflect.Descriptor instead.
 func (*DirectStatus) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{30}
+	return file_backend_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DirectStatus) GetCode() int32 {
@@ -1743,14 +1983,15 @@ const file_backend_proto_rawDesc = "" +
 	"\vVersionMeta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x129\n" +
 	"\n" +
-	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc5\x01\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xe1\x01\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\bversions\x18\x02 \x01(\bR\bversions\x12!\n" +
 	"\fmax_versions\x18\x03 \x01(\x03R\vmaxVersions\x12\x10\n" +
 	"\x03cas\x18\x04 \x01(\bR\x03cas\x12\x16\n" +
 	"\x06labels\x18\x05 \x01(\bR\x06labels\x122\n" +
-	"\x15delete_propagation_ms\x18\x06 \x01(\x03R\x13deletePropagationMs\">\n" +
+	"\x15delete_propagation_ms\x18\x06 \x01(\x03R\x13deletePropagationMs\x12\x1a\n" +
+	"\breceipts\x18\a \x01(\bR\breceipts\">\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa2\x01\n" +
@@ -1783,7 +2024,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x03(\v2-.secretgate.backend.v1.ReadResponse.DataEntryR\x04data\x1a7\n" +
 	"\tDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x03\n" +
 	"\fWriteRequest\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12A\n" +
@@ -1792,7 +2033,8 @@ const file_backend_proto_rawDesc = "" +
 	"\n" +
 	"labels_set\x18\x05 \x01(\bR\tlabelsSet\x124\n" +
 	"\x04mode\x18\x06 \x01(\x0e2 .secretgate.backend.v1.WriteModeR\x04mode\x12)\n" +
-	"\x10expected_version\x18\a \x01(\x03R\x0fexpectedVersion\x1a7\n" +
+	"\x10expected_version\x18\a \x01(\x03R\x0fexpectedVersion\x128\n" +
+	"\areceipt\x18\b \x01(\v2\x1e.secretgate.backend.v1.ReceiptR\areceipt\x1a7\n" +
 	"\tDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -1800,7 +2042,17 @@ const file_backend_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x04meta\x18\x01 \x01(\v2\x1b.secretgate.backend.v1.MetaR\x04meta\"=\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.secretgate.backend.v1.MetaR\x04meta\"M\n" +
+	"\aReceipt\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06record\x18\x02 \x01(\fR\x06record\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\x11\n" +
+	"\x0fReceiptsRequest\"N\n" +
+	"\x10ReceiptsResponse\x12:\n" +
+	"\breceipts\x18\x01 \x03(\v2\x1e.secretgate.backend.v1.ReceiptR\breceipts\"+\n" +
+	"\x15ForgetReceiptsRequest\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\"\x18\n" +
+	"\x16ForgetReceiptsResponse\"=\n" +
 	"\rDeleteRequest\x12,\n" +
 	"\x03ref\x18\x01 \x01(\v2\x1a.secretgate.backend.v1.RefR\x03ref\"\x10\n" +
 	"\x0eDeleteResponse\"?\n" +
@@ -1840,7 +2092,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x16\n" +
 	"\x12WRITE_MODE_REPLACE\x10\x02\x12\x15\n" +
-	"\x11WRITE_MODE_UPSERT\x10\x032\xf6\a\n" +
+	"\x11WRITE_MODE_UPSERT\x10\x032\xc2\t\n" +
 	"\aBackend\x12^\n" +
 	"\tConfigure\x12'.secretgate.backend.v1.ConfigureRequest\x1a(.secretgate.backend.v1.ConfigureResponse\x12g\n" +
 	"\fCapabilities\x12*.secretgate.backend.v1.CapabilitiesRequest\x1a+.secretgate.backend.v1.CapabilitiesResponse\x12O\n" +
@@ -1853,7 +2105,9 @@ const file_backend_proto_rawDesc = "" +
 	"\x04Ping\x12\".secretgate.backend.v1.PingRequest\x1a#.secretgate.backend.v1.PingResponse\x12a\n" +
 	"\n" +
 	"OpenDirect\x12(.secretgate.backend.v1.OpenDirectRequest\x1a).secretgate.backend.v1.OpenDirectResponse\x12g\n" +
-	"\fCancelDirect\x12*.secretgate.backend.v1.CancelDirectRequest\x1a+.secretgate.backend.v1.CancelDirectResponseB=Z;github.com/secretgate/secretgate/sdk/plugin/proto;backendpbb\x06proto3"
+	"\fCancelDirect\x12*.secretgate.backend.v1.CancelDirectRequest\x1a+.secretgate.backend.v1.CancelDirectResponse\x12[\n" +
+	"\bReceipts\x12&.secretgate.backend.v1.ReceiptsRequest\x1a'.secretgate.backend.v1.ReceiptsResponse\x12m\n" +
+	"\x0eForgetReceipts\x12,.secretgate.backend.v1.ForgetReceiptsRequest\x1a-.secretgate.backend.v1.ForgetReceiptsResponseB=Z;github.com/secretgate/secretgate/sdk/plugin/proto;backendpbb\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
@@ -1868,97 +2122,108 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_backend_proto_goTypes = []any{
-	(WriteMode)(0),                // 0: secretgate.backend.v1.WriteMode
-	(*Ref)(nil),                   // 1: secretgate.backend.v1.Ref
-	(*Meta)(nil),                  // 2: secretgate.backend.v1.Meta
-	(*VersionMeta)(nil),           // 3: secretgate.backend.v1.VersionMeta
-	(*Capabilities)(nil),          // 4: secretgate.backend.v1.Capabilities
-	(*FieldViolation)(nil),        // 5: secretgate.backend.v1.FieldViolation
-	(*ConfigureRequest)(nil),      // 6: secretgate.backend.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),     // 7: secretgate.backend.v1.ConfigureResponse
-	(*CapabilitiesRequest)(nil),   // 8: secretgate.backend.v1.CapabilitiesRequest
-	(*CapabilitiesResponse)(nil),  // 9: secretgate.backend.v1.CapabilitiesResponse
-	(*ListRequest)(nil),           // 10: secretgate.backend.v1.ListRequest
-	(*ListResponse)(nil),          // 11: secretgate.backend.v1.ListResponse
-	(*DescribeRequest)(nil),       // 12: secretgate.backend.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 13: secretgate.backend.v1.DescribeResponse
-	(*ReadRequest)(nil),           // 14: secretgate.backend.v1.ReadRequest
-	(*ReadResponse)(nil),          // 15: secretgate.backend.v1.ReadResponse
-	(*WriteRequest)(nil),          // 16: secretgate.backend.v1.WriteRequest
-	(*WriteResponse)(nil),         // 17: secretgate.backend.v1.WriteResponse
-	(*DeleteRequest)(nil),         // 18: secretgate.backend.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 19: secretgate.backend.v1.DeleteResponse
-	(*VersionsRequest)(nil),       // 20: secretgate.backend.v1.VersionsRequest
-	(*VersionsResponse)(nil),      // 21: secretgate.backend.v1.VersionsResponse
-	(*PingRequest)(nil),           // 22: secretgate.backend.v1.PingRequest
-	(*PingResponse)(nil),          // 23: secretgate.backend.v1.PingResponse
-	(*OpenDirectRequest)(nil),     // 24: secretgate.backend.v1.OpenDirectRequest
-	(*OpenDirectResponse)(nil),    // 25: secretgate.backend.v1.OpenDirectResponse
-	(*CancelDirectRequest)(nil),   // 26: secretgate.backend.v1.CancelDirectRequest
-	(*CancelDirectResponse)(nil),  // 27: secretgate.backend.v1.CancelDirectResponse
-	(*DirectHello)(nil),           // 28: secretgate.backend.v1.DirectHello
-	(*DirectCall)(nil),            // 29: secretgate.backend.v1.DirectCall
-	(*DirectReply)(nil),           // 30: secretgate.backend.v1.DirectReply
-	(*DirectStatus)(nil),          // 31: secretgate.backend.v1.DirectStatus
-	nil,                           // 32: secretgate.backend.v1.Meta.LabelsEntry
-	nil,                           // 33: secretgate.backend.v1.ConfigureRequest.SettingsEntry
-	nil,                           // 34: secretgate.backend.v1.ReadResponse.DataEntry
-	nil,                           // 35: secretgate.backend.v1.WriteRequest.DataEntry
-	nil,                           // 36: secretgate.backend.v1.WriteRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 38: google.protobuf.Any
+	(WriteMode)(0),                 // 0: secretgate.backend.v1.WriteMode
+	(*Ref)(nil),                    // 1: secretgate.backend.v1.Ref
+	(*Meta)(nil),                   // 2: secretgate.backend.v1.Meta
+	(*VersionMeta)(nil),            // 3: secretgate.backend.v1.VersionMeta
+	(*Capabilities)(nil),           // 4: secretgate.backend.v1.Capabilities
+	(*FieldViolation)(nil),         // 5: secretgate.backend.v1.FieldViolation
+	(*ConfigureRequest)(nil),       // 6: secretgate.backend.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 7: secretgate.backend.v1.ConfigureResponse
+	(*CapabilitiesRequest)(nil),    // 8: secretgate.backend.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),   // 9: secretgate.backend.v1.CapabilitiesResponse
+	(*ListRequest)(nil),            // 10: secretgate.backend.v1.ListRequest
+	(*ListResponse)(nil),           // 11: secretgate.backend.v1.ListResponse
+	(*DescribeRequest)(nil),        // 12: secretgate.backend.v1.DescribeRequest
+	(*DescribeResponse)(nil),       // 13: secretgate.backend.v1.DescribeResponse
+	(*ReadRequest)(nil),            // 14: secretgate.backend.v1.ReadRequest
+	(*ReadResponse)(nil),           // 15: secretgate.backend.v1.ReadResponse
+	(*WriteRequest)(nil),           // 16: secretgate.backend.v1.WriteRequest
+	(*WriteResponse)(nil),          // 17: secretgate.backend.v1.WriteResponse
+	(*Receipt)(nil),                // 18: secretgate.backend.v1.Receipt
+	(*ReceiptsRequest)(nil),        // 19: secretgate.backend.v1.ReceiptsRequest
+	(*ReceiptsResponse)(nil),       // 20: secretgate.backend.v1.ReceiptsResponse
+	(*ForgetReceiptsRequest)(nil),  // 21: secretgate.backend.v1.ForgetReceiptsRequest
+	(*ForgetReceiptsResponse)(nil), // 22: secretgate.backend.v1.ForgetReceiptsResponse
+	(*DeleteRequest)(nil),          // 23: secretgate.backend.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 24: secretgate.backend.v1.DeleteResponse
+	(*VersionsRequest)(nil),        // 25: secretgate.backend.v1.VersionsRequest
+	(*VersionsResponse)(nil),       // 26: secretgate.backend.v1.VersionsResponse
+	(*PingRequest)(nil),            // 27: secretgate.backend.v1.PingRequest
+	(*PingResponse)(nil),           // 28: secretgate.backend.v1.PingResponse
+	(*OpenDirectRequest)(nil),      // 29: secretgate.backend.v1.OpenDirectRequest
+	(*OpenDirectResponse)(nil),     // 30: secretgate.backend.v1.OpenDirectResponse
+	(*CancelDirectRequest)(nil),    // 31: secretgate.backend.v1.CancelDirectRequest
+	(*CancelDirectResponse)(nil),   // 32: secretgate.backend.v1.CancelDirectResponse
+	(*DirectHello)(nil),            // 33: secretgate.backend.v1.DirectHello
+	(*DirectCall)(nil),             // 34: secretgate.backend.v1.DirectCall
+	(*DirectReply)(nil),            // 35: secretgate.backend.v1.DirectReply
+	(*DirectStatus)(nil),           // 36: secretgate.backend.v1.DirectStatus
+	nil,                            // 37: secretgate.backend.v1.Meta.LabelsEntry
+	nil,                            // 38: secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	nil,                            // 39: secretgate.backend.v1.ReadResponse.DataEntry
+	nil,                            // 40: secretgate.backend.v1.WriteRequest.DataEntry
+	nil,                            // 41: secretgate.backend.v1.WriteRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
+	(*anypb.Any)(nil),              // 43: google.protobuf.Any
 }
 var file_backend_proto_depIdxs = []int32{
-	32, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
-	37, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	37, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	37, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
-	33, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
+	37, // 0: secretgate.backend.v1.Meta.labels:type_name -> secretgate.backend.v1.Meta.LabelsEntry
+	42, // 1: secretgate.backend.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	42, // 2: secretgate.backend.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	42, // 3: secretgate.backend.v1.VersionMeta.created_at:type_name -> google.protobuf.Timestamp
+	38, // 4: secretgate.backend.v1.ConfigureRequest.settings:type_name -> secretgate.backend.v1.ConfigureRequest.SettingsEntry
 	4,  // 5: secretgate.backend.v1.CapabilitiesResponse.capabilities:type_name -> secretgate.backend.v1.Capabilities
 	2,  // 6: secretgate.backend.v1.ListResponse.secrets:type_name -> secretgate.backend.v1.Meta
 	1,  // 7: secretgate.backend.v1.DescribeRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 8: secretgate.backend.v1.DescribeResponse.meta:type_name -> secretgate.backend.v1.Meta
 	1,  // 9: secretgate.backend.v1.ReadRequest.ref:type_name -> secretgate.backend.v1.Ref
 	2,  // 10: secretgate.backend.v1.ReadResponse.meta:type_name -> secretgate.backend.v1.Meta
-	34, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
-	35, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
-	36, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
+	39, // 11: secretgate.backend.v1.ReadResponse.data:type_name -> secretgate.backend.v1.ReadResponse.DataEntry
+	40, // 12: secretgate.backend.v1.WriteRequest.data:type_name -> secretgate.backend.v1.WriteRequest.DataEntry
+	41, // 13: secretgate.backend.v1.WriteRequest.labels:type_name -> secretgate.backend.v1.WriteRequest.LabelsEntry
 	0,  // 14: secretgate.backend.v1.WriteRequest.mode:type_name -> secretgate.backend.v1.WriteMode
-	2,  // 15: secretgate.backend.v1.WriteResponse.meta:type_name -> secretgate.backend.v1.Meta
-	1,  // 16: secretgate.backend.v1.DeleteRequest.ref:type_name -> secretgate.backend.v1.Ref
-	1,  // 17: secretgate.backend.v1.VersionsRequest.ref:type_name -> secretgate.backend.v1.Ref
-	3,  // 18: secretgate.backend.v1.VersionsResponse.versions:type_name -> secretgate.backend.v1.VersionMeta
-	31, // 19: secretgate.backend.v1.DirectReply.status:type_name -> secretgate.backend.v1.DirectStatus
-	38, // 20: secretgate.backend.v1.DirectStatus.details:type_name -> google.protobuf.Any
-	6,  // 21: secretgate.backend.v1.Backend.Configure:input_type -> secretgate.backend.v1.ConfigureRequest
-	8,  // 22: secretgate.backend.v1.Backend.Capabilities:input_type -> secretgate.backend.v1.CapabilitiesRequest
-	10, // 23: secretgate.backend.v1.Backend.List:input_type -> secretgate.backend.v1.ListRequest
-	12, // 24: secretgate.backend.v1.Backend.Describe:input_type -> secretgate.backend.v1.DescribeRequest
-	14, // 25: secretgate.backend.v1.Backend.Read:input_type -> secretgate.backend.v1.ReadRequest
-	16, // 26: secretgate.backend.v1.Backend.Write:input_type -> secretgate.backend.v1.WriteRequest
-	18, // 27: secretgate.backend.v1.Backend.Delete:input_type -> secretgate.backend.v1.DeleteRequest
-	20, // 28: secretgate.backend.v1.Backend.Versions:input_type -> secretgate.backend.v1.VersionsRequest
-	22, // 29: secretgate.backend.v1.Backend.Ping:input_type -> secretgate.backend.v1.PingRequest
-	24, // 30: secretgate.backend.v1.Backend.OpenDirect:input_type -> secretgate.backend.v1.OpenDirectRequest
-	26, // 31: secretgate.backend.v1.Backend.CancelDirect:input_type -> secretgate.backend.v1.CancelDirectRequest
-	7,  // 32: secretgate.backend.v1.Backend.Configure:output_type -> secretgate.backend.v1.ConfigureResponse
-	9,  // 33: secretgate.backend.v1.Backend.Capabilities:output_type -> secretgate.backend.v1.CapabilitiesResponse
-	11, // 34: secretgate.backend.v1.Backend.List:output_type -> secretgate.backend.v1.ListResponse
-	13, // 35: secretgate.backend.v1.Backend.Describe:output_type -> secretgate.backend.v1.DescribeResponse
-	15, // 36: secretgate.backend.v1.Backend.Read:output_type -> secretgate.backend.v1.ReadResponse
-	17, // 37: secretgate.backend.v1.Backend.Write:output_type -> secretgate.backend.v1.WriteResponse
-	19, // 38: secretgate.backend.v1.Backend.Delete:output_type -> secretgate.backend.v1.DeleteResponse
-	21, // 39: secretgate.backend.v1.Backend.Versions:output_type -> secretgate.backend.v1.VersionsResponse
-	23, // 40: secretgate.backend.v1.Backend.Ping:output_type -> secretgate.backend.v1.PingResponse
-	25, // 41: secretgate.backend.v1.Backend.OpenDirect:output_type -> secretgate.backend.v1.OpenDirectResponse
-	27, // 42: secretgate.backend.v1.Backend.CancelDirect:output_type -> secretgate.backend.v1.CancelDirectResponse
-	32, // [32:43] is the sub-list for method output_type
-	21, // [21:32] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 15: secretgate.backend.v1.WriteRequest.receipt:type_name -> secretgate.backend.v1.Receipt
+	2,  // 16: secretgate.backend.v1.WriteResponse.meta:type_name -> secretgate.backend.v1.Meta
+	18, // 17: secretgate.backend.v1.ReceiptsResponse.receipts:type_name -> secretgate.backend.v1.Receipt
+	1,  // 18: secretgate.backend.v1.DeleteRequest.ref:type_name -> secretgate.backend.v1.Ref
+	1,  // 19: secretgate.backend.v1.VersionsRequest.ref:type_name -> secretgate.backend.v1.Ref
+	3,  // 20: secretgate.backend.v1.VersionsResponse.versions:type_name -> secretgate.backend.v1.VersionMeta
+	36, // 21: secretgate.backend.v1.DirectReply.status:type_name -> secretgate.backend.v1.DirectStatus
+	43, // 22: secretgate.backend.v1.DirectStatus.details:type_name -> google.protobuf.Any
+	6,  // 23: secretgate.backend.v1.Backend.Configure:input_type -> secretgate.backend.v1.ConfigureRequest
+	8,  // 24: secretgate.backend.v1.Backend.Capabilities:input_type -> secretgate.backend.v1.CapabilitiesRequest
+	10, // 25: secretgate.backend.v1.Backend.List:input_type -> secretgate.backend.v1.ListRequest
+	12, // 26: secretgate.backend.v1.Backend.Describe:input_type -> secretgate.backend.v1.DescribeRequest
+	14, // 27: secretgate.backend.v1.Backend.Read:input_type -> secretgate.backend.v1.ReadRequest
+	16, // 28: secretgate.backend.v1.Backend.Write:input_type -> secretgate.backend.v1.WriteRequest
+	23, // 29: secretgate.backend.v1.Backend.Delete:input_type -> secretgate.backend.v1.DeleteRequest
+	25, // 30: secretgate.backend.v1.Backend.Versions:input_type -> secretgate.backend.v1.VersionsRequest
+	27, // 31: secretgate.backend.v1.Backend.Ping:input_type -> secretgate.backend.v1.PingRequest
+	29, // 32: secretgate.backend.v1.Backend.OpenDirect:input_type -> secretgate.backend.v1.OpenDirectRequest
+	31, // 33: secretgate.backend.v1.Backend.CancelDirect:input_type -> secretgate.backend.v1.CancelDirectRequest
+	19, // 34: secretgate.backend.v1.Backend.Receipts:input_type -> secretgate.backend.v1.ReceiptsRequest
+	21, // 35: secretgate.backend.v1.Backend.ForgetReceipts:input_type -> secretgate.backend.v1.ForgetReceiptsRequest
+	7,  // 36: secretgate.backend.v1.Backend.Configure:output_type -> secretgate.backend.v1.ConfigureResponse
+	9,  // 37: secretgate.backend.v1.Backend.Capabilities:output_type -> secretgate.backend.v1.CapabilitiesResponse
+	11, // 38: secretgate.backend.v1.Backend.List:output_type -> secretgate.backend.v1.ListResponse
+	13, // 39: secretgate.backend.v1.Backend.Describe:output_type -> secretgate.backend.v1.DescribeResponse
+	15, // 40: secretgate.backend.v1.Backend.Read:output_type -> secretgate.backend.v1.ReadResponse
+	17, // 41: secretgate.backend.v1.Backend.Write:output_type -> secretgate.backend.v1.WriteResponse
+	24, // 42: secretgate.backend.v1.Backend.Delete:output_type -> secretgate.backend.v1.DeleteResponse
+	26, // 43: secretgate.backend.v1.Backend.Versions:output_type -> secretgate.backend.v1.VersionsResponse
+	28, // 44: secretgate.backend.v1.Backend.Ping:output_type -> secretgate.backend.v1.PingResponse
+	30, // 45: secretgate.backend.v1.Backend.OpenDirect:output_type -> secretgate.backend.v1.OpenDirectResponse
+	32, // 46: secretgate.backend.v1.Backend.CancelDirect:output_type -> secretgate.backend.v1.CancelDirectResponse
+	20, // 47: secretgate.backend.v1.Backend.Receipts:output_type -> secretgate.backend.v1.ReceiptsResponse
+	22, // 48: secretgate.backend.v1.Backend.ForgetReceipts:output_type -> secretgate.backend.v1.ForgetReceiptsResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1972,7 +2237,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,17 +25,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Backend_Configure_FullMethodName    = "/secretgate.backend.v1.Backend/Configure"
-	Backend_Capabilities_FullMethodName = "/secretgate.backend.v1.Backend/Capabilities"
-	Backend_List_FullMethodName         = "/secretgate.backend.v1.Backend/List"
-	Backend_Describe_FullMethodName     = "/secretgate.backend.v1.Backend/Describe"
-	Backend_Read_FullMethodName         = "/secretgate.backend.v1.Backend/Read"
-	Backend_Write_FullMethodName        = "/secretgate.backend.v1.Backend/Write"
-	Backend_Delete_FullMethodName       = "/secretgate.backend.v1.Backend/Delete"
-	Backend_Versions_FullMethodName     = "/secretgate.backend.v1.Backend/Versions"
-	Backend_Ping_FullMethodName         = "/secretgate.backend.v1.Backend/Ping"
-	Backend_OpenDirect_FullMethodName   = "/secretgate.backend.v1.Backend/OpenDirect"
-	Backend_CancelDirect_FullMethodName = "/secretgate.backend.v1.Backend/CancelDirect"
+	Backend_Configure_FullMethodName      = "/secretgate.backend.v1.Backend/Configure"
+	Backend_Capabilities_FullMethodName   = "/secretgate.backend.v1.Backend/Capabilities"
+	Backend_List_FullMethodName           = "/secretgate.backend.v1.Backend/List"
+	Backend_Describe_FullMethodName       = "/secretgate.backend.v1.Backend/Describe"
+	Backend_Read_FullMethodName           = "/secretgate.backend.v1.Backend/Read"
+	Backend_Write_FullMethodName          = "/secretgate.backend.v1.Backend/Write"
+	Backend_Delete_FullMethodName         = "/secretgate.backend.v1.Backend/Delete"
+	Backend_Versions_FullMethodName       = "/secretgate.backend.v1.Backend/Versions"
+	Backend_Ping_FullMethodName           = "/secretgate.backend.v1.Backend/Ping"
+	Backend_OpenDirect_FullMethodName     = "/secretgate.backend.v1.Backend/OpenDirect"
+	Backend_CancelDirect_FullMethodName   = "/secretgate.backend.v1.Backend/CancelDirect"
+	Backend_Receipts_FullMethodName       = "/secretgate.backend.v1.Backend/Receipts"
+	Backend_ForgetReceipts_FullMethodName = "/secretgate.backend.v1.Backend/ForgetReceipts"
 )
 
 // BackendClient is the client API for Backend service.
@@ -60,6 +62,12 @@ type BackendClient interface {
 	// CancelDirect ends the context of a call in flight on the direct channel,
 	// as an HTTP/2 RST_STREAM does for a gRPC call.
 	CancelDirect(ctx context.Context, in *CancelDirectRequest, opts ...grpc.CallOption) (*CancelDirectResponse, error)
+	// Receipts and ForgetReceipts: for a plugin whose capabilities say
+	// receipts (sdk.ReceiptKeeper, sdk/receipt.go). Added without changing
+	// version 1: a plugin that does not know them answers UNIMPLEMENTED, and
+	// the host never calls them on one that does not declare receipts.
+	Receipts(ctx context.Context, in *ReceiptsRequest, opts ...grpc.CallOption) (*ReceiptsResponse, error)
+	ForgetReceipts(ctx context.Context, in *ForgetReceiptsRequest, opts ...grpc.CallOption) (*ForgetReceiptsResponse, error)
 }
 
 type backendClient struct {
@@ -180,6 +188,26 @@ func (c *backendClient) CancelDirect(ctx context.Context, in *CancelDirectReques
 	return out, nil
 }
 
+func (c *backendClient) Receipts(ctx context.Context, in *ReceiptsRequest, opts ...grpc.CallOption) (*ReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiptsResponse)
+	err := c.cc.Invoke(ctx, Backend_Receipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) ForgetReceipts(ctx context.Context, in *ForgetReceiptsRequest, opts ...grpc.CallOption) (*ForgetReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForgetReceiptsResponse)
+	err := c.cc.Invoke(ctx, Backend_ForgetReceipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -202,6 +230,12 @@ type BackendServer interface {
 	// CancelDirect ends the context of a call in flight on the direct channel,
 	// as an HTTP/2 RST_STREAM does for a gRPC call.
 	CancelDirect(context.Context, *CancelDirectRequest) (*CancelDirectResponse, error)
+	// Receipts and ForgetReceipts: for a plugin whose capabilities say
+	// receipts (sdk.ReceiptKeeper, sdk/receipt.go). Added without changing
+	// version 1: a plugin that does not know them answers UNIMPLEMENTED, and
+	// the host never calls them on one that does not declare receipts.
+	Receipts(context.Context, *ReceiptsRequest) (*ReceiptsResponse, error)
+	ForgetReceipts(context.Context, *ForgetReceiptsRequest) (*ForgetReceiptsResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -244,6 +278,12 @@ func (UnimplementedBackendServer) OpenDirect(context.Context, *OpenDirectRequest
 }
 func (UnimplementedBackendServer) CancelDirect(context.Context, *CancelDirectRequest) (*CancelDirectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelDirect not implemented")
+}
+func (UnimplementedBackendServer) Receipts(context.Context, *ReceiptsRequest) (*ReceiptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Receipts not implemented")
+}
+func (UnimplementedBackendServer) ForgetReceipts(context.Context, *ForgetReceiptsRequest) (*ForgetReceiptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ForgetReceipts not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -464,6 +504,42 @@ func _Backend_CancelDirect_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Receipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Receipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Receipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Receipts(ctx, req.(*ReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_ForgetReceipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForgetReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).ForgetReceipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_ForgetReceipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).ForgetReceipts(ctx, req.(*ForgetReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -514,6 +590,14 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelDirect",
 			Handler:    _Backend_CancelDirect_Handler,
+		},
+		{
+			MethodName: "Receipts",
+			Handler:    _Backend_Receipts_Handler,
+		},
+		{
+			MethodName: "ForgetReceipts",
+			Handler:    _Backend_ForgetReceipts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
