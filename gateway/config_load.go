@@ -129,7 +129,8 @@ func EnvName(s string) string {
 }
 
 // applyEnv applies SECRETGATE_LISTEN, SECRETGATE_AUDIT_PATH,
-// SECRETGATE_AUDIT_FSYNC, SECRETGATE_TLS_CERT_FILE, SECRETGATE_TLS_KEY_FILE,
+// SECRETGATE_AUDIT_FSYNC, SECRETGATE_AUDIT_RECEIPT_SYNC,
+// SECRETGATE_TLS_CERT_FILE, SECRETGATE_TLS_KEY_FILE,
 // SECRETGATE_UI
 // and SECRETGATE_BACKENDS_<BACKEND>_<SETTING>. Environment values are taken
 // literally (no ${VAR} expansion).
@@ -140,6 +141,7 @@ func (c *Config) applyEnv(opts LoadOptions) error {
 	}{
 		{"SECRETGATE_LISTEN", &c.Listen},
 		{"SECRETGATE_AUDIT_PATH", &c.Audit.Path},
+		{"SECRETGATE_AUDIT_RECEIPT_SYNC", &c.Audit.ReceiptSync},
 		{"SECRETGATE_TLS_CERT_FILE", &c.TLS.CertFile},
 		{"SECRETGATE_TLS_KEY_FILE", &c.TLS.KeyFile},
 	} {

@@ -96,6 +96,26 @@ projects:`, 1)
 	require.Equal(t, "${NOT_EXPANDED}", cfg.Backends[1].Settings["token"])
 }
 
+// audit.receipt_sync: a duration, off, or the default; receipts are used
+// under the mutations policy only.
+func TestReceiptSyncInterval(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   AuditConfig
+		every time.Duration
+		on    bool
+	}{
+		{AuditConfig{}, DefaultReceiptSync, true},
+		{AuditConfig{Fsync: FsyncMutations, ReceiptSync: "1s"}, time.Second, true},
+		{AuditConfig{ReceiptSync: "off"}, 0, false},
+		{AuditConfig{Fsync: FsyncAlways}, 0, false},
+		{AuditConfig{Fsync: FsyncInterval, ReceiptSync: "1s"}, 0, false},
+	} {
+		every, on := tc.cfg.ReceiptSyncInterval()
+		require.Equal(t, tc.on, on, "%+v", tc.cfg)
+		require.Equal(t, tc.every, every, "%+v", tc.cfg)
+	}
+}
+
 // watch_poll_interval: a duration, 0 for off, or the plugin kind's default.
 func TestWatchPollInterval(t *testing.T) {
 	tests := []struct {
@@ -146,6 +166,9 @@ func TestBadConfigsNameTheField(t *testing.T) {
 		{"unreadable key file", strings.Replace(g, "key_file: ./master.key", "key_file: "+keyDir, 1), "backends[0].settings.key_file", nil},
 		{"unset variable", strings.Replace(g, "path: ./secrets.db", "path: ${NOPE_NOT_SET}", 1), "backends[0].settings.path", nil},
 		{"no audit", strings.Replace(g, "  path: ./audit.log\n", "", 1), "audit.path", nil},
+		{"receipt sync not a duration", strings.Replace(g, "  path: ./audit.log\n", "  path: ./audit.log\n  receipt_sync: soon\n", 1), "audit.receipt_sync", nil},
+		{"receipt sync too short", strings.Replace(g, "  path: ./audit.log\n", "  path: ./audit.log\n  receipt_sync: 1ms\n", 1), "audit.receipt_sync", nil},
+		{"receipt sync too long", g, "audit.receipt_sync", map[string]string{"SECRETGATE_AUDIT_RECEIPT_SYNC": "2h"}},
 		{"unknown env backend", g, "SECRETGATE_BACKENDS_NOPE_X", map[string]string{"SECRETGATE_BACKENDS_NOPE_X": "1"}},
 		{"bad glob", strings.Replace(g, `["stripe-*"]`, `["[x"]`, 1), "bindings[0].secrets[0]", nil},
 		{"tls half", g + "tls:\n  cert_file: /x.pem\n", "tls.key_file", nil},
