@@ -226,7 +226,18 @@ func (r *receipts) flush() {
 		if len(synced) == 0 {
 			continue
 		}
-		if err := r.forget(names[i], synced); err != nil {
+		err := r.forget(names[i], synced)
+		if errors.Is(err, sdk.ErrNotFound) {
+			// A reload removed the backend: its receipts stay in its
+			// store, recovered should it be configured again.
+			r.mu.Lock()
+			if r.ledgers[names[i]] == l {
+				delete(r.ledgers, names[i])
+			}
+			r.mu.Unlock()
+			continue
+		}
+		if err != nil {
 			r.log.Warn("cannot forget audit receipts yet; will retry", "backend", names[i], "receipts", len(synced), "error", err)
 			for _, key := range synced {
 				l.add(writtenReceipt{key: key}) // synced already: no batch to wait for

@@ -176,6 +176,13 @@ func TestReceiptsFlush(t *testing.T) {
 	syncs := g.syncs()
 	r.flush()
 	require.Equal(t, syncs, g.syncs(), "an empty ledger costs no sync")
+
+	// A reload removed the backend: its ledger goes, its receipts stay.
+	r.backend = func(string) (sdk.Backend, error) { return nil, sdk.NotFound("", "local") }
+	l.add(written("k4", "w4"))
+	r.flush()
+	require.Nil(t, r.ledger("local"))
+	require.NotContains(t, k.forgottenKeys(), "k4")
 }
 
 func TestReceiptsCovered(t *testing.T) {
