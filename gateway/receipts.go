@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -59,8 +61,9 @@ type receipts struct {
 	prefix string // this process's key prefix: its start time
 	seq    atomic.Uint64
 
-	mu      sync.Mutex
-	ledgers map[string]*receiptLedger // by backend; only those keeping receipts
+	mu        sync.Mutex
+	ledgers   map[string]*receiptLedger // by backend; only those keeping receipts
+	recovered map[string]uint64         // receipts moved into the log, by backend
 
 	stop chan struct{}
 	done chan struct{}
@@ -134,7 +137,7 @@ func covered(taken []writtenReceipt) (synced []string, waiting []writtenReceipt,
 // newReceipts keeps the receipts of the backends that keep them when
 // audit allows it and cfg has them on; start runs its loop.
 func newReceipts(audit Auditor, cfg AuditConfig, log *slog.Logger, backend func(string) (sdk.Backend, error)) *receipts {
-	r := &receipts{audit: audit, log: log, backend: backend, ledgers: map[string]*receiptLedger{},
+	r := &receipts{audit: audit, log: log, backend: backend, ledgers: map[string]*receiptLedger{}, recovered: map[string]uint64{},
 		prefix: fmt.Sprintf("%016x", time.Now().UnixNano()), stop: make(chan struct{})}
 	every, on := cfg.ReceiptSyncInterval()
 	if ra, ok := audit.(receiptAuditor); ok && on {
@@ -303,6 +306,9 @@ func (r *receipts) started(ctx context.Context, name string, b sdk.Backend) {
 	case err != nil:
 		r.log.Error("audit receipts kept by the backend could not be moved into the audit log; they stay kept and are tried again at its next start", "backend", name, "error", err)
 	case recovered > 0:
+		r.mu.Lock()
+		r.recovered[name] += uint64(recovered)
+		r.mu.Unlock()
 		r.log.Warn("audit receipts recovered: the records of writes whose log records may not have reached the disk were appended to the audit log, marked recovered", "backend", name, "receipts", recovered)
 	}
 	if r.deferred == nil {
@@ -377,4 +383,27 @@ func recoveredRecords(kr sdk.KeptReceipt) (intent, outcome AuditRecord, err erro
 	outcome.Phase, outcome.Outcome, outcome.Version = PhaseOutcome, "ok", kr.Version
 	outcome.Time = time.Now().UTC().Format(time.RFC3339Nano)
 	return intent, outcome, nil
+}
+
+// writeMetrics writes the receipts' metrics: per backend that keeps them,
+// the receipts whose records are in the log but not yet forgotten, and the
+// receipts recovered at plugin starts.
+func (r *receipts) writeMetrics(w io.Writer) {
+	r.mu.Lock()
+	waiting := map[string]int{}
+	for name, l := range r.ledgers {
+		l.mu.Lock()
+		waiting[name] = len(l.written)
+		l.mu.Unlock()
+	}
+	recovered := maps.Clone(r.recovered)
+	r.mu.Unlock()
+	fmt.Fprint(w, "# HELP secretgate_audit_receipts_waiting Audit receipts of answered writes not yet forgotten: their records are in the audit log, not yet known synced.\n# TYPE secretgate_audit_receipts_waiting gauge\n")
+	for _, name := range slices.Sorted(maps.Keys(waiting)) {
+		fmt.Fprintf(w, "secretgate_audit_receipts_waiting{backend=%q} %d\n", name, waiting[name])
+	}
+	fmt.Fprint(w, "# HELP secretgate_audit_receipts_recovered_total Audit receipts moved into the audit log when a backend's plugin started (records of writes the log may have lost).\n# TYPE secretgate_audit_receipts_recovered_total counter\n")
+	for _, name := range slices.Sorted(maps.Keys(recovered)) {
+		fmt.Fprintf(w, "secretgate_audit_receipts_recovered_total{backend=%q} %d\n", name, recovered[name])
+	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,6 +129,12 @@ func TestReceiptsRecoverAtStart(t *testing.T) {
 			require.Contains(t, forgot, "k1")
 			require.NotContains(t, forgot, "k2", "a receipt that does not decode stays kept")
 			require.Equal(t, !tc.wantLedger, slices.Contains(forgot, "k3"))
+			var m strings.Builder
+			r.writeMetrics(&m)
+			require.Contains(t, m.String(), fmt.Sprintf("secretgate_audit_receipts_recovered_total{backend=\"local\"} %d\n", len(wantRecovered)))
+			if tc.wantLedger {
+				require.Contains(t, m.String(), "secretgate_audit_receipts_waiting{backend=\"local\"} 1\n", "k3 waits for the loop")
+			}
 		})
 	}
 }

@@ -347,6 +347,7 @@ func (s *Server) newEngine() *gin.Engine {
 		s.metrics.write(c.Writer, s.backends.Status(), s.migrator.running())
 		fmt.Fprintf(c.Writer, "# HELP secretgate_audit_records_dropped_total Audit records of failed authentication not written because they came faster than the limit.\n"+
 			"# TYPE secretgate_audit_records_dropped_total counter\nsecretgate_audit_records_dropped_total %d\n", s.authFails.droppedCount())
+		s.receipts.writeMetrics(c.Writer)
 	})
 
 	v1 := e.Group("/v1/projects/:project/secrets", noStore)

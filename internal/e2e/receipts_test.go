@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +154,11 @@ func TestAuditReceiptsRecoverAfterCrash(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, recovered, 2*len(acked), "every acknowledged write's two records come back marked recovered")
 	require.Contains(t, again.Stderr(), "audit receipts recovered")
+	metrics := string(again.Do(t, "GET", "/metrics", "", nil).Body)
+	m := regexp.MustCompile(`secretgate_audit_receipts_recovered_total\{backend="local"\} (\d+)`).FindStringSubmatch(metrics)
+	require.NotNil(t, m, "the recovered receipts are counted")
+	n, _ := strconv.Atoi(m[1])
+	require.GreaterOrEqual(t, n, len(acked))
 	require.NotContains(t, again.Audit(), canary)
 	require.NotContains(t, again.Stderr(), canary)
 
