@@ -41,6 +41,11 @@ func (r *request) receiptedIntent(b sdk.Backend, l *receiptLedger) (sdk.Backend,
 	// The receipt holds the record exactly as the log does.
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
 	raw, err := json.Marshal(rec)
+	if err == nil && len(raw) > sdk.MaxReceiptRecordBytes {
+		// Long claims of a workload identity: too large to ride as a
+		// receipt, so this request takes the two fsyncs.
+		return b, r.auditIntent()
+	}
 	var logged *syncBatch
 	if err == nil {
 		logged, err = r.s.receipts.deferred.WriteDeferred(rec)
