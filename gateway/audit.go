@@ -63,7 +63,9 @@ const (
 	FsyncAlways FsyncPolicy = "always"
 	// FsyncMutations syncs after every record of a mutation (intent and
 	// outcome), so the trail of every change is on disk before the backend
-	// is touched and before the client hears of success. Read records, and
+	// is touched and before the client hears of success; the records of a
+	// write whose receipt the backend commits with it are written with
+	// WriteDeferred instead (receipts.go). Read records, and
 	// records of requests refused for their token (on any route: they
 	// change nothing), reach the kernel before the response but are synced
 	// by the next mutation, by a background sync every second, or at Close.
