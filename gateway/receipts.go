@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -167,13 +168,7 @@ func (r *receipts) ledger(backend string) *receiptLedger {
 // nextKey is a receipt key unique to this write: this process's start
 // time and a counter, in hex, so that keys sort by time across restarts.
 func (r *receipts) nextKey() string {
-	var b [8]byte
-	n := r.seq.Add(1)
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(n)
-		n >>= 8
-	}
-	return r.prefix + hex.EncodeToString(b[:])
+	return r.prefix + hex.EncodeToString(binary.BigEndian.AppendUint64(nil, r.seq.Add(1)))
 }
 
 // run syncs the log and forgets the receipts the sync covered, every
@@ -323,7 +318,9 @@ func (r *receipts) started(ctx context.Context, name string, b sdk.Backend) {
 
 // recover appends the intent and outcome records of every receipt b keeps
 // (except those this process has written and not yet forgotten), syncs
-// them, then has b forget the receipts.
+// them once, then has b forget the receipts whose records that sync
+// covered: after a crash there may be many, and a sync of their own for
+// each record would hold the plugin's start for seconds.
 func (r *receipts) recover(ctx context.Context, name string, k sdk.ReceiptKeeper) (int, error) {
 	kept, err := k.Receipts(ctx)
 	if err != nil {
@@ -332,7 +329,8 @@ func (r *receipts) recover(ctx context.Context, name string, k sdk.ReceiptKeeper
 	r.mu.Lock()
 	own := r.ledgers[name]
 	r.mu.Unlock()
-	var keys []string
+	deferred, canDefer := r.audit.(receiptAuditor)
+	var written []writtenReceipt
 	for _, kr := range kept {
 		if own != nil && own.holds(kr.Key) {
 			continue
@@ -342,28 +340,36 @@ func (r *receipts) recover(ctx context.Context, name string, k sdk.ReceiptKeeper
 			r.log.Error("an audit receipt does not hold an audit record; it is kept as is", "backend", name, "receipt", kr.Key, "error", err)
 			continue
 		}
-		if err := r.audit.Write(intent); err != nil {
-			return 0, err
+		w := writtenReceipt{key: kr.Key}
+		for i, rec := range []AuditRecord{intent, outcome} {
+			if canDefer {
+				w.batches[i], err = deferred.WriteDeferred(rec)
+			} else {
+				err = r.audit.Write(rec) // synced as its policy says
+			}
+			if err != nil {
+				return 0, err
+			}
 		}
-		if err := r.audit.Write(outcome); err != nil {
-			return 0, err
-		}
-		keys = append(keys, kr.Key)
+		written = append(written, w)
 	}
-	if len(keys) == 0 {
+	if len(written) == 0 {
 		return 0, nil
 	}
-	if s, ok := r.audit.(receiptAuditor); ok {
-		if err := s.Sync(); err != nil {
+	if canDefer {
+		if err := deferred.Sync(); err != nil {
 			return 0, err
 		}
 	}
-	for chunk := range slices.Chunk(keys, forgetBatch) {
+	// After that Sync every batch is done; one whose sync failed keeps its
+	// receipt for the next start.
+	synced, _, _ := covered(written)
+	for chunk := range slices.Chunk(synced, forgetBatch) {
 		if err := k.ForgetReceipts(ctx, chunk); err != nil {
 			return 0, fmt.Errorf("forget recovered receipts (their records are in the log, and will be appended again at the next start): %w", err)
 		}
 	}
-	return len(keys), nil
+	return len(written), nil
 }
 
 // recoveredRecords are the records of a kept receipt: its intent record as

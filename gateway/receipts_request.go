@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/secretgate/secretgate/sdk"
@@ -22,9 +21,13 @@ type receiptedMutation struct {
 	ledger *receiptLedger
 	intent []byte     // the intent record as written to the log
 	logged *syncBatch // the log's batch holding it
-	keys   []string   // receipts of the writes that succeeded
+	// keys are the receipts of the writes that succeeded. A write that
+	// failed may still have been stored, with its receipt: that receipt is
+	// never handed to the ledger, so it stays kept and the plugin's next
+	// start records it as recovered.
+	keys []string
 	// synced: a change other than a receipted write was made (after the
-	// intent's fsync), or may have been: the outcome is synced too.
+	// intent's fsync): the outcome is synced too.
 	synced bool
 }
 
@@ -92,11 +95,6 @@ func (b receiptedBackend) Write(ctx context.Context, req sdk.WriteRequest) (sdk.
 	meta, err := b.Backend.Write(ctx, req)
 	if err == nil {
 		m.keys = append(m.keys, key)
-	} else if !definitelyNotStored(err) {
-		// The write may have been stored, with its receipt, or not: the
-		// outcome recorded now is synced; should the receipt be kept, the
-		// plugin's next start records it as recovered.
-		m.synced = true
 	}
 	return meta, err
 }
@@ -117,15 +115,4 @@ func (b receiptedBackend) syncIntent() error {
 		return auditUnavailable(err)
 	}
 	return nil
-}
-
-// definitelyNotStored: the backend refused the write, so its receipt was
-// not kept either.
-func definitelyNotStored(err error) bool {
-	for _, e := range []error{sdk.ErrAlreadyExists, sdk.ErrNotFound, sdk.ErrVersionMismatch, sdk.ErrInvalid, sdk.ErrPermission} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }

@@ -139,6 +139,27 @@ func TestReceiptsRecoverAtStart(t *testing.T) {
 	}
 }
 
+// Recovery syncs the log once for every receipt it moves, and forgets
+// none of them when that sync fails.
+func TestReceiptsRecoverSyncsOnce(t *testing.T) {
+	for _, syncErr := range []error{nil, errors.New("EIO")} {
+		a, g := gatedAuditor(t, filepath.Join(t.TempDir(), "audit.log"), syncErr)
+		g.open()
+		k := &keeperBackend{caps: sdk.Capabilities{Backend: "file", Receipts: true}}
+		for _, id := range []string{"r1", "r2", "r3"} {
+			k.kept = append(k.kept, sdk.KeptReceipt{Key: "k-" + id, Record: intentJSON(t, id), Version: 1})
+		}
+		r := newReceipts(a, AuditConfig{}, quietLog(), func(string) (sdk.Backend, error) { return k, nil })
+		r.started(t.Context(), "local", k)
+		require.Equal(t, 1, g.syncs(), "six records, one fsync")
+		if syncErr == nil {
+			require.Equal(t, []string{"k-r1", "k-r2", "k-r3"}, k.forgottenKeys())
+		} else {
+			require.Empty(t, k.forgottenKeys(), "a failed sync forgets nothing: the next start recovers them again")
+		}
+	}
+}
+
 func cmpPolicy(p FsyncPolicy) FsyncPolicy {
 	if p == "" {
 		return FsyncMutations
