@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -23,6 +24,8 @@ type receiptMem struct {
 	*memBackend
 	gate *syncGate
 
+	onWrite func() // called before each write, when set
+
 	mu            sync.Mutex
 	kept          map[string][]byte
 	syncsAtDelete []int
@@ -35,6 +38,9 @@ func (m *receiptMem) Capabilities(ctx context.Context) (sdk.Capabilities, error)
 }
 
 func (m *receiptMem) Write(ctx context.Context, req sdk.WriteRequest) (sdk.Meta, error) {
+	if m.onWrite != nil {
+		m.onWrite()
+	}
 	meta, err := m.memBackend.Write(ctx, req)
 	if err == nil && req.Receipt != nil {
 		m.mu.Lock()
@@ -79,6 +85,45 @@ func (o oneBackend) Suspect(string)                                     {}
 func (o oneBackend) Status() map[string]bool                            { return map[string]bool{"mem": true} }
 func (o oneBackend) PingAll(ctx context.Context) (out map[string]error) { return nil }
 
+// receiptServer is a server on a with mem as backend "mem" keeping
+// receipts, its loop an hour apart (flush is called by hand).
+func receiptServer(t *testing.T, a *FileAuditor, mem *receiptMem) *Server {
+	t.Helper()
+	cfg := &Config{Audit: AuditConfig{ReceiptSync: "1h"}, Projects: []ProjectConfig{{Name: "payments", Backend: "mem"}}}
+	all := []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete}
+	srv, err := New(t.Context(), cfg, Options{
+		Logger:     slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		Authorizer: fakeAuthz{tokens: map[string]string{"t-admin": "admin"}, grants: map[string]fakeGrant{"admin/payments": {actions: all}}},
+		Auditor:    a, Backends: oneBackend{b: mem},
+	})
+	require.NoError(t, err)
+	srv.receipts.started(t.Context(), "mem", mem) // the host's hook, which Options.Backends skips
+	return srv
+}
+
+// A receipt is forgotten only if the syncs of both its records
+// succeeded: here the intent's sync does (the backend's write waits for
+// it), the outcome's fails, and the receipt stays kept.
+func TestReceiptKeptWhenTheOutcomesSyncFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, g := gatedAuditor(t, path, nil)
+	g.open()
+	mem := &receiptMem{memBackend: newMemBackend(), gate: g, kept: map[string][]byte{}}
+	mem.onWrite = func() {
+		require.NoError(t, a.Sync(), "the intent's sync")
+		a.mu.Lock()
+		a.syncFile = func(*os.File) error { return errors.New("EIO") }
+		a.mu.Unlock()
+	}
+	srv := receiptServer(t, a, mem)
+	h := &harness{srv: srv}
+	r := h.do(t, "POST", base, "t-admin", map[string]any{"name": "db", "data": map[string]string{"k": "v"}})
+	require.Equal(t, http.StatusCreated, r.code, "%s", r.body)
+	require.Len(t, mem.keptRecords(), 1)
+	srv.receipts.flush() // the outcome's sync fails
+	require.Len(t, mem.keptRecords(), 1, "the outcome may be lost from the log: its receipt stays for the next start")
+}
+
 // Through the HTTP API, on a backend that keeps receipts: a create's and a
 // replace's records reach the log with no fsync on the request's path, and
 // the write's receipt holds its intent record as the log has it; a refused
@@ -90,15 +135,7 @@ func TestReceiptedRequests(t *testing.T) {
 	a, g := gatedAuditor(t, path, nil)
 	g.open()
 	mem := &receiptMem{memBackend: newMemBackend(), gate: g, kept: map[string][]byte{}}
-	cfg := &Config{Audit: AuditConfig{ReceiptSync: "1h"}, Projects: []ProjectConfig{{Name: "payments", Backend: "mem"}}}
-	all := []string{ActionList, ActionRead, ActionCreate, ActionUpdate, ActionDelete}
-	srv, err := New(t.Context(), cfg, Options{
-		Logger:     slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
-		Authorizer: fakeAuthz{tokens: map[string]string{"t-admin": "admin"}, grants: map[string]fakeGrant{"admin/payments": {actions: all}}},
-		Auditor:    a, Backends: oneBackend{b: mem},
-	})
-	require.NoError(t, err)
-	srv.receipts.started(t.Context(), "mem", mem) // the host's hook, which Options.Backends skips
+	srv := receiptServer(t, a, mem)
 	h := &harness{srv: srv}
 
 	r := h.do(t, "POST", base, "t-admin", map[string]any{"name": "db", "data": map[string]string{"k": canary}})
