@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,11 +72,7 @@ func (m *receiptMem) ForgetReceipts(_ context.Context, keys []string) error {
 func (m *receiptMem) keptRecords() map[string][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[string][]byte{}
-	for k, v := range m.kept {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.kept)
 }
 
 type oneBackend struct{ b sdk.Backend }

@@ -3,6 +3,8 @@ package backendtest
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +77,7 @@ func testReceiptKeptWithWrite(t *testing.T, s *suite) {
 	require.Len(t, got[k2].Record, sdk.MaxReceiptRecordBytes)
 
 	require.NoError(t, k.ForgetReceipts(ctx, []string{k1, "r-" + p + "-never"}), "ForgetReceipts with a key never kept")
-	require.Equal(t, []string{k2}, keysOf(kept(t, ctx, k, k1, k2)), "only the forgotten receipt goes")
+	require.Equal(t, []string{k2}, slices.Collect(maps.Keys(kept(t, ctx, k, k1, k2))), "only the forgotten receipt goes")
 	require.NoError(t, k.ForgetReceipts(ctx, []string{k1, k2}), "ForgetReceipts of a key already forgotten")
 	require.Empty(t, kept(t, ctx, k, k1, k2))
 	require.NoError(t, k.ForgetReceipts(ctx, nil), "ForgetReceipts of nothing")
@@ -120,12 +122,4 @@ func testReceiptNotKeptWhenRefused(t *testing.T, s *suite) {
 		require.Equal(t, bad.field, fe.Field)
 	}
 	require.Equal(t, m.Version, s.describe(t, ctx, p, "refused").Version, "no refused write may store a version")
-}
-
-func keysOf(m map[string]sdk.KeptReceipt) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
